@@ -1,0 +1,205 @@
+"""The `sentiment-pipeline` command line: run, stage, config show, predict."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiment_pipeline.config.manager import DEFAULT_PARAMS, ConfigurationManager, parse_override
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.stages import STAGES, configure_logging, run_stage
+
+logger = logging.getLogger("sentiment_pipeline.cli")
+
+app = typer.Typer(
+    help="Train, tune, evaluate and register sentiment classifiers for short text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ParamsOpt = Annotated[
+    Path,
+    typer.Option("--params", "-p", help="Parameter file to read instead of ./params.yaml."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override one key, e.g. --set train.distilbert.enable=false (repeatable).",
+    ),
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Debug logging and the Trainer's progress bars.")
+]
+
+
+def _fail(exc: PipelineError) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _manager(params: Path, overrides: list[str] | None) -> ConfigurationManager:
+    return ConfigurationManager(params, overrides or [])
+
+
+def _write_params(params: Path, overrides: list[str]) -> bool:
+    """Make ./params.yaml what DVC must see: a copy of --params FILE plus the overrides.
+
+    Comments and layout survive (ruamel round trip). Returns whether the file changed.
+    """
+    from ruamel.yaml import YAML
+
+    target = DEFAULT_PARAMS
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    tree = yaml.load(params.read_text())
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    buffer = StringIO()
+    yaml.dump(tree, buffer)
+    new_text = buffer.getvalue()
+    if target.is_file() and target.read_text() == new_text:
+        return False
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(new_text)
+    os.replace(tmp, target)
+    return True
+
+
+@app.command()
+def run(
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Rerun every stage.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the whole pipeline through DVC (`dvc repro`), skipping stages that are up to date.
+
+    The configuration is validated first; a bad value stops everything with exit code 2.
+    --params and --set are written into ./params.yaml (as `dvc exp run --set-param` does),
+    because that file is what DVC tracks.
+    """
+    configure_logging(verbose)
+    try:
+        _manager(params, overrides)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    if not Path("dvc.yaml").is_file():
+        raise _fail(PipelineError("no dvc.yaml here; run from the project root"))
+    if overrides or params.resolve() != DEFAULT_PARAMS.resolve():
+        if _write_params(params, overrides or []):
+            typer.echo(f"params.yaml updated with {', '.join(overrides or [str(params)])}")
+    bin_dir = Path(sys.executable).parent
+    dvc = shutil.which("dvc", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    if dvc is None:
+        raise _fail(PipelineError("dvc is not installed; pip install dvc"))
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [dvc, "repro"] + (["--force"] if force else []) + (["--verbose"] if verbose else [])
+    code = subprocess.call(cmd, env=env)
+    if code != 0:
+        typer.secho(f"error: dvc repro failed (exit {code}); see above", fg="red", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(STAGES)}.")],
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run one stage now, in this process, without DVC's caching.
+
+    Useful while developing a stage; `run` is the reproducible way (DVC records the result).
+    """
+    configure_logging(verbose)
+    if name not in STAGES:
+        raise _fail(
+            PipelineError(f"unknown stage {name!r}; expected one of: {', '.join(STAGES)}")
+        ) from None
+    try:
+        result = run_stage(name, _manager(params, overrides), ProjectPaths.at("."))
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{name}: {result}")
+
+
+@config_app.command("show")
+def config_show(params: ParamsOpt = DEFAULT_PARAMS, overrides: SetOpt = None) -> None:
+    """Print the resolved, validated configuration (defaults filled in) as YAML."""
+    try:
+        typer.echo(_manager(params, overrides).to_yaml(), nl=False)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def predict(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="A model directory (with model.json).")
+    ] = Path("models/baseline/logistic_baseline"),
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="CSV/TSV/Parquet/JSONL file with texts to classify."),
+    ] = None,
+    text_column: Annotated[
+        str, typer.Option("--text-column", help="Column of --input holding the text.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write predictions to this CSV.")
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Load a scikit-learn model from outside ./models."),
+    ] = False,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+) -> None:
+    """Classify texts with any model directory and print labels and probabilities."""
+    from sentiment_pipeline.predict import predict_frame, read_texts
+
+    configure_logging(False)
+    try:
+        if params.is_file() or overrides:
+            _manager(params, overrides)  # a broken config is reported even here
+        if input_file is not None:
+            batch = read_texts(input_file, text_column)
+        elif texts:
+            batch = list(texts)
+        else:
+            raise PipelineError("give texts as arguments or --input FILE")
+        frame = predict_frame(
+            model, batch, trust=trust, trusted_roots=[ProjectPaths.at(".").models_dir]
+        )
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    if output is not None:
+        from sentiment_pipeline.io import atomic_path
+
+        with atomic_path(output) as tmp:
+            frame.to_csv(tmp, index=False)
+        typer.echo(f"wrote {len(frame)} predictions to {output}")
+    else:
+        typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,142 @@
+"""ConfigurationManager: params.yaml + `--set` overrides -> one validated model per stage."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sentiment_pipeline.config.entities import (
+    BaselineConfig,
+    DataConfig,
+    DistilBERTConfig,
+    EvaluationConfig,
+    LightGBMConfig,
+    PipelineConfig,
+    RegisterConfig,
+    SplitConfig,
+)
+from sentiment_pipeline.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into (["a", "b", "c"], value), the value read as YAML."""
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(
+            f"cannot read the override {item!r}: expected KEY=VALUE with a dotted key, "
+            "e.g. --set train.distilbert.enable=false"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from None
+    return parts, value
+
+
+def apply_overrides(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of `tree` with each `a.b=value` override set."""
+    result = copy.deepcopy(dict(tree))
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(
+                    f"cannot apply override {item!r}: {where} holds a value "
+                    f"({child!r}), not a section"
+                )
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One line per pydantic error: the key, the bad value and what is allowed."""
+    key = ".".join(str(p) for p in error["loc"]) or "<root>"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (value {error['input']!r}); check its spelling"
+    if isinstance(error.get("input"), Mapping):
+        return f"{key}: {message}"
+    return f"{key}: got {error['input']!r}; {message}"
+
+
+def validate_tree(tree: Mapping[str, Any], source: str) -> PipelineConfig:
+    """Validate a whole params tree, raising one ConfigError that lists every problem."""
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise ConfigError(
+            f"invalid configuration in {source} ({len(lines)} problem"
+            f"{'s' if len(lines) != 1 else ''}):\n  - " + "\n  - ".join(lines)
+        ) from None
+
+
+def load_params(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(
+            f"no parameter file at {path}; run from the project root or pass --params FILE"
+        )
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, found {type(tree).__name__}")
+    return tree
+
+
+def params_hash(model: BaseModel) -> str:
+    """A short stable hash of a config model, used to tag runs and name studies."""
+    payload = json.dumps(model.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+class ConfigurationManager:
+    """Reads params.yaml once, applies overrides, validates everything up front."""
+
+    def __init__(
+        self, params_path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()
+    ) -> None:
+        self.params_path = Path(params_path)
+        self.overrides = list(overrides)
+        self.tree = apply_overrides(load_params(self.params_path), self.overrides)
+        self.config = validate_tree(self.tree, str(self.params_path))
+
+    def get_data_config(self) -> DataConfig:
+        return self.config.data
+
+    def get_split_config(self) -> SplitConfig:
+        return self.config.split
+
+    def get_baseline_config(self) -> BaselineConfig:
+        return self.config.train.baseline
+
+    def get_lightgbm_config(self) -> LightGBMConfig:
+        return self.config.train.lightgbm
+
+    def get_distilbert_config(self) -> DistilBERTConfig:
+        return self.config.train.distilbert
+
+    def get_evaluation_config(self) -> EvaluationConfig:
+        return self.config.evaluation
+
+    def get_register_config(self) -> RegisterConfig:
+        return self.config.register_
+
+    def to_yaml(self) -> str:
+        """The resolved, validated configuration (defaults filled in) as YAML."""
+        return yaml.safe_dump(self.config.model_dump(mode="json", by_alias=True), sort_keys=False)

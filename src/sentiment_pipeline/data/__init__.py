@@ -1,0 +1,1 @@
+"""Data stages: ingestion, validation, preparation."""

@@ -1,0 +1,1 @@
+"""Test-set evaluation and champion selection."""

@@ -1,0 +1,1 @@
+"""Model stages and the model-artifact format."""

@@ -1,0 +1,117 @@
+"""Every path the pipeline reads or writes, relative to one project root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Artifact locations of a project; the layout is the DVC contract in dvc.yaml."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path = ".") -> ProjectPaths:
+        return cls(Path(root).resolve())
+
+    def resolve(self, path: str | Path) -> Path:
+        """A user-given path, relative to the project root unless absolute."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    # --- data -----------------------------------------------------------
+    @property
+    def raw_dataset(self) -> Path:
+        return self.root / "data" / "raw" / "dataset.parquet"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "data" / "interim" / "validated.parquet"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "data" / "interim" / "rejected.parquet"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.root / "reports" / "data_validation.json"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    def split(self, name: str) -> Path:
+        return self.processed_dir / f"{name}.parquet"
+
+    @property
+    def labels(self) -> Path:
+        return self.processed_dir / "labels.json"
+
+    # --- models ---------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def baseline_model(self) -> Path:
+        return self.models_dir / "baseline" / "logistic_baseline"
+
+    @property
+    def baseline_metrics(self) -> Path:
+        return self.models_dir / "baseline" / "baseline_metrics.json"
+
+    @property
+    def lightgbm_model(self) -> Path:
+        return self.models_dir / "advanced" / "lightgbm_model"
+
+    @property
+    def lightgbm_metrics(self) -> Path:
+        return self.models_dir / "advanced" / "lightgbm_metrics.json"
+
+    @property
+    def distilbert_model(self) -> Path:
+        return self.models_dir / "advanced" / "distilbert_model"
+
+    @property
+    def distilbert_results(self) -> Path:
+        return self.models_dir / "advanced" / "distilbert_results"
+
+    @property
+    def distilbert_metrics(self) -> Path:
+        return self.models_dir / "advanced" / "distilbert_metrics.json"
+
+    def model_dir(self, name: str) -> Path:
+        """The artifact directory of a model named in evaluation.models."""
+        return {
+            "baseline": self.baseline_model,
+            "lightgbm": self.lightgbm_model,
+            "distilbert": self.distilbert_model,
+        }[name]
+
+    # --- evaluation and registry ----------------------------------------
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.root / "reports" / "evaluation"
+
+    @property
+    def best_model(self) -> Path:
+        return self.models_dir / "evaluation" / "best_model.json"
+
+    @property
+    def registration(self) -> Path:
+        return self.root / "reports" / "registration.json"
+
+    # --- local state outside DVC outs -----------------------------------
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlruns.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.root / "optuna.db"

@@ -1,0 +1,1 @@
+"""Registration of the champion in the MLflow Model Registry."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: a temporary project folder and processed data in the DVC contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sentiment_pipeline.config.manager import ConfigurationManager
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.settings import get_settings
+from synthetic import LABELS, make_processed_splits
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "airline_tweets.csv"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
+    """An empty project (params.yaml from the repo) as the working directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "params.yaml", root / "params.yaml")
+    monkeypatch.chdir(root)
+    for var in ("MLFLOW_TRACKING_URI", "SENTIMENT_PIPELINE_OPTUNA_STORAGE"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    yield ProjectPaths.at(root)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def processed(project: ProjectPaths) -> ProjectPaths:
+    """`project` with data/processed/{train,val,test}.parquet and labels.json written."""
+    project.processed_dir.mkdir(parents=True)
+    for name, frame in make_processed_splits().items():
+        frame.to_parquet(project.split(name), index=False)
+    project.labels.write_text(json.dumps(LABELS))
+    return project
+
+
+def configure(project: ProjectPaths, *overrides: str) -> ConfigurationManager:
+    """The project's params.yaml with overrides applied."""
+    return ConfigurationManager(project.root / "params.yaml", overrides)
+
+
+@pytest.fixture
+def manager():
+    return configure
