@@ -1,0 +1,86 @@
+"""The CLI: help texts, config show, exit codes, and --set written into params.yaml for DVC."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sentiment_pipeline.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["stage"], ["config", "show"], ["predict"]])
+def test_every_command_explains_itself(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_config_show_prints_resolved_yaml(project):
+    result = runner.invoke(app, ["config", "show", "--set", "train.distilbert.n_trials=3"])
+    assert result.exit_code == 0, result.output
+    tree = yaml.safe_load(result.output)
+    assert tree["train"]["distilbert"]["n_trials"] == 3
+    assert tree["train"]["distilbert"]["enable"] is True
+
+
+def test_config_show_with_params_file(project, tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("split:\n  seed: 11\n")
+    result = runner.invoke(app, ["config", "show", "--params", str(other)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.output)["split"]["seed"] == 11
+
+
+@pytest.mark.parametrize("command", [["run"], ["stage", "ingest"], ["config", "show"]])
+def test_bad_value_exits_2_before_anything_runs(project, command):
+    result = runner.invoke(app, [*command, "--set", "split.test_fraction=1.2"])
+    assert result.exit_code == 2
+    assert "split.test_fraction: got 1.2" in result.output
+    assert not (project.root / "data").exists()
+    # nothing was written into params.yaml either
+    assert "1.2" not in (project.root / "params.yaml").read_text()
+
+
+def test_unknown_stage(project):
+    result = runner.invoke(app, ["stage", "train_svm"])
+    assert result.exit_code == 1
+    assert "unknown stage 'train_svm'" in result.output
+    assert "train_distilbert" in result.output
+
+
+def test_run_writes_overrides_into_params_yaml_keeping_comments(project, monkeypatch):
+    calls = []
+    monkeypatch.setattr("sentiment_pipeline.cli.subprocess.call", lambda cmd, env: calls.append(cmd) or 0)
+    (project.root / "dvc.yaml").write_text("stages: {}\n")
+    result = runner.invoke(
+        app, ["run", "--set", "train.distilbert.enable=false", "--set", "data.source=x.csv"]
+    )
+    assert result.exit_code == 0, result.output
+    text = (project.root / "params.yaml").read_text()
+    tree = yaml.safe_load(text)
+    assert tree["train"]["distilbert"]["enable"] is False
+    assert tree["data"]["source"] == "x.csv"
+    assert "# Every tunable of the pipeline" in text  # comments survive
+    assert calls and calls[0][-1] == "repro"
+    # the same overrides again change nothing
+    result = runner.invoke(
+        app, ["run", "--set", "train.distilbert.enable=false", "--set", "data.source=x.csv"]
+    )
+    assert "params.yaml updated" not in result.output
+
+
+def test_run_reports_a_failing_dvc(project, monkeypatch):
+    monkeypatch.setattr("sentiment_pipeline.cli.subprocess.call", lambda cmd, env: 3)
+    (project.root / "dvc.yaml").write_text("stages: {}\n")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 1
+    assert "dvc repro failed (exit 3)" in result.output
+
+
+def test_run_outside_a_project(project):
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 1
+    assert "no dvc.yaml here" in result.output
