@@ -1,0 +1,212 @@
+"""Validate stage: schema and per-row checks, split into validated and rejected rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sentiment_pipeline import stages
+from sentiment_pipeline.config.entities import DataConfig
+from sentiment_pipeline.data.ingestion import is_missing
+from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.io import write_json, write_parquet
+from sentiment_pipeline.paths import ProjectPaths
+
+logger = logging.getLogger(__name__)
+
+# One reason per rejected row: the first that applies, in this order.
+REASONS = (
+    "missing_text",
+    "non_string_text",
+    "empty_text",
+    "too_short",
+    "too_long",
+    "missing_label",
+    "unknown_label",
+    "conflicting_duplicate",
+    "duplicate",
+)
+REQUIRED_COLUMNS = ("text", "label")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    total: int
+    accepted: int
+    rejected: int
+    rejected_fraction: float
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def class_lookup(label_map: dict[str, str]) -> dict[str, str] | None:
+    """Raw label -> class name (a class name maps to itself); None: every label is a class."""
+    if not label_map:
+        return None
+    lookup = {name: name for name in label_map.values()}
+    lookup.update(label_map)
+    return lookup
+
+
+def check_schema(frame: pd.DataFrame, where: str = "the raw dataset") -> None:
+    """Raise a DataError listing every schema problem (missing columns, non-text dtype)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"expected columns {list(REQUIRED_COLUMNS)} in {where}, found {list(frame.columns)} "
+            f"(missing {missing}); rerun the ingest stage"
+        )
+    dtype = frame["text"].dtype
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        raise DataError(
+            f"the text column in {where} has dtype {dtype}, expected strings; "
+            "check that data.text_column names the column holding the text"
+        )
+
+
+def _row_reasons(frame: pd.DataFrame, config: DataConfig) -> pd.Series:
+    """The first failing text check per row (None where the text passes)."""
+    text = frame["text"]
+    reason = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+    def flag(mask: pd.Series, name: str) -> None:
+        reason[mask & reason.isna()] = name
+
+    missing = text.map(is_missing).astype(bool)
+    flag(missing, "missing_text")
+    is_str = text.map(lambda v: isinstance(v, str)).astype(bool)
+    flag(~missing & ~is_str, "non_string_text")
+    length = text.where(is_str, "").map(lambda v: len(v.strip())).astype("int64")
+    flag(is_str & (length == 0), "empty_text")
+    flag(is_str & (length < config.min_text_chars), "too_short")
+    flag(is_str & (length > config.max_text_chars), "too_long")
+    return reason
+
+
+def validate_frame(
+    frame: pd.DataFrame, config: DataConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Split `frame` (columns text, label) into good rows (label = class name) and rejected rows.
+
+    Returns (good, rejected, report); rejected keeps the original columns plus `reason`.
+    """
+    check_schema(frame)
+    frame = frame.reset_index(drop=True)
+    reason = _row_reasons(frame, config)
+
+    raw_label = frame["label"].map(lambda v: None if is_missing(v) else str(v))
+    reason[raw_label.isna() & reason.isna()] = "missing_label"
+    lookup = class_lookup(config.label_map)
+    if lookup is None:
+        classes = raw_label
+    else:
+        classes = raw_label.map(lambda v: lookup.get(v) if v is not None else None)
+    reason[classes.isna() & reason.isna()] = "unknown_label"
+
+    ok = reason.isna()
+    candidates = pd.DataFrame({"text": frame["text"][ok], "label": classes[ok]})
+    labels_per_text = candidates.groupby("text", sort=False)["label"].transform("nunique")
+    conflicting = labels_per_text > 1
+    reason[conflicting[conflicting].index] = "conflicting_duplicate"
+    consistent = candidates[~conflicting]
+    reason[consistent.index[consistent.duplicated(["text", "label"], keep="first")]] = "duplicate"
+
+    ok = reason.isna()
+    good = pd.DataFrame(
+        {"text": frame["text"][ok].astype("str"), "label": classes[ok].astype("str")}
+    ).reset_index(drop=True)
+    rejected = frame[~ok].copy()
+    # Parquet needs one type per column; the reason says what was wrong with the value.
+    rejected["text"] = rejected["text"].map(lambda v: None if is_missing(v) else str(v))
+    rejected = rejected.astype({"text": "str"})
+    rejected["reason"] = reason[~ok].astype("str")
+    rejected = rejected.reset_index(drop=True)
+
+    total = len(frame)
+    counts = {name: int((reason == name).sum()) for name in REASONS}
+    class_names = sorted(set(good["label"]) | set(config.label_map.values()))
+    class_counts = {name: int((good["label"] == name).sum()) for name in class_names}
+    report = {
+        "total": total,
+        "accepted": len(good),
+        "rejected": len(rejected),
+        "rejected_fraction": len(rejected) / total if total else 0.0,
+        "reasons": counts,
+        "class_balance": {
+            "counts": class_counts,
+            "shares": {k: v / len(good) if len(good) else 0.0 for k, v in class_counts.items()},
+        },
+    }
+    return good, rejected, report
+
+
+def check_report(report: dict[str, Any], config: DataConfig) -> list[str]:
+    """Every threshold the report breaks, as messages naming the figures and the key to change."""
+    problems = []
+    if report["total"] == 0:
+        return ["the raw dataset has no rows; check data.source"]
+    if report["rejected_fraction"] > config.max_rejected_fraction:
+        worst = sorted(report["reasons"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{name}={count}" for name, count in worst if count)
+        problems.append(
+            f"{report['rejected']} of {report['total']} rows rejected "
+            f"({report['rejected_fraction']:.1%}) > data.max_rejected_fraction "
+            f"({config.max_rejected_fraction:g}); reasons: {top}; fix the data or raise "
+            "data.max_rejected_fraction"
+        )
+    small = {
+        name: count
+        for name, count in report["class_balance"]["counts"].items()
+        if count < config.min_rows_per_class
+    }
+    if small:
+        problems.append(
+            f"classes with fewer than data.min_rows_per_class ({config.min_rows_per_class}) "
+            f"rows: {small}; add data, lower data.min_rows_per_class or adjust data.label_map"
+        )
+    return problems
+
+
+def run(config: DataConfig, paths: ProjectPaths) -> ValidationResult:
+    from sentiment_pipeline import tracking
+
+    # Stale outs from an earlier run must not pass for the result of this one if it fails.
+    for out in (paths.validated, paths.rejected, paths.validation_report):
+        out.unlink(missing_ok=True)
+    if not paths.raw_dataset.is_file():
+        raise DataError(f"no raw dataset at {paths.raw_dataset}; run the ingest stage first")
+    frame = pd.read_parquet(paths.raw_dataset)
+    good, rejected, report = validate_frame(frame, config)
+    problems = check_report(report, config)
+    with tracking.stage_run("validate", config, paths):
+        tracking.log_metrics({k: v for k, v in report.items() if k != "class_balance"})
+        tracking.log_metrics({"class_count": report["class_balance"]["counts"]})
+        if problems:
+            raise DataError("validation failed: " + "; ".join(problems))
+        write_parquet(paths.validated, good)
+        write_parquet(paths.rejected, rejected)
+        write_json(paths.validation_report, report)
+    logger.info(
+        "validated %d rows: %d accepted, %d rejected %s",
+        report["total"],
+        report["accepted"],
+        report["rejected"],
+        {k: v for k, v in report["reasons"].items() if v},
+    )
+    return ValidationResult(
+        total=report["total"],
+        accepted=report["accepted"],
+        rejected=report["rejected"],
+        rejected_fraction=report["rejected_fraction"],
+        reasons=report["reasons"],
+    )
+
+
+def main() -> None:
+    stages.main("validate")
+
+
+if __name__ == "__main__":
+    main()
