@@ -80,7 +80,6 @@ def split_frame(frame: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFr
     """Stratified train/val/test split of (text, label-id) rows, reproducible from the seed."""
     from sklearn.model_selection import train_test_split
 
-    check_stratifiable(frame["label"], config)
     try:
         rest, test = train_test_split(
             frame,
@@ -113,6 +112,7 @@ def prepare_frame(
     clean, drops = normalize_frame(frame)
     if clean.empty:
         raise DataError("no rows left to split after normalisation; check the validated data")
+    check_stratifiable(clean["label"], config)
     labels = sorted(clean["label"].unique())
     ids = {name: i for i, name in enumerate(labels)}
     clean["label"] = clean["label"].map(ids).astype("int64")
