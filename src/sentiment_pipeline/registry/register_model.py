@@ -1,0 +1,184 @@
+"""Register the evaluation's champion in the MLflow Model Registry and move its aliases."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sentiment_pipeline import stages
+from sentiment_pipeline.config.entities import RegisterConfig
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.evaluation.model_evaluation import BestModel
+from sentiment_pipeline.io import read_json, write_json
+from sentiment_pipeline.models.artifacts import SentimentModel, load_model
+from sentiment_pipeline.paths import ProjectPaths
+
+logger = logging.getLogger(__name__)
+
+STAGE = "register_model"
+CHAMPION, PREVIOUS = "champion", "previous"
+
+try:
+    from mlflow.pyfunc import PythonModel
+except ImportError:  # pragma: no cover - mlflow is a core dependency
+    PythonModel = object  # type: ignore[misc,assignment]
+
+
+class RegistrationResult(BaseModel):
+    """reports/registration.json."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    registered: bool
+    model_name: str
+    champion: str
+    score: float | None
+    min_score: float
+    reason: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    previous_version: str | None = None
+    model_uri: str | None = None
+    run_id: str | None = None
+
+
+class SentimentPyfunc(PythonModel):
+    """An MLflow pyfunc around any model directory of this pipeline (every kind)."""
+
+    def load_context(self, context: Any) -> None:
+        self.model: SentimentModel = load_model(context.artifacts["model_dir"], trust=True)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        if "text" not in model_input.columns:
+            raise PipelineError(
+                f"expected a column 'text' in the model input, found {list(model_input.columns)}"
+            )
+        texts = model_input["text"].fillna("").astype(str).tolist()
+        proba = self.model.predict_proba(texts)
+        out = pd.DataFrame({"label": [self.model.labels[i] for i in proba.argmax(axis=1)]})
+        for i, label in enumerate(self.model.labels):
+            out[f"p_{label}"] = proba[:, i]
+        return out
+
+
+def read_best_model(paths: ProjectPaths) -> BestModel:
+    if not paths.best_model.is_file():
+        raise PipelineError(
+            f"no {paths.best_model}; run the model_evaluation stage first"
+        )
+    try:
+        return BestModel.model_validate(read_json(paths.best_model))
+    except (ValueError, ValidationError) as exc:
+        raise PipelineError(
+            f"{paths.best_model} is not a champion record written by model_evaluation ({exc}); "
+            "rerun the model_evaluation stage"
+        ) from None
+
+
+def refusal_reason(best: BestModel, config: RegisterConfig) -> str | None:
+    """Why the champion must not be registered, or None when it may."""
+    if best.score is None:
+        return (
+            f"champion {best.name!r} has no {best.primary_metric} score; "
+            f"register.min_score {config.min_score} cannot be checked"
+        )
+    if best.score < config.min_score:
+        return (
+            f"champion {best.name!r} {best.primary_metric} score {best.score:.4f} below "
+            f"register.min_score {config.min_score}"
+        )
+    return None
+
+
+def signature(labels: list[str]) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    outputs = [ColSpec("string", "label")] + [ColSpec("double", f"p_{x}") for x in labels]
+    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
+
+
+def pip_requirements(kind: str) -> list[str]:
+    """Pinned requirements of the pyfunc; listed so MLflow does not infer them by loading it."""
+    names = ["mlflow", "pandas", "numpy", "pydantic", "pydantic-settings", "scikit-learn", "skops"]
+    if kind == "transformers":
+        names += ["torch", "transformers", "safetensors"]
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_pipeline import tracking
+
+    best = read_best_model(paths)
+    base = {"model_name": config.model_name, "champion": best.name, "score": best.score,
+            "min_score": config.min_score}
+    reason = refusal_reason(best, config)
+    if reason is not None:
+        logger.warning("not registering: %s", reason)
+        result = RegistrationResult(registered=False, reason=reason, **base)
+        write_json(paths.registration, result.model_dump(mode="json"))
+        return result
+
+    model_dir: Path = paths.resolve(best.path)
+    model = load_model(model_dir, require_real=True, trusted_roots=[paths.models_dir])
+
+    with tracking.stage_run(STAGE, config, paths) as active:
+        mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
+        tracking.log_metrics({f"champion.{best.primary_metric}": best.score})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=SentimentPyfunc(),
+            artifacts={"model_dir": str(model_dir)},
+            signature=signature(model.labels),
+            input_example=pd.DataFrame({"text": ["the crew was great"]}),
+            pip_requirements=pip_requirements(best.kind),
+        )
+        version = mlflow.register_model(
+            info.model_uri,
+            config.model_name,
+            tags={"champion": best.name, best.primary_metric: str(best.score)},
+        )
+        client = MlflowClient()
+        try:
+            previous = client.get_model_version_by_alias(config.model_name, CHAMPION).version
+        except MlflowException:
+            previous = None
+        if previous is not None and str(previous) != str(version.version):
+            client.set_registered_model_alias(config.model_name, PREVIOUS, previous)
+        client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
+        run_id = active.info.run_id
+    result = RegistrationResult(
+        registered=True,
+        version=str(version.version),
+        alias=CHAMPION,
+        previous_version=str(previous) if previous is not None else None,
+        model_uri=f"models:/{config.model_name}@{CHAMPION}",
+        run_id=run_id,
+        **base,
+    )
+    write_json(paths.registration, result.model_dump(mode="json"))
+    logger.info("registered %s version %s as %r", config.model_name, version.version, CHAMPION)
+    return result
+
+
+def main() -> None:
+    stages.main(STAGE)
+
+
+if __name__ == "__main__":
+    main()
