@@ -1,0 +1,121 @@
+"""The `transformers` model kind: save_pretrained (safetensors) + tokenizer + model.json."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sentiment_pipeline.io import atomic_dir
+from sentiment_pipeline.models.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    ModelManifest,
+    _BaseModel,
+    write_manifest,
+)
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+DEFAULT_MAX_LENGTH = 128
+DEFAULT_BATCH_SIZE = 64
+
+
+class TransformersModel(_BaseModel):
+    """A fine-tuned sequence classifier and its tokenizer, ready for inference."""
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        device: str | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities; texts are batched by length so padding stays short."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
+        if not texts:
+            return out
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                index = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad(
+                    {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
+                )
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                logits = self.model(**batch).logits.float()
+                out[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+
+def _transformers_manifest(manifest: ModelManifest) -> ModelManifest:
+    return manifest.model_copy(
+        update={"kind": "transformers", "status": "ready", "files": {"weights": WEIGHTS_FILE}}
+    )
+
+
+def save_transformers(
+    target: Path, model: Any, tokenizer: Any, manifest: ModelManifest
+) -> ModelManifest:
+    """Atomically write weights (safetensors), tokenizer and manifest into `target`."""
+    manifest = _transformers_manifest(manifest)
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if not (tmp / WEIGHTS_FILE).is_file():
+            raise ArtifactError(f"save_pretrained wrote no {WEIGHTS_FILE} for {manifest.name!r}")
+        write_manifest(tmp, manifest)
+    return manifest
+
+
+def copy_transformers(source: Path, target: Path, manifest: ModelManifest) -> ModelManifest:
+    """Atomically copy a saved transformers directory to `target` with a new manifest."""
+    manifest = _transformers_manifest(manifest)
+    with atomic_dir(target) as tmp:
+        for item in source.iterdir():
+            if item.name != MANIFEST and item.is_file():
+                shutil.copy2(item, tmp / item.name)
+        write_manifest(tmp, manifest)
+    return manifest
+
+
+def load_transformers_model(path: Path, manifest: ModelManifest) -> TransformersModel:
+    """The SentimentModel of a `transformers` model directory."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    weights = path / manifest.files.get("weights", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise ArtifactError(f"{path} lists {weights.name} in its manifest but the file is missing")
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot load the transformers model in {path}: {exc}") from None
+    if model.config.num_labels != len(manifest.labels):
+        raise ArtifactError(
+            f"{path}: the model has {model.config.num_labels} output classes but its manifest "
+            f"lists {len(manifest.labels)} labels {manifest.labels}; retrain it"
+        )
+    max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
+    return TransformersModel(manifest, model, tokenizer, max_length=max_length)

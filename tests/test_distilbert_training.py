@@ -1,0 +1,211 @@
+"""train_distilbert: decisions before training, study helpers, placeholders and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sentiment_pipeline.cli import app
+from sentiment_pipeline.config.entities import DistilBERTConfig
+from sentiment_pipeline.errors import ConfigError, PipelineError
+from sentiment_pipeline.models import distilbert_training as dt
+from sentiment_pipeline.models.artifacts import load_model, read_manifest
+from synthetic import LABELS
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+# --- device and precision ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "allow_cpu", "cuda", "expected"),
+    [
+        ("auto", False, False, None),
+        ("auto", True, False, "cpu"),
+        ("auto", False, True, "cuda"),
+        ("cpu", False, True, "cpu"),
+        ("cuda", False, True, "cuda"),
+    ],
+)
+def test_resolve_device(device: str, allow_cpu: bool, cuda: bool, expected: str | None) -> None:
+    config = DistilBERTConfig(device=device, allow_cpu=allow_cpu)
+    assert dt.resolve_device(config, cuda_available=cuda) == expected
+
+
+def test_resolve_device_cuda_without_cuda_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"train\.distilbert\.device is 'cuda'.*'auto'.*'cpu'"):
+        dt.resolve_device(DistilBERTConfig(device="cuda", allow_cpu=True), cuda_available=False)
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "bf16", "expected"),
+    [
+        ("auto", "cuda", True, "bf16"),
+        ("auto", "cuda", False, "fp16"),
+        ("fp16", "cuda", True, "fp16"),
+        ("no", "cuda", True, "fp32"),
+        ("auto", "cpu", False, "fp32"),
+        ("bf16", "cpu", True, "fp32"),
+    ],
+)
+def test_resolve_precision(setting: str, device: str, bf16: bool, expected: str) -> None:
+    assert dt.resolve_precision(setting, device, bf16) == expected
+
+
+def test_bf16_on_a_gpu_without_bf16_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"mixed_precision is 'bf16'.*'auto', 'fp16' or 'no'"):
+        dt.resolve_precision("bf16", "cuda", bf16_supported=False)
+
+
+# --- study helpers -------------------------------------------------------------------------
+
+
+def test_search_space_stays_inside_the_configured_bounds() -> None:
+    config = DistilBERTConfig(lr=(1e-5, 1e-4), batch_size=[8, 16], epochs=(1, 2))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        params = dt.search_space(study.ask(), config)
+        assert 1e-5 <= params["lr"] <= 1e-4
+        assert params["batch_size"] in (8, 16)
+        assert params["epochs"] in (1, 2)
+        assert 0 <= params["weight_decay"] <= 0.1 and 0 <= params["warmup_ratio"] <= 0.1
+
+
+def test_study_name_changes_with_search_space_data_and_model() -> None:
+    base = DistilBERTConfig()
+    name = dt.study_name(base, "data-a")
+    assert name == dt.study_name(DistilBERTConfig(n_trials=3, enable=True), "data-a")
+    assert name != dt.study_name(base, "data-b")
+    assert name != dt.study_name(DistilBERTConfig(lr=(2e-5, 1e-4)), "data-a")
+    assert name != dt.study_name(DistilBERTConfig(model_name_or_path="x"), "data-a")
+    assert name != dt.study_name(DistilBERTConfig(max_length=64), "data-a")
+
+
+def test_stale_running_trials_are_failed_and_not_counted_as_done(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.tell(study.ask(), 0.5)
+    study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
+    study.ask()  # left RUNNING, as by a killed process
+    resumed = optuna.load_study(study_name="s", storage=storage)
+    assert dt.fail_stale_trials(resumed) == 1
+    assert dt.state_counts(resumed)["failed"] == 1
+    assert dt.trials_owed(resumed, 5) == 3
+    assert dt.trials_owed(resumed, 1) == 0
+
+
+def test_redact_hides_the_storage_password() -> None:
+    assert dt.redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
+    assert dt.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
+
+
+class FakeTrial:
+    def __init__(self, prune: bool) -> None:
+        self.prune = prune
+        self.reports: list[tuple[float, int]] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((value, step))
+
+    def should_prune(self) -> bool:
+        return self.prune
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_optuna_reporter_reports_logs_and_relays_the_pruning_decision(prune: bool) -> None:
+    logged = []
+    trial = FakeTrial(prune)
+    report = dt.optuna_reporter(trial, log=lambda metrics, step: logged.append((metrics, step)))
+    stop = report(2, {"eval_loss": 0.9, "eval_macro_f1": 0.4, "eval_accuracy": 0.5})
+    assert stop is prune
+    assert trial.reports == [(0.4, 2)]
+    assert logged == [({"val_loss": 0.9, "val_macro_f1": 0.4, "val_accuracy": 0.5}, 2)]
+
+
+# --- placeholders --------------------------------------------------------------------------
+
+
+def _assert_placeholders(paths, reason: str) -> None:
+    manifest = read_manifest(paths.distilbert_model)
+    assert (manifest.kind, manifest.status, manifest.reason) == ("placeholder", "skipped", reason)
+    assert manifest.labels == LABELS
+    study = json.loads((paths.distilbert_results / "study.json").read_text())
+    assert study == {"status": "skipped", "reason": reason}
+    assert [p.name for p in paths.distilbert_results.iterdir()] == ["study.json"]
+    metrics = json.loads(paths.distilbert_metrics.read_text())
+    assert (metrics["status"], metrics["reason"]) == ("skipped", reason)
+    assert metrics["best_val_macro_f1"] is None and metrics["best_val_accuracy"] is None
+
+
+def test_disabled_writes_placeholders(processed, manager) -> None:
+    config = manager(processed, "train.distilbert.enable=false").get_distilbert_config()
+    result = dt.run(config, processed)
+    assert (result.status, result.reason) == ("skipped", "disabled")
+    _assert_placeholders(processed, "disabled")
+    assert load_model(processed.distilbert_model).manifest.reason == "disabled"
+
+
+def test_no_cuda_without_allow_cpu_writes_placeholders_and_says_how_to_train(
+    processed, manager, no_cuda, caplog
+) -> None:
+    result = dt.run(manager(processed).get_distilbert_config(), processed)
+    assert result.reason == "no_cuda"
+    _assert_placeholders(processed, "no_cuda")
+    assert "--set train.distilbert.allow_cpu=true" in caplog.text
+    assert not processed.optuna_db.exists()
+
+
+def test_cli_device_cuda_without_cuda_exits_2(processed, no_cuda) -> None:
+    result = CliRunner().invoke(
+        app, ["stage", "train_distilbert", "--set", "train.distilbert.device=cuda"]
+    )
+    assert result.exit_code == 2
+    assert "train.distilbert.device is 'cuda'" in result.output
+    assert not processed.distilbert_model.exists()
+
+
+def test_unloadable_model_names_the_key_and_the_local_directory_fix(processed, manager) -> None:
+    missing = processed.root / "no" / "such" / "model"
+    config = manager(
+        processed,
+        "train.distilbert.allow_cpu=true",
+        f"train.distilbert.model_name_or_path={missing}",
+    ).get_distilbert_config()
+    expected = r"train\.distilbert\.model_name_or_path=.*a local directory .* works"
+    with pytest.raises(PipelineError, match=expected):
+        dt.run(config, processed)
+
+
+def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None
+        sys.modules["transformers"] = None
+        import sentiment_pipeline.cli  # the CLI imports without them
+        from sentiment_pipeline.config.manager import ConfigurationManager
+        from sentiment_pipeline.models import distilbert_training as dt
+        from sentiment_pipeline.paths import ProjectPaths
+        config = ConfigurationManager("params.yaml", ["train.distilbert.enable=true"])
+        result = dt.run(config.get_distilbert_config(), ProjectPaths.at("."))
+        print("REASON", result.reason)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=processed.root, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "REASON missing_dependency" in out.stdout
+    _assert_placeholders(processed, "missing_dependency")

@@ -1,0 +1,57 @@
+"""Build a tiny DistilBERT classifier and WordPiece tokenizer offline, from fixture text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthetic import LABELS, make_comments
+
+
+def build_tiny_transformer(target: Path, dim: int = 32, hidden_dim: int = 64) -> Path:
+    """Save a 2-layer DistilBERT (random weights) and its tokenizer into `target`."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertTokenizerFast,
+    )
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = make_comments(600, seed=1)["text"].tolist()
+    trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
+    tokenizer.train_from_iterator(texts, trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = DistilBertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    )
+    config = DistilBertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        n_layers=2,
+        dim=dim,
+        hidden_dim=hidden_dim,
+        n_heads=2,
+        max_position_embeddings=64,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        pad_token_id=tokenizer.token_to_id("[PAD]"),
+    )
+    model = DistilBertForSequenceClassification(config)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    fast.save_pretrained(target)
+    return target
