@@ -1,0 +1,145 @@
+"""Tests of the train_baseline stage: TF-IDF + LogisticRegression."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.io import read_json
+from sentiment_pipeline.models import baseline
+from sentiment_pipeline.models.artifacts import load_model, read_manifest
+from sentiment_pipeline.models.text_features import load_split, scores
+from sentiment_pipeline.paths import ProjectPaths
+from synthetic import LABELS
+
+
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store: creating one costs seconds, copying it does not."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def data(processed: ProjectPaths, mlflow_db_template: Path) -> ProjectPaths:
+    shutil.copy(mlflow_db_template, processed.mlflow_db)
+    return processed
+
+
+def majority_rate(paths: ProjectPaths, split: str) -> float:
+    labels = pd.read_parquet(paths.split(split))["label"]
+    return float(labels.value_counts(normalize=True).max())
+
+
+def test_scores_cover_every_class_even_when_one_is_never_predicted():
+    result = scores([0, 1, 2, 2], [0, 1, 1, 1], LABELS)
+
+    assert result["accuracy"] == pytest.approx(0.5)
+    assert result["f1_per_class"] == {
+        "negative": pytest.approx(1.0),
+        "neutral": pytest.approx(0.5),
+        "positive": pytest.approx(0.0),
+    }
+    assert result["macro_f1"] == pytest.approx(0.5)
+
+
+def test_build_pipeline_follows_the_config(manager, project):
+    config = manager(
+        project, "train.baseline.C=0.5", "train.baseline.ngram_range=[1,3]", "train.baseline.min_df=1"
+    ).get_baseline_config()
+
+    pipeline = baseline.build_pipeline(config)
+
+    assert [name for name, _ in pipeline.steps] == ["tfidf", "clf"]
+    assert pipeline["tfidf"].ngram_range == (1, 3)
+    assert pipeline["tfidf"].min_df == 1
+    assert pipeline["clf"].C == 0.5
+    assert pipeline["clf"].class_weight == "balanced"
+
+
+def test_load_split_names_the_missing_column(processed):
+    pd.DataFrame({"body": ["a"], "label": [0]}).to_parquet(processed.split("val"), index=False)
+
+    with pytest.raises(DataError, match=r"expected columns \['text', 'label'\] in .*val.parquet"):
+        load_split(processed, "val", len(LABELS))
+
+
+def test_load_split_rejects_label_ids_outside_labels_json(processed):
+    pd.DataFrame({"text": ["a", "b"], "label": [0, 7]}).to_parquet(
+        processed.split("train"), index=False
+    )
+
+    with pytest.raises(DataError, match=r"holds ids \[7\] outside 0..2"):
+        load_split(processed, "train", len(LABELS))
+
+
+def test_run_without_processed_data_says_which_stage_to_run(manager, project):
+    config = manager(project).get_baseline_config()
+
+    with pytest.raises(DataError, match="no labels file at .*labels.json; run the prepare stage"):
+        baseline.run(config, project)
+
+
+@pytest.mark.slow
+def test_run_trains_saves_and_tracks_the_baseline(manager, data):
+    import mlflow
+    from mlflow import MlflowClient
+
+    config = manager(data, "train.baseline.max_features=500").get_baseline_config()
+
+    result = baseline.run(config, data)
+
+    metrics = read_json(data.baseline_metrics)
+    assert metrics == result.model_dump(mode="json")
+    assert set(metrics["val_f1_per_class"]) == set(LABELS)
+    assert metrics["train_rows"] == 144 and metrics["val_rows"] == 48
+    assert metrics["fit_seconds"] > 0
+    assert metrics["run_model_uri"] == f"runs:/{result.mlflow_run_id}/model"
+    assert result.val_macro_f1 > majority_rate(data, "val")
+
+    model = load_model(data.baseline_model, expected_labels=LABELS, trusted_roots=[data.root])
+    test = pd.read_parquet(data.split("test"))
+    predicted = np.argmax(model.predict_proba(test["text"].tolist()), axis=1)
+    assert (predicted == test["label"].to_numpy()).mean() > majority_rate(data, "test")
+    manifest = read_manifest(data.baseline_model)
+    assert manifest.name == "baseline"
+    assert manifest.mlflow_run_id == result.mlflow_run_id
+    assert manifest.params["C"] == config.C
+    assert manifest.metrics["val_macro_f1"] == pytest.approx(result.val_macro_f1)
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{data.mlflow_db}")
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_features"] == "500"
+    assert run.data.metrics["val_macro_f1"] == pytest.approx(result.val_macro_f1)
+    assert set(run.data.metrics) >= {f"val_f1.{name}" for name in LABELS}
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert [m.name for m in logged] == ["model"]
+    assert logged[0].source_run_id == result.mlflow_run_id
+    assert result.model_uri == f"models:/{logged[0].model_id}"
+
+
+@pytest.mark.slow
+def test_logged_mlflow_model_predicts_the_same_ids(manager, data, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    config = manager(data).get_baseline_config()
+    result = baseline.run(config, data)
+    texts = ["great flight and friendly crew", "awful delayed plane", "my gate today"]
+
+    served = mlflow.pyfunc.load_model(result.run_model_uri)
+
+    local = load_model(data.baseline_model, trusted_roots=[data.root])
+    expected = np.argmax(local.predict_proba(texts), axis=1)
+    assert served.predict(np.asarray(texts, dtype=object)).tolist() == expected.tolist()
