@@ -1,0 +1,108 @@
+"""End to end: the three data stages through `dvc repro` in a temporary git repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from synthetic import make_comments
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("ingest", "validate", "prepare")
+OUTS = (
+    "data/raw/dataset.parquet",
+    "data/interim/validated.parquet",
+    "data/interim/rejected.parquet",
+    "reports/data_validation.json",
+    "data/processed/train.parquet",
+    "data/processed/val.parquet",
+    "data/processed/test.parquet",
+    "data/processed/labels.json",
+)
+
+
+def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def nothing_reran(output: str) -> bool:
+    if "Data and pipelines are up to date" in output:
+        return True
+    return all(f"Stage '{name}' didn't change, skipping" in output for name in DATA_STAGES)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A git + DVC repository with the data stages, the sources they depend on and a CSV."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    pipeline = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    stages = {name: pipeline["stages"][name] for name in DATA_STAGES}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"].update(source="comments.csv", text_column="text", label_column="label")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copytree(
+        REPO_ROOT / "src" / "sentiment_pipeline",
+        repo / "src" / "sentiment_pipeline",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    frame = make_comments(150, raw_labels={"negative": -1, "neutral": 0, "positive": 1})
+    extra = pd.DataFrame({"text": [frame.loc[0, "text"], "a label nobody knows"], "label": [-1, 5]})
+    pd.concat([frame, extra]).to_csv(repo / "comments.csv", index=False)
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns.db'}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    sh(["git", "init", "-q"], repo, env)
+    sh(["dvc", "init", "-q"], repo, env)
+    return repo, env
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_the_data_stages_once(dvc_repo: tuple[Path, dict[str, str]]) -> None:
+    repo, env = dvc_repo
+
+    sh(["dvc", "repro", "prepare"], repo, env)
+
+    for out in OUTS:
+        assert (repo / out).is_file(), out
+    report = json.loads((repo / "reports/data_validation.json").read_text())
+    assert (report["total"], report["accepted"], report["rejected"]) == (152, 150, 2)
+    assert report["reasons"]["duplicate"] == 1 and report["reasons"]["unknown_label"] == 1
+    assert json.loads((repo / "data/processed/labels.json").read_text()) == [
+        "negative",
+        "neutral",
+        "positive",
+    ]
+    processed = repo / "data" / "processed"
+    splits = [pd.read_parquet(processed / f"{n}.parquet") for n in ("train", "val", "test")]
+    assert sum(len(s) for s in splits) == 150
+    assert all(s["label"].dtype == "int64" for s in splits)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(DATA_STAGES)
+    stamps = {out: (repo / out).stat().st_mtime_ns for out in OUTS}
+
+    again = sh(["dvc", "repro", "prepare"], repo, env)
+    assert nothing_reran(again), again
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["baseline"]["C"] = 2.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    unrelated = sh(["dvc", "repro", "prepare"], repo, env)
+    assert nothing_reran(unrelated), unrelated
+    assert {out: (repo / out).stat().st_mtime_ns for out in OUTS} == stamps
