@@ -52,9 +52,9 @@ def test_scores_cover_every_class_even_when_one_is_never_predicted():
 
 
 def test_build_pipeline_follows_the_config(manager, project):
-    config = manager(
-        project, "train.baseline.C=0.5", "train.baseline.ngram_range=[1,3]", "train.baseline.min_df=1"
-    ).get_baseline_config()
+    overrides = ("train.baseline.C=0.5", "train.baseline.ngram_range=[1,3]")
+    overrides += ("train.baseline.min_df=1",)
+    config = manager(project, *overrides).get_baseline_config()
 
     pipeline = baseline.build_pipeline(config)
 
