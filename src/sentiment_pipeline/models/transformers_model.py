@@ -62,7 +62,7 @@ class TransformersModel(_BaseModel):
                     {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
                 )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                logits = self.model(**batch).logits.float()
+                logits = self.model(**batch).logits.double()
                 out[index] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
 

@@ -1,0 +1,103 @@
+"""distilbert_data: subsampling, fingerprints, tokenise once, dynamic padding, one trial."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("transformers")
+
+from transformers import AutoTokenizer  # noqa: E402
+
+from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
+from synthetic import LABELS, make_processed_splits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_transformer):
+    return AutoTokenizer.from_pretrained(tiny_transformer)
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, pd.DataFrame]:
+    return make_processed_splits()
+
+
+def test_subsample_is_seeded_keeps_order_and_leaves_small_frames_alone(splits) -> None:
+    train = splits["train"]
+    a, b = dd.subsample(train, 50, seed=1), dd.subsample(train, 50, seed=1)
+    assert len(a) == 50 and a.equals(b)
+    assert not a.equals(dd.subsample(train, 50, seed=2))
+    positions = [train.index[train["text"] == t][0] for t in a["text"]]
+    assert positions == sorted(positions)
+    assert dd.subsample(train, None, 0).equals(train)
+    assert dd.subsample(train, 10_000, 0).equals(train)
+
+
+def test_fingerprint_follows_the_data(splits) -> None:
+    train, val = splits["train"], splits["val"]
+    assert dd.fingerprint(train, val) == dd.fingerprint(train.copy(), val.copy())
+    assert dd.fingerprint(train, val) != dd.fingerprint(train.iloc[:-1], val)
+    relabelled = train.assign(label=(train["label"] + 1) % 3)
+    assert dd.fingerprint(train, val) != dd.fingerprint(relabelled, val)
+
+
+def test_encode_truncates_without_padding(tokenizer, splits) -> None:
+    frame = pd.DataFrame({"text": ["great", "the crew " * 40], "label": [2, 0]})
+    data = dd.encode(tokenizer, frame, max_length=16)
+    assert len(data) == 2
+    assert data.lengths[0] < 16 and data.lengths[1] == 16
+    item = data[0]
+    assert set(item) == {"input_ids", "attention_mask", "labels"} and item["labels"] == 2
+    assert len(item["input_ids"]) == data.lengths[0]
+
+
+def test_collator_pads_each_batch_to_its_longest_text(tokenizer) -> None:
+    frame = pd.DataFrame({"text": ["great", "awful crew", "the flight was delayed again"],
+                          "label": [2, 0, 1]})
+    data = dd.encode(tokenizer, frame, max_length=32)
+    short = dd.collator(tokenizer)([data[0], data[1]])
+    assert short["input_ids"].shape == (2, max(data.lengths[:2]))
+    assert short["labels"].tolist() == [2, 0]
+    assert dd.collator(tokenizer, "bf16")([data[0]])["input_ids"].shape[1] % 8 == 0
+
+
+def _setup(tiny_transformer, tokenizer, splits) -> dd.TrainingSetup:
+    return dd.TrainingSetup(
+        model_name_or_path=str(tiny_transformer),
+        tokenizer=tokenizer,
+        train=dd.encode(tokenizer, splits["train"].iloc[:48], 32),
+        val=dd.encode(tokenizer, splits["val"].iloc[:24], 32),
+        labels=LABELS,
+        device="cpu",
+        precision="fp32",
+        eval_steps=2,
+    )
+
+
+PARAMS = {"lr": 1e-3, "batch_size": 8, "weight_decay": 0.0, "epochs": 1, "warmup_ratio": 0.1}
+
+
+def test_run_trial_reports_every_evaluation_and_leaves_nothing_on_disk(
+    tiny_transformer, tokenizer, splits, tmp_path, monkeypatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+    outcome = dd.run_trial(
+        _setup(tiny_transformer, tokenizer, splits), PARAMS,
+        lambda index, metrics: seen.append((index, metrics)) or False,
+    )
+    assert [i for i, _ in seen] == [1, 2, 3]  # 6 steps, eval_steps 2
+    assert outcome.optimizer_steps == 6 and not outcome.stopped
+    assert outcome.val_macro_f1 == seen[-1][1]["eval_macro_f1"]
+    assert 0 <= outcome.val_accuracy <= 1 and outcome.train_samples_per_second > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reporter_that_says_stop_ends_training_at_that_evaluation(
+    tiny_transformer, tokenizer, splits
+) -> None:
+    outcome = dd.run_trial(_setup(tiny_transformer, tokenizer, splits), PARAMS, lambda i, m: True)
+    assert outcome.stopped and outcome.evaluations == 1 and outcome.optimizer_steps == 2

@@ -1,0 +1,201 @@
+"""train_distilbert end to end on the CPU with a tiny model: study, MLflow, pruning, resume."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+pytest.importorskip("transformers")
+
+from sentiment_pipeline import tracking  # noqa: E402
+from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
+from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
+from sentiment_pipeline.models.artifacts import load_model, save_placeholder  # noqa: E402
+from synthetic import LABELS  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _config(manager, paths, model, *extra: str):
+    overrides = [
+        "train.distilbert.allow_cpu=true",
+        f"train.distilbert.model_name_or_path={model}",
+        "train.distilbert.n_trials=3",
+        "train.distilbert.max_length=32",
+        "train.distilbert.max_train_samples=96",
+        "train.distilbert.lr=[1.0e-3, 5.0e-3]",
+        "train.distilbert.epochs=[1, 1]",
+        "train.distilbert.batch_size=[16]",
+        *extra,
+    ]
+    return manager(paths, *overrides).get_distilbert_config()
+
+
+def _runs(paths, study: str) -> tuple[list, list]:
+    """(parent runs, trial runs) of the stage's experiment for one study."""
+    tracking.configure(paths)
+    runs = mlflow.search_runs(
+        experiment_names=[tracking.experiment_name(dt.STAGE)], output_format="list"
+    )
+    runs = [r for r in runs if r.data.tags.get("optuna_study") == study]
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted(
+        (r for r in runs if "mlflow.parentRunId" in r.data.tags),
+        key=lambda r: int(r.data.tags["optuna_trial"]),
+    )
+    return parents, children
+
+
+def _study(paths, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=dt.storage_url(paths))
+
+
+def _fail_on_call(monkeypatch, call: int, error: BaseException) -> None:
+    real, calls = dd.run_trial, []
+
+    def run_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dd, "run_trial", run_trial)
+
+
+class PruneTrial(optuna.pruners.BasePruner):
+    """Prunes exactly one trial, at its first report."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.number == self.number
+
+
+def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
+    processed, manager, tiny_transformer
+) -> None:
+    config = _config(
+        manager, processed, tiny_transformer,
+        "train.distilbert.epochs=[1, 2]", "train.distilbert.batch_size=[8, 16]",
+    )
+    result = dt.run(config, processed)
+
+    assert result.status == "trained" and result.trials["complete"] == 3
+    assert result.device == "cpu" and result.precision == "fp32"
+    metrics = json.loads(processed.distilbert_metrics.read_text())
+    assert metrics["best_val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
+    assert set(metrics["best_params"]) == {"lr", "batch_size", "weight_decay", "epochs",
+                                           "warmup_ratio"}
+    assert metrics["mlflow_run_id"] == result.mlflow_run_id and metrics["train_samples_per_second"]
+
+    model = load_model(processed.distilbert_model)
+    manifest = model.manifest
+    assert (manifest.kind, manifest.labels, manifest.mlflow_run_id) == (
+        "transformers", LABELS, result.mlflow_run_id
+    )
+    assert manifest.params["max_length"] == 32 and manifest.params["trial_number"] == 0 + (
+        result.best_trial
+    )
+    assert manifest.metrics["val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
+    proba = model.predict_proba(["great flight thanks", "awful rude crew", "the gate"])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+    trials = pd.read_csv(processed.distilbert_results / "trials.csv")
+    assert trials["number"].tolist() == [0, 1, 2]
+    assert set(trials["state"]) == {"complete"}
+    assert {"value", "duration_s", "params_lr", "params_batch_size"} <= set(trials.columns)
+    study_json = json.loads((processed.distilbert_results / "study.json").read_text())
+    assert study_json["best_trial"] == result.best_trial and study_json["trials"]["complete"] == 3
+    assert study_json["study_name"] == result.study_name and study_json["device"] == "cpu"
+    for plot in ("optimization_history.png", "param_importances.png"):
+        assert (processed.distilbert_results / plot).stat().st_size > 1000
+
+    parents, children = _runs(processed, result.study_name)
+    assert [p.info.run_id for p in parents] == [result.mlflow_run_id]
+    parent = parents[0]
+    assert parent.data.metrics["best_val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
+    assert parent.data.metrics["best_trial"] == result.best_trial
+    assert float(parent.data.params["best.lr"]) == pytest.approx(result.best_params["lr"])
+    assert len(children) == 3
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["state"] == "complete"
+        assert {"lr", "batch_size", "epochs", "weight_decay", "warmup_ratio"} <= set(
+            child.data.params
+        )
+        assert {"val_loss", "val_macro_f1", "train_samples_per_second", "duration_s"} <= set(
+            child.data.metrics
+        )
+    best_child = children[result.best_trial]
+    assert manifest.params["best_trial_mlflow_run_id"] == best_child.info.run_id
+    history = mlflow.MlflowClient().get_metric_history(best_child.info.run_id, "val_macro_f1")
+    assert [m.step for m in history] == list(range(1, result.best_params["epochs"] + 1))
+
+    # The evaluation stage evaluates it beside a skipped baseline.
+    from sentiment_pipeline.evaluation import model_evaluation
+
+    save_placeholder(processed.baseline_model, "baseline", LABELS, "disabled")
+    evaluation = manager(
+        processed, "evaluation.models=[baseline, distilbert]", "evaluation.behavioural_tests=false"
+    ).get_evaluation_config()
+    best = model_evaluation.run(evaluation, processed)
+    assert best.name == "distilbert" and best.kind == "transformers"
+    assert best.skipped == {"baseline": "disabled"} and best.evaluated == ["distilbert"]
+
+
+def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on(
+    processed, manager, tiny_transformer, monkeypatch
+) -> None:
+    monkeypatch.setattr(dt, "make_pruner", lambda config: PruneTrial(2))
+    _fail_on_call(monkeypatch, 2, RuntimeError("CUDA out of memory (simulated)"))
+    result = dt.run(_config(manager, processed, tiny_transformer), processed)
+
+    states = {t.number: t.state.name for t in _study(processed, result.study_name).trials}
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "PRUNED", 3: "COMPLETE"}
+    assert result.trials == {"complete": 2, "pruned": 1, "failed": 1, "running": 0, "waiting": 0}
+    _, children = _runs(processed, result.study_name)
+    assert [c.data.tags["state"] for c in children] == ["complete", "failed", "pruned", "complete"]
+    assert [c.info.status for c in children] == ["FINISHED", "FAILED", "FINISHED", "FINISHED"]
+    assert "val_macro_f1" in children[2].data.metrics  # it reported before being stopped
+    trials = pd.read_csv(processed.distilbert_results / "trials.csv")
+    assert trials["state"].tolist() == ["complete", "failed", "pruned", "complete"]
+
+
+def test_an_interrupted_study_resumes_with_the_trials_still_owed(
+    processed, manager, tiny_transformer, monkeypatch
+) -> None:
+    config = _config(manager, processed, tiny_transformer)
+    with monkeypatch.context() as patch:
+        _fail_on_call(patch, 2, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            dt.run(config, processed)
+    name = next(p.name for p in (processed.root / ".optuna" / "distilbert").iterdir())
+    study = _study(processed, name)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    assert (dt.best_dir(processed, name) / "model.safetensors").is_file()
+    study.ask()  # a trial left RUNNING, as by a killed process
+
+    result = dt.run(config, processed)
+    assert result.study_name == name
+    assert result.trials["complete"] + result.trials["pruned"] == 3
+    assert result.trials["failed"] == 2 and result.trials["running"] == 0
+    assert load_model(processed.distilbert_model).manifest.params["trial_number"] == (
+        result.best_trial
+    )
+    parents, _ = _runs(processed, name)
+    assert len(parents) == 2
+
+    # DVC deletes the outs before a rerun: nothing is owed, the best model comes back.
+    for path in (processed.distilbert_model, processed.distilbert_results):
+        import shutil
+
+        shutil.rmtree(path)
+    again = dt.run(config, processed)
+    assert again.best_trial == result.best_trial and again.trials == result.trials
+    assert load_model(processed.distilbert_model).manifest.kind == "transformers"
