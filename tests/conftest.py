@@ -54,3 +54,19 @@ def configure(project: ProjectPaths, *overrides: str) -> ConfigurationManager:
 @pytest.fixture
 def manager():
     return configure
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DistilBERT checkpoint (random weights, WordPiece tokenizer), built once per run.
+
+    Read-only for tests: point train.distilbert.model_name_or_path at it.
+    """
+    pytest.importorskip("transformers")
+    import torch
+    from tiny_transformer import build_tiny_transformer
+
+    # A 30k-parameter model gains nothing from threads; on busy shared cores they cost 5-10x.
+    torch.set_num_threads(1)
+
+    return build_tiny_transformer(tmp_path_factory.mktemp("tiny-distilbert") / "model")
