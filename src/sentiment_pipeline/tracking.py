@@ -35,9 +35,9 @@ def configure(paths: ProjectPaths, settings: Settings | None = None) -> str:
 
     uri = tracking_uri(paths, settings)
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:") or uri.startswith("file:"):
-        # A local store registers models in the same database.
-        mlflow.set_registry_uri(uri)
+    # The registry lives with the tracking store (a local database or the same server). Set it
+    # every time: MLflow keeps the last registry URI, and exports it as MLFLOW_REGISTRY_URI.
+    mlflow.set_registry_uri(uri)
     return uri
 
 

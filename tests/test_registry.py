@@ -1,0 +1,159 @@
+"""The register_model stage against the local SQLite store and a real `mlflow server`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from mlflow_server import mlflow_server
+from sentiment_pipeline.config.entities import RegisterConfig
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.evaluation.model_evaluation import BestModel
+from sentiment_pipeline.io import write_json
+from sentiment_pipeline.registry import register_model
+from sentiment_pipeline.settings import get_settings
+from synthetic import LABELS
+from tiny_sklearn import save_tiny_model
+
+NAME = "sentiment-test"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory):
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow)])
+def store(request, processed, monkeypatch):
+    """'sqlite': the project's default local store; 'server': MLFLOW_TRACKING_URI -> a server."""
+    if request.param == "server":
+        url = request.getfixturevalue("server_url")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        get_settings.cache_clear()
+    yield request.param
+    get_settings.cache_clear()
+
+
+def _write_champion(paths, score: float, name: str = "baseline") -> BestModel:
+    save_tiny_model(paths.model_dir(name), name=name)
+    best = BestModel(
+        name=name,
+        path=paths.model_dir(name).relative_to(paths.root).as_posix(),
+        kind="sklearn",
+        primary_metric="macro_f1",
+        score=score,
+        metrics={"macro_f1": score},
+        mlflow_run_id="train-run-1",
+        evaluation_run_id="eval-run-1",
+        evaluated=[name],
+        skipped={},
+    )
+    write_json(paths.best_model, best.model_dump(mode="json"))
+    return best
+
+
+def _client(paths):
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_pipeline import tracking
+
+    uri = tracking.configure(paths)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_registration_moves_champion_to_previous_and_loads_back(store, processed):
+    import mlflow
+
+    _write_champion(processed, 0.9)
+    config = RegisterConfig(model_name=NAME, min_score=0.6)
+
+    first = register_model.run(config, processed)
+    assert first.registered and first.version == "1" and first.previous_version is None
+    second = register_model.run(config, processed)
+    assert second.registered and second.version == "2" and second.previous_version == "1"
+
+    saved = json.loads(processed.registration.read_text())
+    assert saved == second.model_dump(mode="json")
+    assert saved["model_uri"] == f"models:/{NAME}@champion"
+    assert saved["alias"] == "champion" and saved["champion"] == "baseline"
+    assert saved["score"] == 0.9
+
+    client = _client(processed)
+    # the SQLite store answers int versions, the REST store str
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "2"
+    assert str(client.get_model_version_by_alias(NAME, "previous").version) == "1"
+    run = client.get_run(second.run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "sentiment-pipeline/register_model"
+    assert run.data.tags["champion"] == "baseline"
+    if store == "sqlite":
+        assert processed.mlflow_db.is_file()
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    out = model.predict(pd.DataFrame({"text": ["awful delayed flight", "great friendly crew"]}))
+    assert list(out.columns) == ["label", *(f"p_{label}" for label in LABELS)]
+    assert out["label"].tolist() == ["negative", "positive"]
+    assert out[[f"p_{label}" for label in LABELS]].sum(axis=1).round(6).tolist() == [1.0, 1.0]
+
+
+def test_registration_refused_below_min_score(store, processed):
+    name = f"{NAME}-refused"  # the server outlives one test
+    _write_champion(processed, 0.5)
+    result = register_model.run(RegisterConfig(model_name=name, min_score=0.6), processed)
+
+    assert result.registered is False
+    saved = json.loads(processed.registration.read_text())
+    assert saved["registered"] is False
+    assert saved["model_name"] == name and saved["champion"] == "baseline"
+    assert (saved["score"], saved["min_score"]) == (0.5, 0.6)
+    assert "score 0.5000 below register.min_score 0.6" in saved["reason"]
+    if store == "sqlite":
+        assert not processed.mlflow_db.exists()  # MLflow was not even opened
+    else:
+        assert _client(processed).search_registered_models(f"name = '{name}'") == []
+
+
+def test_missing_champion_record_names_the_stage(processed):
+    with pytest.raises(PipelineError, match="best_model.json; run the model_evaluation stage"):
+        register_model.run(RegisterConfig(), processed)
+    assert not processed.registration.exists()
+
+
+def test_corrupt_champion_record(processed):
+    processed.best_model.parent.mkdir(parents=True)
+    processed.best_model.write_text('{"name": "baseline"}')
+    with pytest.raises(PipelineError, match="not a champion record written by model_evaluation"):
+        register_model.run(RegisterConfig(), processed)
+
+
+def test_pyfunc_requires_a_text_column(processed):
+    save_tiny_model(processed.baseline_model)
+
+    class Context:
+        artifacts = {"model_dir": str(processed.baseline_model)}
+
+    model = register_model.SentimentPyfunc()
+    model.load_context(Context())
+    with pytest.raises(PipelineError, match=r"expected a column 'text' .*found \['body'\]"):
+        model.predict(None, pd.DataFrame({"body": ["x"]}))
+
+
+def test_champion_of_the_evaluation_stage_is_registered(processed):
+    from sentiment_pipeline.config.entities import EvaluationConfig
+    from sentiment_pipeline.evaluation import model_evaluation
+    from sentiment_pipeline.models import artifacts
+
+    save_tiny_model(processed.lightgbm_model, name="lightgbm")
+    artifacts.save_placeholder(processed.distilbert_model, "distilbert", LABELS, "disabled")
+    best = model_evaluation.run(
+        EvaluationConfig(models=["lightgbm", "distilbert"], behavioural_tests=False), processed
+    )
+    result = register_model.run(RegisterConfig(model_name=NAME, min_score=0.5), processed)
+    assert result.registered and result.champion == "lightgbm" == best.name
+    assert result.score == best.score
+    assert _client(processed).get_run(result.run_id).data.tags["evaluation_run_id"] == (
+        best.evaluation_run_id
+    )
