@@ -289,3 +289,35 @@ def test_pruned_trial_is_recorded_as_pruned(manager, data, monkeypatch):
     assert result.n_trials_by_state["pruned"] == 1
     pruned = next(c for c in child_runs(data, result.mlflow_run_id) if c.info.run_name == "trial-1")
     assert pruned.data.tags["state"] == "pruned"
+
+
+def test_unusable_storage_url_is_a_config_error(manager, processed, monkeypatch):
+    from sentiment_pipeline.errors import ConfigError
+    from sentiment_pipeline.settings import get_settings
+
+    monkeypatch.setenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", "not a url")
+    get_settings.cache_clear()
+
+    with pytest.raises(ConfigError, match="cannot use the Optuna storage 'not a url'"):
+        lt.run(tiny_config(manager, processed), processed)
+
+
+@pytest.mark.slow
+def test_shared_storage_from_the_environment_leaves_running_trials_alone(
+    manager, data, monkeypatch, tmp_path
+):
+    from sentiment_pipeline.settings import get_settings
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", url)
+    get_settings.cache_clear()
+    first = lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=1"), data)
+    study = optuna.load_study(study_name=first.study_name, storage=url)
+    study.ask()  # another worker's trial in progress
+
+    result = lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=2"), data)
+
+    assert result.storage == url
+    assert not data.optuna_db.exists()
+    assert sorted(states(study)) == ["COMPLETE", "COMPLETE", "RUNNING"]
+    assert result.trials_run_now == 1

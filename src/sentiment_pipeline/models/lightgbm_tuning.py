@@ -237,28 +237,44 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def open_study(config: LightGBMConfig, name: str, storage: str, shared: bool) -> optuna.Study:
-    """Create or resume the study; on a private storage, fail trials a crash left RUNNING."""
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     try:
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction="maximize",
-            load_if_exists=True,
-            pruner=make_pruner(config),
-        )
-    except (ImportError, ValueError) as exc:
+        return optuna.storages.RDBStorage(url)
+    except (ImportError, ArgumentError) as exc:
         raise ConfigError(
-            f"cannot open the Optuna storage {redact(storage)!r} ({exc}); set "
-            "SENTIMENT_PIPELINE_OPTUNA_STORAGE to an RDB URL such as sqlite:///optuna.db"
+            f"cannot use the Optuna storage {redact(url)!r} ({exc}); set "
+            "SENTIMENT_PIPELINE_OPTUNA_STORAGE to an RDB URL such as sqlite:///optuna.db or "
+            "postgresql://user:password@host/db (with its driver installed), or unset it"
         ) from None
+    except OperationalError as exc:
+        raise PipelineError(
+            f"cannot open the Optuna storage {redact(url)!r}: {exc.orig}; check that the "
+            "database is reachable and writable"
+        ) from None
+
+
+def open_study(
+    config: LightGBMConfig, name: str, storage: optuna.storages.RDBStorage, shared: bool
+) -> optuna.Study:
+    """Create or resume the study; on a private storage, fail trials a crash left RUNNING."""
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        pruner=make_pruner(config),
+    )
     trials = study.get_trials(deepcopy=False)
     # Reseed so a resumed study does not replay the random start-up points of the first run.
     study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(trials))
     stale = [t for t in trials if t.state == TrialState.RUNNING]
     if stale and not shared:
+        study_id = storage.get_study_id_from_name(name)
         for trial in stale:
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
         logger.warning(
             "study %s: marked %d trial(s) left RUNNING by an interrupted run as FAIL",
             name,
@@ -304,7 +320,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
     shared_storage = get_settings().optuna_storage
     storage = shared_storage or f"sqlite:///{paths.optuna_db}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(config, name, storage, shared=shared_storage is not None)
+    study = open_study(config, name, open_storage(storage), shared=shared_storage is not None)
     n_owed = owed_trials(study, config.n_trials)
     logger.info(
         "study %s (%s): %d trial(s) owed of %d", name, redact(storage), n_owed, config.n_trials
@@ -354,7 +370,6 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
                         config.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
                     ),
                 ],
-                gc_after_trial=True,
             )
         counts = count_states(study)
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
