@@ -258,6 +258,7 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(manager, data, monkeypa
         "trial-1": "failed",
         "trial-2": "complete",
     }
+    assert [c.info.status for c in children if c.info.run_name == "trial-1"] == ["FAILED"]
     assert result.best_trial_number in (0, 2)
 
 
@@ -289,6 +290,8 @@ def test_pruned_trial_is_recorded_as_pruned(manager, data, monkeypatch):
     assert result.n_trials_by_state["pruned"] == 1
     pruned = next(c for c in child_runs(data, result.mlflow_run_id) if c.info.run_name == "trial-1")
     assert pruned.data.tags["state"] == "pruned"
+    assert pruned.info.status == "FINISHED"
+    assert "duration_s" in pruned.data.metrics
 
 
 def test_unusable_storage_url_is_a_config_error(manager, processed, monkeypatch):

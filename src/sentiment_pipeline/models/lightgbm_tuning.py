@@ -332,17 +332,23 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
             f"trial-{trial.number}", params=params, tags={"optuna_trial": str(trial.number)}
         ) as child:
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
-            state = "failed"
             start = time.perf_counter()
-            try:
-                fit = fit_trial(params, config, features, trial)
-                state = "complete"
-            except optuna.TrialPruned:
-                state = "pruned"
-                raise
-            finally:
+
+            def record(state: str) -> None:
                 mlflow.set_tag("state", state)
                 tracking.log_metrics({"duration_s": time.perf_counter() - start})
+
+            try:
+                fit = fit_trial(params, config, features, trial)
+            except optuna.TrialPruned:
+                record("pruned")
+                # A pruned trial ended as planned: FINISHED, not the FAILED an exception implies.
+                mlflow.end_run()
+                raise
+            except BaseException:
+                record("failed")
+                raise
+            record("complete")
             trial.set_user_attr("best_iteration", fit.best_iteration)
             trial.set_user_attr("val_accuracy", fit.val_accuracy)
             tracking.log_metrics(
