@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
+import torch  # noqa: E402
+
 from sentiment_pipeline import tracking  # noqa: E402
 from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
 from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
@@ -99,9 +101,8 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     assert (manifest.kind, manifest.labels, manifest.mlflow_run_id) == (
         "transformers", LABELS, result.mlflow_run_id
     )
-    assert manifest.params["max_length"] == 32 and manifest.params["trial_number"] == 0 + (
-        result.best_trial
-    )
+    assert manifest.params["max_length"] == 32
+    assert manifest.params["trial_number"] == result.best_trial
     assert manifest.metrics["val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
     proba = model.predict_proba(["great flight thanks", "awful rude crew", "the gate"])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
@@ -199,3 +200,18 @@ def test_an_interrupted_study_resumes_with_the_trials_still_owed(
     again = dt.run(config, processed)
     assert again.best_trial == result.best_trial and again.trials == result.trials
     assert load_model(processed.distilbert_model).manifest.kind == "transformers"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_device_trains_on_cuda_in_mixed_precision(processed, manager, tiny_transformer):
+    config = _config(
+        manager, processed, tiny_transformer,
+        "train.distilbert.allow_cpu=false", "train.distilbert.n_trials=1",
+    )
+    result = dt.run(config, processed)
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    assert (result.status, result.device, result.precision) == ("trained", "cuda", expected)
+    model = load_model(processed.distilbert_model)
+    assert model.device.type == "cuda"
+    np.testing.assert_allclose(model.predict_proba(["great", "awful"]).sum(axis=1), 1.0)

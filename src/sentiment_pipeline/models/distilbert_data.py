@@ -178,7 +178,9 @@ def training_arguments(
         bf16=setup.precision == "bf16",
         fp16=setup.precision == "fp16",
         use_cpu=setup.device == "cpu",
-        dataloader_num_workers=0 if setup.device == "cpu" else 2,
+        # The data is tokenised in memory and padding a batch is cheap: worker processes
+        # would only add fork overhead (and tokenizers' fork warnings).
+        dataloader_num_workers=0,
         dataloader_pin_memory=setup.device == "cuda",
         train_sampling_strategy="group_by_length" if setup.group_by_length else "random",
         disable_tqdm=not setup.verbose,
