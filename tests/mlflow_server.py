@@ -33,10 +33,11 @@ def _stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
     # The server runs its workers as children; they share the session started for it.
+    # A graceful shutdown waits for idle keep-alive connections of the clients, so not for long.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -157,3 +157,40 @@ def test_champion_of_the_evaluation_stage_is_registered(processed):
     assert _client(processed).get_run(result.run_id).data.tags["evaluation_run_id"] == (
         best.evaluation_run_id
     )
+
+
+@pytest.mark.slow
+def test_transformers_model_is_evaluated_and_registered(processed, tiny_transformer):
+    import mlflow
+
+    from sentiment_pipeline.config.entities import EvaluationConfig
+    from sentiment_pipeline.evaluation import model_evaluation
+    from sentiment_pipeline.models.artifacts import ModelManifest
+    from sentiment_pipeline.models.transformers_model import copy_transformers
+
+    manifest = ModelManifest(
+        name="distilbert", kind="transformers", labels=LABELS, params={"max_length": 32}
+    )
+    copy_transformers(tiny_transformer, processed.distilbert_model, manifest)
+    save_tiny_model(processed.baseline_model)
+    best = model_evaluation.run(
+        EvaluationConfig(models=["baseline", "distilbert"], behavioural_tests=False), processed
+    )
+    assert best.evaluated == ["baseline", "distilbert"]
+    assert (processed.evaluation_dir / "distilbert_test_metrics.json").is_file()
+
+    # register the (untrained) transformer itself: the pyfunc wraps every model kind
+    write_json(
+        processed.best_model,
+        best.model_copy(
+            update={"name": "distilbert", "kind": "transformers",
+                    "path": "models/advanced/distilbert_model"}
+        ).model_dump(mode="json"),
+    )
+    result = register_model.run(RegisterConfig(model_name=NAME, min_score=0.0), processed)
+    assert result.registered and result.champion == "distilbert"
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(
+        pd.DataFrame({"text": ["great flight", "awful crew", "gate"]})
+    )
+    assert out["label"].isin(LABELS).all()
+    assert out[[f"p_{label}" for label in LABELS]].sum(axis=1).round(6).tolist() == [1.0] * 3

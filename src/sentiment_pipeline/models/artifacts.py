@@ -174,7 +174,9 @@ def read_manifest(path: str | Path) -> ModelManifest:
     try:
         return ModelManifest.model_validate(read_json(manifest_path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{manifest_path} is not valid JSON ({exc}); retrain the model") from None
+        raise ArtifactError(
+            f"{manifest_path} is not valid JSON ({exc}); retrain the model"
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
