@@ -155,7 +155,10 @@ def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on
 ) -> None:
     monkeypatch.setattr(dt, "make_pruner", lambda config: PruneTrial(2))
     _fail_on_call(monkeypatch, 2, RuntimeError("CUDA out of memory (simulated)"))
-    result = dt.run(_config(manager, processed, tiny_transformer), processed)
+    config = _config(manager, processed, tiny_transformer, "train.distilbert.max_length=128")
+    result = dt.run(config, processed)
+    # The tiny model has 64 positions: longer texts are truncated there.
+    assert load_model(processed.distilbert_model).manifest.params["max_length"] == 64
 
     states = {t.number: t.state.name for t in _study(processed, result.study_name).trials}
     assert states == {0: "COMPLETE", 1: "FAIL", 2: "PRUNED", 3: "COMPLETE"}

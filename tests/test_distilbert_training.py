@@ -105,6 +105,13 @@ def test_stale_running_trials_are_failed_and_not_counted_as_done(tmp_path) -> No
     assert dt.trials_owed(resumed, 1) == 0
 
 
+def test_max_length_is_capped_at_the_model_positions(caplog) -> None:
+    assert dt.effective_max_length(32, 64) == 32
+    assert dt.effective_max_length(512, None) == 512
+    assert dt.effective_max_length(128, 64) == 64
+    assert "max_length=128 exceeds the model's 64 positions" in caplog.text
+
+
 def test_redact_hides_the_storage_password() -> None:
     assert dt.redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
     assert dt.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"

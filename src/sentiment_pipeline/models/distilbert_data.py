@@ -104,6 +104,7 @@ class TrainingSetup:
     labels: list[str]
     device: Literal["cuda", "cpu"]
     precision: Precision
+    max_length: int = 128
     eval_batch_size: int = 64
     eval_steps: int | None = None
     group_by_length: bool = True

@@ -291,7 +291,7 @@ def make_objective(
                         setup,
                         {
                             **params,
-                            "max_length": config.max_length,
+                            "max_length": setup.max_length,
                             "model_name_or_path": config.model_name_or_path,
                             "precision": setup.precision,
                             "study_name": name,
@@ -472,11 +472,12 @@ def write_placeholders(
     return result
 
 
-def load_tokenizer(model_name_or_path: str) -> Any:
+def load_tokenizer(model_name_or_path: str) -> tuple[Any, int | None]:
+    """The tokenizer and the longest input (position embeddings) of the checkpoint."""
     from transformers import AutoConfig, AutoTokenizer
 
     try:
-        AutoConfig.from_pretrained(model_name_or_path)
+        model_config = AutoConfig.from_pretrained(model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
     except Exception as exc:  # hub, file-system and parsing errors all mean "cannot use it"
         raise PipelineError(
@@ -488,7 +489,18 @@ def load_tokenizer(model_name_or_path: str) -> Any:
     if not getattr(tokenizer, "is_fast", False):
         logger.warning("the tokenizer of %s is not a fast tokenizer; tokenising will be slow",
                        model_name_or_path)
-    return tokenizer
+    return tokenizer, getattr(model_config, "max_position_embeddings", None)
+
+
+def effective_max_length(max_length: int, positions: int | None) -> int:
+    """train.distilbert.max_length, capped at what the model's position embeddings allow."""
+    if positions is not None and max_length > positions:
+        logger.warning(
+            "train.distilbert.max_length=%d exceeds the model's %d positions; truncating at %d",
+            max_length, positions, positions,
+        )
+        return positions
+    return max_length
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -520,12 +532,14 @@ def prepare(
 
     train = dd.subsample(train, config.max_train_samples, config.seed)
     val = dd.subsample(val, config.max_eval_samples, config.seed)
-    tokenizer = load_tokenizer(config.model_name_or_path)
+    tokenizer, positions = load_tokenizer(config.model_name_or_path)
+    max_length = effective_max_length(config.max_length, positions)
     setup = dd.TrainingSetup(
         model_name_or_path=config.model_name_or_path,
         tokenizer=tokenizer,
-        train=dd.encode(tokenizer, train, config.max_length),
-        val=dd.encode(tokenizer, val, config.max_length),
+        train=dd.encode(tokenizer, train, max_length),
+        val=dd.encode(tokenizer, val, max_length),
+        max_length=max_length,
         labels=labels,
         device=device,
         precision=precision,
@@ -578,6 +592,7 @@ def _tune(
 ) -> DistilBERTResult:
     import mlflow
     import optuna
+    import torch
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
     from tqdm.auto import tqdm
@@ -615,6 +630,8 @@ def _tune(
                 def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
                         bar.update(1)
+                    if device == "cuda":
+                        torch.cuda.empty_cache()  # a failed (OOM) trial leaves cached blocks
                     if _any_complete(study):
                         bar.set_postfix(best=f"{study.best_value:.4f}")
 
