@@ -64,6 +64,7 @@ def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     pytest.importorskip("transformers")
     import torch
+
     from tiny_transformer import build_tiny_transformer
 
     # A 30k-parameter model gains nothing from threads; on busy shared cores they cost 5-10x.
