@@ -215,4 +215,6 @@ def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "REASON missing_dependency" in out.stdout
+    assert "torch and transformers not installed" in out.stderr
+    assert "pip install 'sentiment-pipeline[transformers]'" in out.stderr
     _assert_placeholders(processed, "missing_dependency")
