@@ -53,7 +53,9 @@ def test_unknown_stage(project):
 
 def test_run_writes_overrides_into_params_yaml_keeping_comments(project, monkeypatch):
     calls = []
-    monkeypatch.setattr("sentiment_pipeline.cli.subprocess.call", lambda cmd, env: calls.append(cmd) or 0)
+    monkeypatch.setattr(
+        "sentiment_pipeline.cli.subprocess.call", lambda cmd, env: calls.append(cmd) or 0
+    )
     (project.root / "dvc.yaml").write_text("stages: {}\n")
     result = runner.invoke(
         app, ["run", "--set", "train.distilbert.enable=false", "--set", "data.source=x.csv"]

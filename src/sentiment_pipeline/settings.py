@@ -15,7 +15,9 @@ class Settings(BaseSettings):
 
     mlflow_tracking_uri: str | None = Field(
         None,
-        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "SENTIMENT_PIPELINE_MLFLOW_TRACKING_URI"),
+        validation_alias=AliasChoices(
+            "MLFLOW_TRACKING_URI", "SENTIMENT_PIPELINE_MLFLOW_TRACKING_URI"
+        ),
         description="MLflow tracking URI; default: a SQLite store mlruns.db in the project folder.",
     )
     optuna_storage: str | None = Field(

@@ -175,7 +175,7 @@ class DistilBERTConfig(_Frozen):
     max_length: int = Field(128, ge=8, le=4096, description="Truncate texts to this many tokens.")
     group_by_length: bool = Field(True, description="Batch texts of similar length together.")
     eval_steps: int | None = Field(
-        None, ge=1, description="Evaluate (and report to the pruner) every N steps; null: per epoch."
+        None, ge=1, description="Evaluate and report to the pruner every N steps; null: per epoch.",
     )
     pruner: Literal["median", "hyperband", "none"] = Field("median", description="Optuna pruner.")
     mixed_precision: Literal["auto", "bf16", "fp16", "no"] = Field(

