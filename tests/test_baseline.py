@@ -13,7 +13,7 @@ from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models import baseline
 from sentiment_pipeline.models.artifacts import load_model, read_manifest
-from sentiment_pipeline.models.text_features import load_split, scores
+from sentiment_pipeline.models.text_features import load_split, plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import LABELS
 
@@ -63,6 +63,19 @@ def test_build_pipeline_follows_the_config(manager, project):
     assert pipeline["tfidf"].min_df == 1
     assert pipeline["clf"].C == 0.5
     assert pipeline["clf"].class_weight == "balanced"
+
+
+def test_plain_vocabulary_keeps_the_features(processed):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = pd.read_parquet(processed.split("train"))["text"]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2)).fit(texts)
+    before = vectorizer.transform(texts)
+
+    plain_vocabulary(vectorizer)
+
+    assert {type(i) for i in vectorizer.vocabulary_.values()} == {int}
+    assert (vectorizer.transform(texts) != before).nnz == 0
 
 
 def test_load_split_names_the_missing_column(processed):

@@ -20,6 +20,7 @@ from sentiment_pipeline.models.text_features import (
     load_split,
     log_sklearn_model,
     make_tfidf,
+    plain_vocabulary,
     scores,
 )
 from sentiment_pipeline.paths import ProjectPaths
@@ -65,7 +66,9 @@ def build_pipeline(config: BaselineConfig) -> Pipeline:
 
 
 def train(config: BaselineConfig, train_frame: pd.DataFrame) -> Pipeline:
-    return build_pipeline(config).fit(train_frame["text"], train_frame["label"])
+    pipeline = build_pipeline(config).fit(train_frame["text"], train_frame["label"])
+    plain_vocabulary(pipeline["tfidf"])
+    return pipeline
 
 
 def run(config: BaselineConfig, paths: ProjectPaths) -> BaselineResult:

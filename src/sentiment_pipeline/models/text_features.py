@@ -28,6 +28,16 @@ def make_tfidf(config: TfidfConfig) -> TfidfVectorizer:
     )
 
 
+def plain_vocabulary(vectorizer: TfidfVectorizer) -> TfidfVectorizer:
+    """Store a fitted vocabulary's column ids as Python ints, in place.
+
+    skops writes each numpy int64 as its own typed node: a 10k-term vocabulary took 14 s and
+    6 MB to save that way, 0.5 s with plain ints. Transforms are unchanged.
+    """
+    vectorizer.vocabulary_ = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+    return vectorizer
+
+
 def load_labels(paths: ProjectPaths) -> list[str]:
     """The ordered class names of labels.json."""
     path = paths.labels
