@@ -127,22 +127,20 @@ def test_redact_hides_the_storage_password():
     )
 
 
-def test_pruning_callback_reports_macro_f1_and_prunes(manager, processed):
+def test_pruning_callback_reports_macro_f1_and_prunes(manager, processed, monkeypatch):
     config = tiny_config(manager, processed, "train.lightgbm.early_stopping_rounds=40")
     frames = {name: pd.read_parquet(processed.split(name)) for name in ("train", "val")}
     features = lt.prepare_features(config, frames["train"], frames["val"], LABELS)
     keep, hopeless = FakeTrial(prune=False), FakeTrial(prune=True)
 
-    lt.fit_trial({"learning_rate": 0.2}, config, features, keep)
-    lt.REPORT_EVERY, saved = 5, lt.REPORT_EVERY
-    try:
-        with pytest.raises(optuna.TrialPruned, match="val macro-F1 .* at round 5"):
-            lt.fit_trial({"learning_rate": 0.2}, config, features, hopeless)
-    finally:
-        lt.REPORT_EVERY = saved
+    fit = lt.fit_trial({"learning_rate": 0.2}, config, features, keep)
+    monkeypatch.setattr(lt, "REPORT_EVERY", 5)
+    with pytest.raises(optuna.TrialPruned, match="val macro-F1 .* at round 5"):
+        lt.fit_trial({"learning_rate": 0.2}, config, features, hopeless)
 
     assert [step for _, step in keep.reports] == [25]
     assert 0 < keep.reports[0][0] <= 1
+    assert fit.best_iteration <= 40
     assert [step for _, step in hopeless.reports] == [5]
 
 
