@@ -22,12 +22,25 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store: creating one costs seconds, copying it does not."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProjectPaths:
-    """An empty project (params.yaml from the repo) as the working directory."""
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Path
+) -> ProjectPaths:
+    """An empty project (params.yaml from the repo, a fresh MLflow store) as the working dir."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(REPO_ROOT / "params.yaml", root / "params.yaml")
+    shutil.copy(mlflow_db_template, root / "mlruns.db")
     monkeypatch.chdir(root)
     for var in ("MLFLOW_TRACKING_URI", "SENTIMENT_PIPELINE_OPTUNA_STORAGE"):
         monkeypatch.delenv(var, raising=False)

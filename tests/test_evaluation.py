@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from sentiment_pipeline.config.entities import EvaluationConfig
 from sentiment_pipeline.errors import DataError, PipelineError
@@ -96,7 +97,8 @@ def test_every_model_a_placeholder_fails_and_writes_nothing(processed):
         model_evaluation.run(_config(), processed)
     assert not processed.evaluation_dir.exists()
     assert not processed.best_model.exists()
-    assert not processed.mlflow_db.exists()
+    experiments = MlflowClient(f"sqlite:///{processed.mlflow_db}").search_experiments()
+    assert "sentiment-pipeline/model_evaluation" not in {e.name for e in experiments}
 
 
 def test_missing_model_directory_names_the_stage_to_run(processed):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import optuna
 import pandas as pd
@@ -29,19 +26,8 @@ TINY = (
 )
 
 
-@pytest.fixture(scope="session")
-def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow SQLite store: creating one costs seconds, copying it does not."""
-    import mlflow
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def data(processed: ProjectPaths, mlflow_db_template: Path) -> ProjectPaths:
-    shutil.copy(mlflow_db_template, processed.mlflow_db)
+def data(processed: ProjectPaths) -> ProjectPaths:
     return processed
 
 
