@@ -14,7 +14,10 @@ pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 
-from sentiment_pipeline import tracking  # noqa: E402
+from sentiment_pipeline import (
+    tracking,  # noqa: E402
+    tuning,
+)
 from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
 from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
 from sentiment_pipeline.models.artifacts import load_model, save_placeholder  # noqa: E402
@@ -54,7 +57,7 @@ def _runs(paths, study: str) -> tuple[list, list]:
 
 
 def _study(paths, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=dt.storage_url(paths))
+    return optuna.load_study(study_name=name, storage=tuning.storage_url(paths)[0])
 
 
 def _fail_on_call(monkeypatch, call: int, error: BaseException) -> None:

@@ -92,29 +92,11 @@ def test_study_name_changes_with_search_space_data_and_model() -> None:
     assert name != dt.study_name(DistilBERTConfig(max_length=64), "data-a")
 
 
-def test_stale_running_trials_are_failed_and_not_counted_as_done(tmp_path) -> None:
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
-    study.tell(study.ask(), 0.5)
-    study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
-    study.ask()  # left RUNNING, as by a killed process
-    resumed = optuna.load_study(study_name="s", storage=storage)
-    assert dt.fail_stale_trials(resumed) == 1
-    assert dt.state_counts(resumed)["failed"] == 1
-    assert dt.trials_owed(resumed, 5) == 3
-    assert dt.trials_owed(resumed, 1) == 0
-
-
 def test_max_length_is_capped_at_the_model_positions(caplog) -> None:
     assert dt.effective_max_length(32, 64) == 32
     assert dt.effective_max_length(512, None) == 512
     assert dt.effective_max_length(128, 64) == 64
     assert "max_length=128 exceeds the model's 64 positions" in caplog.text
-
-
-def test_redact_hides_the_storage_password() -> None:
-    assert dt.redact("postgresql://bob:s3cret@db:5432/optuna") == "postgresql://bob:***@db:5432/optuna"
-    assert dt.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
 
 
 class FakeTrial:

@@ -107,12 +107,6 @@ def test_imbalance_setting_maps_to_class_weight(manager, project):
     assert weighted.n_jobs == 1
 
 
-def test_redact_hides_the_storage_password():
-    assert lt.redact("postgresql://optuna:s3cret@db:5432/studies") == (
-        "postgresql://optuna:***@db:5432/studies"
-    )
-
-
 def test_pruning_callback_reports_macro_f1_and_prunes(manager, processed, monkeypatch):
     config = tiny_config(manager, processed, "train.lightgbm.early_stopping_rounds=40")
     frames = {name: pd.read_parquet(processed.split(name)) for name in ("train", "val")}
@@ -218,7 +212,7 @@ def test_trial_left_running_by_a_crash_is_failed_on_resume(manager, data):
     result = lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=3"), data)
 
     assert states(load_study(data, first.study_name)).count("RUNNING") == 0
-    assert result.n_trials_by_state["fail"] == 1
+    assert result.n_trials_by_state["failed"] == 1
     assert result.trials_run_now == 1
 
 
@@ -253,7 +247,7 @@ def test_study_where_every_trial_fails_stops_with_a_clear_error(manager, data, m
 
     monkeypatch.setattr(lt, "fit_trial", always_fail)
 
-    with pytest.raises(PipelineError, match=r"has no completed trial .*'fail': 2"):
+    with pytest.raises(PipelineError, match=r"has no completed trial .*'failed': 2"):
         lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=2"), data)
     assert not data.lightgbm_model.exists()
 

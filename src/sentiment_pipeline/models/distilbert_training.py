@@ -7,10 +7,8 @@ import importlib
 import json
 import logging
 import math
-import re
 import shutil
 import warnings
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from sentiment_pipeline import stages, tracking
+from sentiment_pipeline import stages, tracking, tuning
 from sentiment_pipeline.config.entities import DistilBERTConfig
 from sentiment_pipeline.errors import ConfigError, DataError, PipelineError
 from sentiment_pipeline.io import atomic_dir, read_json, write_json
@@ -29,7 +27,6 @@ from sentiment_pipeline.models.artifacts import (
     save_placeholder,
 )
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import optuna
@@ -46,7 +43,6 @@ INSTALL_HINT = (
 )
 Device = Literal["cuda", "cpu"]
 Precision = Literal["bf16", "fp16", "fp32"]
-STATES = ("complete", "pruned", "failed", "running", "waiting")
 
 
 @dataclass(frozen=True)
@@ -159,42 +155,9 @@ def make_pruner(config: DistilBERTConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def storage_url(paths: ProjectPaths, settings: Settings | None = None) -> str:
-    settings = settings or get_settings()
-    return settings.optuna_storage or f"sqlite:///{paths.optuna_db}"
-
-
-def redact(url: str) -> str:
-    """The storage URL without its password."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
-
 def best_dir(paths: ProjectPaths, name: str) -> Path:
     """Best-so-far weights of a study; outside the DVC outs, which DVC deletes before a rerun."""
     return paths.root / ".optuna" / MODEL_NAME / name / "best"
-
-
-def fail_stale_trials(study: optuna.Study) -> int:
-    """Mark trials left RUNNING by a killed run as FAIL; return how many."""
-    import optuna
-
-    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in stale:
-        logger.warning("trial %d was left running by an interrupted run; marking it failed",
-                       trial.number)
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    return len(stale)
-
-
-def state_counts(study: optuna.Study) -> dict[str, int]:
-    counts = Counter(t.state.name.lower().replace("fail", "failed") for t in study.trials)
-    return {state: counts.get(state, 0) for state in STATES}
-
-
-def trials_owed(study: optuna.Study, n_trials: int) -> int:
-    """n_trials minus the trials already finished (complete or pruned)."""
-    counts = state_counts(study)
-    return max(0, n_trials - counts["complete"] - counts["pruned"])
 
 
 def saved_best(path: Path) -> ModelManifest | None:
@@ -359,7 +322,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         rows.append(
             {
                 "number": t.number,
-                "state": t.state.name.lower().replace("fail", "failed"),
+                "state": tuning.state_name(t.state),
                 "value": t.value,
                 "duration_s": duration,
                 **{f"params_{k}": v for k, v in t.params.items()},
@@ -415,7 +378,7 @@ def write_results(
         "best_trial": best.number,
         "best_value": best.value,
         "best_params": best.params,
-        "trials": state_counts(study),
+        "trials": tuning.count_states(study),
     }
     with atomic_dir(target) as tmp:
         trials_frame(study).to_csv(tmp / "trials.csv", index=False)
@@ -591,7 +554,6 @@ def _tune(
     precision: Precision,
 ) -> DistilBERTResult:
     import mlflow
-    import optuna
     import torch
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -602,24 +564,21 @@ def _tune(
     verbose = logging.getLogger("sentiment_pipeline").isEnabledFor(logging.DEBUG)
     quiet_libraries(verbose)
     setup, name = prepare(config, train, val, labels, device, precision, verbose)
-    storage = storage_url(paths)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(
-            seed=config.seed, n_startup_trials=max(2, min(10, config.n_trials // 2))
-        ),
+    storage, shared = tuning.storage_url(paths)
+    study = tuning.open_study(
+        name,
+        storage,
+        shared=shared,
         pruner=make_pruner(config),
-        load_if_exists=True,
+        seed=config.seed,
+        n_startup_trials=max(2, min(10, config.n_trials // 2)),
     )
-    fail_stale_trials(study)
     best_path = best_dir(paths, name)
     reconcile_best(study, best_path)
-    owed = trials_owed(study, config.n_trials)
+    owed = tuning.owed_trials(study, config.n_trials)
     logger.info(
         "study %s (%s): %d of %d trials owed; %d train / %d val texts on %s (%s)",
-        name, redact(storage), owed, config.n_trials, len(setup.train), len(setup.val),
+        name, tuning.redact(storage), owed, config.n_trials, len(setup.train), len(setup.val),
         device, precision,
     )
     with tracking.stage_run(STAGE, config, paths, run_name=f"{STAGE} {name}") as parent:
@@ -646,7 +605,7 @@ def _tune(
                     callbacks=[MaxTrialsCallback(config.n_trials, states=finished), progress],
                     gc_after_trial=True,
                 )
-        counts = state_counts(study)
+        counts = tuning.count_states(study)
         if not _any_complete(study):
             raise PipelineError(
                 f"no trial of study {name} completed ({counts['failed']} failed, "
@@ -659,10 +618,10 @@ def _tune(
             raise PipelineError(
                 f"the weights of the best trial {best.number} of study {name} are missing from "
                 f"{best_path}; delete the study (optuna delete-study --study-name {name} "
-                f"--storage {redact(storage)}) and rerun"
+                f"--storage {tuning.redact(storage)}) and rerun"
             )
         info = {
-            "storage": redact(storage),
+            "storage": tuning.redact(storage),
             "device": device,
             "precision": precision,
             "n_trials": config.n_trials,

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from scipy import sparse
 from sklearn.pipeline import Pipeline
 
-from sentiment_pipeline import stages, tracking
+from sentiment_pipeline import stages, tracking, tuning
 from sentiment_pipeline.config.entities import LightGBMConfig
-from sentiment_pipeline.errors import ConfigError, PipelineError
+from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts import ModelManifest, save_sklearn
 from sentiment_pipeline.models.text_features import (
@@ -34,7 +34,6 @@ from sentiment_pipeline.models.text_features import (
     scores,
 )
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -215,78 +214,6 @@ def make_pruner(config: LightGBMConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
-def count_states(study: optuna.Study) -> dict[str, int]:
-    counts = {state.name.lower(): 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name.lower()] += 1
-    return counts
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    from sqlalchemy.exc import ArgumentError, OperationalError
-
-    try:
-        return optuna.storages.RDBStorage(url)
-    except (ImportError, ArgumentError) as exc:
-        raise ConfigError(
-            f"cannot use the Optuna storage {redact(url)!r} ({exc}); set "
-            "SENTIMENT_PIPELINE_OPTUNA_STORAGE to an RDB URL such as sqlite:///optuna.db or "
-            "postgresql://user:password@host/db (with its driver installed), or unset it"
-        ) from None
-    except OperationalError as exc:
-        raise PipelineError(
-            f"cannot open the Optuna storage {redact(url)!r}: {exc.orig}; check that the "
-            "database is reachable and writable"
-        ) from None
-
-
-def open_study(
-    config: LightGBMConfig, name: str, storage: optuna.storages.RDBStorage, shared: bool
-) -> optuna.Study:
-    """Create or resume the study; on a private storage, fail trials a crash left RUNNING."""
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=make_pruner(config),
-    )
-    trials = study.get_trials(deepcopy=False)
-    # Reseed so a resumed study does not replay the random start-up points of the first run.
-    study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(trials))
-    stale = [t for t in trials if t.state == TrialState.RUNNING]
-    if stale and not shared:
-        study_id = storage.get_study_id_from_name(name)
-        for trial in stale:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        logger.warning(
-            "study %s: marked %d trial(s) left RUNNING by an interrupted run as FAIL",
-            name,
-            len(stale),
-        )
-    elif stale:
-        logger.info("study %s: %d trial(s) RUNNING elsewhere are not counted", name, len(stale))
-    return study
-
-
-def owed_trials(study: optuna.Study, n_trials: int) -> int:
-    """Trials still owed: complete and pruned ones count as done, failed ones do not."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    return max(0, n_trials - len(done))
-
-
 def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     value = f"{trial.value:.4f}" if trial.value is not None else "-"
     seconds = trial.duration.total_seconds() if trial.duration else float("nan")
@@ -313,13 +240,15 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
         + json.dumps(labels).encode()
     ).hexdigest()
     name = study_name(config, fingerprint)
-    shared_storage = get_settings().optuna_storage
-    storage = shared_storage or f"sqlite:///{paths.optuna_db}"
+    storage, shared = tuning.storage_url(paths)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(config, name, open_storage(storage), shared=shared_storage is not None)
-    n_owed = owed_trials(study, config.n_trials)
+    study = tuning.open_study(
+        name, storage, shared=shared, pruner=make_pruner(config), seed=config.seed
+    )
+    n_owed = tuning.owed_trials(study, config.n_trials)
     logger.info(
-        "study %s (%s): %d trial(s) owed of %d", name, redact(storage), n_owed, config.n_trials
+        "study %s (%s): %d trial(s) owed of %d",
+        name, tuning.redact(storage), n_owed, config.n_trials,
     )
 
     def objective(trial: optuna.Trial) -> float:
@@ -358,7 +287,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
 
     with tracking.stage_run(STAGE, config, paths) as active:
         run_id = active.info.run_id
-        mlflow.set_tags({"optuna_study": name, "optuna_storage": redact(storage)})
+        mlflow.set_tags({"optuna_study": name, "optuna_storage": tuning.redact(storage)})
         before = len(study.get_trials(deepcopy=False))
         if n_owed:
             study.optimize(
@@ -373,10 +302,10 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
                     ),
                 ],
             )
-        counts = count_states(study)
+        counts = tuning.count_states(study)
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             raise PipelineError(
-                f"study {name} in {redact(storage)} has no completed trial ({counts}); "
+                f"study {name} in {tuning.redact(storage)} has no completed trial ({counts}); "
                 "see the failed trials' warnings above, fix the cause and rerun"
             )
         best = study.best_trial
@@ -406,7 +335,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
         model_uri = log_sklearn_model(pipeline, train_frame["text"].head(5))
         result = LightGBMResult(
             study_name=name,
-            storage=redact(storage),
+            storage=tuning.redact(storage),
             best_trial_number=best.number,
             best_params=best.params,
             best_val_macro_f1=float(best.value),

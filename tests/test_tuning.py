@@ -1,0 +1,66 @@
+"""Optuna plumbing shared by the tuned stages: storage choice, resume, trial accounting."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from sentiment_pipeline import tuning
+from sentiment_pipeline.errors import ConfigError
+from sentiment_pipeline.settings import Settings
+
+
+def test_default_storage_is_private_sqlite_in_the_project(project):
+    assert tuning.storage_url(project, Settings()) == (f"sqlite:///{project.optuna_db}", False)
+
+
+def test_storage_from_the_environment_is_shared(project, monkeypatch):
+    monkeypatch.setenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", "sqlite:////tmp/shared.db")
+    assert tuning.storage_url(project, Settings()) == ("sqlite:////tmp/shared.db", True)
+
+
+def test_redact_hides_the_password():
+    assert tuning.redact("postgresql://bob:s3cret@db:5432/optuna") == (
+        "postgresql://bob:***@db:5432/optuna"
+    )
+    assert tuning.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
+
+
+def test_unusable_storage_url_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"cannot use the Optuna storage 'nosuch://u:\*\*\*@h/db'"):
+        tuning.open_storage("nosuch://u:pw@h/db")
+
+
+def _interrupted_study(url: str) -> float:
+    study = optuna.create_study(
+        study_name="s", storage=url, direction="maximize", sampler=optuna.samplers.TPESampler(1)
+    )
+    first = study.ask()
+    x = first.suggest_float("x", 0, 1)
+    study.tell(first, 0.5)
+    study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
+    study.ask()  # left RUNNING, as by a killed process
+    return x
+
+
+def test_private_study_fails_stale_trials_and_counts_what_is_owed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first_x = _interrupted_study(url)
+    study = tuning.open_study(
+        "s", url, shared=False, pruner=optuna.pruners.NopPruner(), seed=1
+    )
+    assert tuning.count_states(study) == {
+        "complete": 1, "pruned": 1, "failed": 1, "running": 0, "waiting": 0
+    }
+    assert tuning.owed_trials(study, 5) == 3
+    assert tuning.owed_trials(study, 1) == 0
+    # reseeded by the trials already there, so the first start-up point is not replayed
+    assert study.ask().suggest_float("x", 0, 1) != first_x
+
+
+def test_shared_study_leaves_running_trials_alone(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    _interrupted_study(url)
+    study = tuning.open_study("s", url, shared=True, pruner=optuna.pruners.NopPruner(), seed=1)
+    assert tuning.count_states(study)["running"] == 1
+    assert tuning.owed_trials(study, 5) == 3
