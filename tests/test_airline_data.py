@@ -11,18 +11,12 @@ from conftest import SHARED_DATA
 from sentiment_pipeline.config.entities import DataConfig, SplitConfig
 from sentiment_pipeline.data import ingestion, preparation, validation
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import get_settings
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.is_file(), reason=f"no airline tweets at {SHARED_DATA}")
-def test_airline_tweets_go_through_the_data_stages(
-    project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory, monkeypatch
-) -> None:
-    db = tmp_path_factory.getbasetemp() / "data-stages-mlruns.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    get_settings.cache_clear()
+def test_airline_tweets_go_through_the_data_stages(project: ProjectPaths) -> None:
     data = DataConfig(
         source=str(SHARED_DATA), text_column="text", label_column="airline_sentiment"
     )

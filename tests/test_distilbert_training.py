@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fake_trial import FakeTrial
 from sentiment_pipeline.cli import app
 from sentiment_pipeline.config.entities import DistilBERTConfig
 from sentiment_pipeline.errors import ConfigError, PipelineError
@@ -97,18 +98,6 @@ def test_max_length_is_capped_at_the_model_positions(caplog) -> None:
     assert dt.effective_max_length(512, None) == 512
     assert dt.effective_max_length(128, 64) == 64
     assert "max_length=128 exceeds the model's 64 positions" in caplog.text
-
-
-class FakeTrial:
-    def __init__(self, prune: bool) -> None:
-        self.prune = prune
-        self.reports: list[tuple[float, int]] = []
-
-    def report(self, value: float, step: int) -> None:
-        self.reports.append((value, step))
-
-    def should_prune(self) -> bool:
-        return self.prune
 
 
 @pytest.mark.parametrize("prune", [True, False])

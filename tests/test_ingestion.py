@@ -16,21 +16,9 @@ from sentiment_pipeline.config.entities import DataConfig
 from sentiment_pipeline.data import ingestion
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import get_settings
 from synthetic import make_comments
 
 RAW_LABELS = {"negative": -1, "neutral": 0, "positive": 1}
-
-
-@pytest.fixture
-def tracked(
-    project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory, monkeypatch
-) -> ProjectPaths:
-    """`project` with MLflow in one SQLite store shared by the session (created once)."""
-    db = tmp_path_factory.getbasetemp() / "data-stages-mlruns.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    get_settings.cache_clear()
-    return project
 
 
 def source_frame(n: int = 30) -> pd.DataFrame:
@@ -119,9 +107,9 @@ def test_unreadable_file_names_the_file_and_the_parser_complaint(tmp_path: Path)
         ingestion.read_table(path)
 
 
-def test_missing_local_file_is_reported(tracked: ProjectPaths) -> None:
+def test_missing_local_file_is_reported(project: ProjectPaths) -> None:
     with pytest.raises(DataError, match=r"no file at .*missing\.csv; set data\.source"):
-        ingestion.run(config("missing.csv"), tracked)
+        ingestion.run(config("missing.csv"), project)
 
 
 def test_missing_column_names_the_columns_found(tmp_path: Path) -> None:
@@ -138,12 +126,12 @@ def test_missing_column_names_the_columns_found(tmp_path: Path) -> None:
         )
 
 
-def test_run_writes_the_raw_contract_from_a_relative_path(tracked: ProjectPaths) -> None:
-    write_source(source_frame(), tracked.root / "comments.csv")
+def test_run_writes_the_raw_contract_from_a_relative_path(project: ProjectPaths) -> None:
+    write_source(source_frame(), project.root / "comments.csv")
 
-    result = ingestion.run(config("comments.csv"), tracked)
+    result = ingestion.run(config("comments.csv"), project)
 
-    raw = pd.read_parquet(tracked.raw_dataset)
+    raw = pd.read_parquet(project.raw_dataset)
     assert (result.rows, result.columns, result.source) == (30, 3, "comments.csv")
     assert list(raw.columns) == ["text", "label"]
     assert set(raw["label"]) == {"-1", "0", "1"}
@@ -167,27 +155,27 @@ def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         thread.join(timeout=5)
 
 
-def test_run_downloads_a_url(tracked: ProjectPaths, http_folder: tuple[str, Path]) -> None:
+def test_run_downloads_a_url(project: ProjectPaths, http_folder: tuple[str, Path]) -> None:
     base, folder = http_folder
     write_source(source_frame(), folder / "comments.jsonl")
 
-    result = ingestion.run(config(f"{base}/comments.jsonl"), tracked)
+    result = ingestion.run(config(f"{base}/comments.jsonl"), project)
 
-    downloaded = tracked.raw_dataset.parent / "downloads" / "comments.jsonl"
+    downloaded = project.raw_dataset.parent / "downloads" / "comments.jsonl"
     assert downloaded.read_bytes() == (folder / "comments.jsonl").read_bytes()
     assert result.rows == 30
-    assert pd.read_parquet(tracked.raw_dataset)["label"].tolist()[:3] == ["-1", "0", "1"]
+    assert pd.read_parquet(project.raw_dataset)["label"].tolist()[:3] == ["-1", "0", "1"]
     assert not list(downloaded.parent.glob(".*.tmp"))
 
 
-def test_http_error_is_reported(tracked: ProjectPaths, http_folder: tuple[str, Path]) -> None:
+def test_http_error_is_reported(project: ProjectPaths, http_folder: tuple[str, Path]) -> None:
     base, _ = http_folder
 
     with pytest.raises(DataError, match=r"could not reach .*/absent\.csv \(HTTPError: 404"):
-        ingestion.run(config(f"{base}/absent.csv"), tracked)
+        ingestion.run(config(f"{base}/absent.csv"), project)
 
 
-def test_unreachable_url_says_how_to_use_a_local_file(tracked: ProjectPaths) -> None:
+def test_unreachable_url_says_how_to_use_a_local_file(project: ProjectPaths) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -198,5 +186,5 @@ def test_unreachable_url_says_how_to_use_a_local_file(tracked: ProjectPaths) -> 
         match=rf"could not reach {url} \(ConnectionError: .*\); .*"
         r"--set data\.source=path/to/file\.csv",
     ):
-        ingestion.run(config(url, download_timeout_s=5), tracked)
-    assert not tracked.raw_dataset.exists()
+        ingestion.run(config(url, download_timeout_s=5), project)
+    assert not project.raw_dataset.exists()

@@ -7,6 +7,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from fake_trial import FakeTrial
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models import lightgbm_tuning as lt
@@ -55,18 +56,6 @@ def child_runs(paths: ProjectPaths, parent_id: str) -> list:
     return client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
     )
-
-
-class FakeTrial:
-    def __init__(self, prune: bool) -> None:
-        self.prune = prune
-        self.reports: list[tuple[float, int]] = []
-
-    def report(self, value: float, step: int) -> None:
-        self.reports.append((value, step))
-
-    def should_prune(self) -> bool:
-        return self.prune
 
 
 def test_search_space_stays_within_the_configured_bounds(manager, project):

@@ -12,19 +12,7 @@ from sentiment_pipeline.data import preparation
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_parquet
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import get_settings
 from synthetic import make_comments
-
-
-@pytest.fixture
-def tracked(
-    project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory, monkeypatch
-) -> ProjectPaths:
-    """`project` with MLflow in one SQLite store shared by the session (created once)."""
-    db = tmp_path_factory.getbasetemp() / "data-stages-mlruns.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    get_settings.cache_clear()
-    return project
 
 
 def imbalanced(n_neg: int = 150, n_neu: int = 90, n_pos: int = 60) -> pd.DataFrame:
@@ -98,22 +86,22 @@ def test_a_class_too_small_to_stratify_is_a_data_error() -> None:
         preparation.prepare_frame(frame, SplitConfig())
 
 
-def test_run_twice_writes_byte_identical_files(tracked: ProjectPaths) -> None:
-    write_parquet(tracked.validated, imbalanced())
-    outputs = [tracked.split(name) for name in preparation.SPLITS] + [tracked.labels]
+def test_run_twice_writes_byte_identical_files(project: ProjectPaths) -> None:
+    write_parquet(project.validated, imbalanced())
+    outputs = [project.split(name) for name in preparation.SPLITS] + [project.labels]
 
-    result = preparation.run(SplitConfig(), tracked)
+    result = preparation.run(SplitConfig(), project)
     first = [path.read_bytes() for path in outputs]
     for path in outputs:
         path.unlink()
-    preparation.run(SplitConfig(), tracked)
+    preparation.run(SplitConfig(), project)
 
     assert [path.read_bytes() for path in outputs] == first
-    assert json.loads(tracked.labels.read_text()) == ["negative", "neutral", "positive"]
+    assert json.loads(project.labels.read_text()) == ["negative", "neutral", "positive"]
     assert (result.train, result.val, result.test) == (210, 45, 45)
-    assert pd.read_parquet(tracked.split("test"))["label"].dtype == "int64"
+    assert pd.read_parquet(project.split("test"))["label"].dtype == "int64"
 
 
-def test_run_without_validated_data_says_to_validate(tracked: ProjectPaths) -> None:
+def test_run_without_validated_data_says_to_validate(project: ProjectPaths) -> None:
     with pytest.raises(DataError, match=r"no validated data at .*; run the validate stage"):
-        preparation.run(SplitConfig(), tracked)
+        preparation.run(SplitConfig(), project)

@@ -12,7 +12,6 @@ from sentiment_pipeline.data import validation
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_parquet
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.settings import get_settings
 from synthetic import make_comments
 
 CONFIG = DataConfig(min_text_chars=3, max_text_chars=20)
@@ -34,17 +33,6 @@ ROWS = [
     ("  fine two  ", "neutral", "neutral"),
     ("x" * 20, "0", "neutral"),
 ]
-
-
-@pytest.fixture
-def tracked(
-    project: ProjectPaths, tmp_path_factory: pytest.TempPathFactory, monkeypatch
-) -> ProjectPaths:
-    """`project` with MLflow in one SQLite store shared by the session (created once)."""
-    db = tmp_path_factory.getbasetemp() / "data-stages-mlruns.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    get_settings.cache_clear()
-    return project
 
 
 def raw_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -128,31 +116,31 @@ def test_check_report_names_every_broken_threshold() -> None:
     assert "data.min_rows_per_class (10)" in problems[1]
 
 
-def test_run_writes_outs_then_a_failing_run_removes_them(tracked: ProjectPaths) -> None:
+def test_run_writes_outs_then_a_failing_run_removes_them(project: ProjectPaths) -> None:
     raw = make_comments(60, raw_labels={"negative": -1, "neutral": 0, "positive": 1})
     raw["label"] = raw["label"].astype(str)
     raw.loc[0, "label"] = "9"
-    write_parquet(tracked.raw_dataset, raw)
+    write_parquet(project.raw_dataset, raw)
 
-    result = validation.run(DataConfig(), tracked)
+    result = validation.run(DataConfig(), project)
 
     assert (result.total, result.accepted, result.rejected) == (60, 59, 1)
-    report = json.loads(tracked.validation_report.read_text())
+    report = json.loads(project.validation_report.read_text())
     assert report["reasons"]["unknown_label"] == 1
-    rejected = pd.read_parquet(tracked.rejected)
+    rejected = pd.read_parquet(project.rejected)
     assert rejected.to_dict("records") == [
         {"text": raw.loc[0, "text"], "label": "9", "reason": "unknown_label"}
     ]
-    assert set(pd.read_parquet(tracked.validated)["label"]) == {"negative", "neutral", "positive"}
+    assert set(pd.read_parquet(project.validated)["label"]) == {"negative", "neutral", "positive"}
 
     with pytest.raises(
         DataError, match=r"validation failed: .*data\.min_rows_per_class \(30\) rows: \{"
     ):
-        validation.run(DataConfig(min_rows_per_class=30), tracked)
-    for out in (tracked.validated, tracked.rejected, tracked.validation_report):
+        validation.run(DataConfig(min_rows_per_class=30), project)
+    for out in (project.validated, project.rejected, project.validation_report):
         assert not out.exists()
 
 
-def test_run_without_raw_data_says_to_ingest(tracked: ProjectPaths) -> None:
+def test_run_without_raw_data_says_to_ingest(project: ProjectPaths) -> None:
     with pytest.raises(DataError, match=r"no raw dataset at .*; run the ingest stage first"):
-        validation.run(DataConfig(), tracked)
+        validation.run(DataConfig(), project)
