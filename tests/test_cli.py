@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -86,3 +88,26 @@ def test_run_outside_a_project(project):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1
     assert "no dvc.yaml here" in result.output
+
+
+def test_tune_worker_uses_the_shared_storage(processed, monkeypatch, tmp_path):
+    shared = tmp_path / "shared-optuna.db"
+    monkeypatch.delenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", raising=False)
+    overrides = ["train.lightgbm.n_trials=2", "train.lightgbm.max_estimators=20",
+                 "train.lightgbm.tfidf.min_df=1"]
+    args = ["tune", "lightgbm", "--storage", f"sqlite:///{shared}"]
+    result = runner.invoke(app, [*args, *[a for o in overrides for a in ("--set", o)]])
+    assert result.exit_code == 0, result.output
+    assert shared.is_file() and not processed.optuna_db.exists()
+    assert (processed.lightgbm_model / "model.json").is_file()
+    # a second worker on the same storage finds the study finished: nothing owed
+    again = runner.invoke(app, [*args, *[a for o in overrides for a in ("--set", o)]])
+    assert again.exit_code == 0, again.output
+    assert "'complete': 2" in again.output and "trials_run_now=0" in again.output
+    assert "SENTIMENT_PIPELINE_OPTUNA_STORAGE" not in os.environ
+
+
+def test_tune_refuses_an_untuned_model(project):
+    result = runner.invoke(app, ["tune", "baseline"])
+    assert result.exit_code == 1
+    assert "cannot tune 'baseline'" in result.output

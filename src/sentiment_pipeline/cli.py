@@ -1,12 +1,14 @@
-"""The `sentiment-pipeline` command line: run, stage, config show, predict."""
+"""The `sentiment-pipeline` command line: run, stage, tune, config show, predict."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Annotated
@@ -139,6 +141,60 @@ def stage(
     except PipelineError as exc:
         raise _fail(exc) from None
     typer.echo(f"{name}: {result}")
+
+
+TUNED = {"distilbert": "train_distilbert", "lightgbm": "train_lightgbm"}
+
+
+@app.command()
+def tune(
+    model: Annotated[str, typer.Argument(help=f"One of: {', '.join(TUNED)}.")],
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Optuna RDB storage shared by all workers, e.g. postgresql://user:pw@host/db "
+            "(default: SENTIMENT_PIPELINE_OPTUNA_STORAGE, else the project's optuna.db).",
+        ),
+    ] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run one tuning worker: start as many as you like, on as many machines, on one storage.
+
+    The workers share the study (same name: same search space, data and model), stop once it
+    has n_trials finished trials, and each writes the study's best model into its project.
+    """
+    configure_logging(verbose)
+    if model not in TUNED:
+        raise _fail(PipelineError(f"cannot tune {model!r}; expected one of: {', '.join(TUNED)}"))
+    try:
+        with _environment("SENTIMENT_PIPELINE_OPTUNA_STORAGE", storage):
+            result = run_stage(TUNED[model], _manager(params, overrides), ProjectPaths.at("."))
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"tune {model}: {result}")
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """Set one environment setting for the duration of a command (None: leave it)."""
+    from sentiment_pipeline.settings import get_settings
+
+    previous = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+        get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if value is not None:
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+            get_settings.cache_clear()
 
 
 @config_app.command("show")
