@@ -19,7 +19,7 @@ _NEGATIONS = [
     ("was not great", "positive"),
 ]
 _ADJECTIVES = ["good", "great", "bad", "terrible", "late", "fine"]
-_INTENSIFIERS = ["really very", "extremely", "so so"]
+_INTENSIFIERS = ["really very", "extremely", "incredibly"]
 _PERTURBATIONS: dict[str, Callable[[str], str]] = {
     "mention": lambda text: f"@airline {text}",
     "url": lambda text: f"{text} https://t.co/x1y2z3",
