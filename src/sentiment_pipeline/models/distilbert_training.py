@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 STAGE = "train_distilbert"
 MODEL_NAME = "distilbert"
 INSTALL_HINT = (
-    "pip install 'sentiment-pipeline[transformers]' (on a machine without a GPU install the "
-    "CPU build of torch first: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    "pip install 'sentiment-pipeline[transformers]' (on a machine without a GPU, install a "
+    "CPU build of torch first, so that pip does not pull the multi-GB CUDA build)"
 )
 Device = Literal["cuda", "cpu"]
 Precision = Literal["bf16", "fp16", "fp32"]
