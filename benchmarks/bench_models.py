@@ -14,7 +14,14 @@ import json
 import logging
 import time
 
-from common import airline_project, load_split, minilm_path, print_table, write_result
+from common import (
+    RESULTS,
+    airline_project,
+    load_split,
+    minilm_path,
+    print_table,
+    write_result,
+)
 from sentiment_pipeline.stages import configure_logging, run_stage
 
 STAGES = ["train_baseline", "train_lightgbm", "train_distilbert", "model_evaluation"]
@@ -42,7 +49,11 @@ def main() -> None:
     logging.getLogger("sentiment_pipeline").setLevel(logging.INFO)
 
     paths, manager = airline_project("models", *overrides())
+    previous = RESULTS / "models.json"
+    # Stages can be run in several invocations; keep the timings of the earlier ones.
     timings = {}
+    if previous.is_file():
+        timings = json.loads(previous.read_text()).get("stage_seconds", {})
     for stage in args.stages:
         start = time.perf_counter()
         run_stage(stage, manager, paths)
