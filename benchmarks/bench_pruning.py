@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 
-from common import airline_project, minilm_path, print_table, write_result
+from common import RESULTS, airline_project, minilm_path, print_table, write_result
 from sentiment_pipeline.stages import configure_logging, run_stage
 
 
@@ -55,24 +55,32 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--val-rows", type=int, default=500)
     parser.add_argument("--eval-steps", type=int, default=40)
+    parser.add_argument(
+        "--pruners", nargs="+", default=["median", "hyperband"], choices=["median", "hyperband"]
+    )
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="take studies already in results/pruning.json (same settings) instead of rerunning",
+    )
     args = parser.parse_args()
     configure_logging()
 
-    rows = [study("none", args), study("median", args)]
-    steps_ratio = rows[1]["optimizer_steps"] / rows[0]["optimizer_steps"]
-    f1_gap = rows[0]["best_val_macro_f1"] - rows[1]["best_val_macro_f1"]
+    settings = {k: v for k, v in vars(args).items() if k not in ("pruners", "reuse")}
+    done = {}
+    previous = RESULTS / "pruning.json"
+    if args.reuse and previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("settings") == settings:
+            done = {row["pruner"]: row for row in old["studies"]}
+    rows = [done.get(p) or study(p, args) for p in ["none", *args.pruners]]
+    baseline = rows[0]
+    for row in rows:
+        row["steps_vs_none"] = round(row["optimizer_steps"] / baseline["optimizer_steps"], 3)
+        row["f1_gap_points"] = round((baseline["best_val_macro_f1"] - row["best_val_macro_f1"])
+                                     * 100, 2)
     print_table(rows)
-    print(f"steps with pruning: {steps_ratio:.0%} of without (target <= 60%); "
-          f"best macro-F1 gap {f1_gap * 100:+.2f} points (target within 1)")
-    out = write_result(
-        "pruning",
-        {
-            "settings": vars(args),
-            "studies": rows,
-            "steps_ratio": round(steps_ratio, 3),
-            "best_macro_f1_gap_points": round(f1_gap * 100, 2),
-        },
-    )
+    print("target: at most 60% of the steps of 'none', best macro-F1 within 1 point")
+    out = write_result("pruning", {"settings": settings, "studies": rows})
     print(f"results written to {out}")
 
 
