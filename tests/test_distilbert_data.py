@@ -71,11 +71,27 @@ def _setup(tiny_transformer, tokenizer, splits) -> dd.TrainingSetup:
         labels=LABELS,
         device="cpu",
         precision="fp32",
-        eval_steps=2,
+        evals_per_epoch=3,
     )
 
 
 PARAMS = {"lr": 1e-3, "batch_size": 8, "weight_decay": 0.0, "epochs": 1, "warmup_ratio": 0.1}
+
+
+def test_the_chance_floor_is_the_macro_f1_of_always_answering_the_majority_class() -> None:
+    # F1 of class 0 when always predicted: 2 * 0.6 / 1.6 = 0.75; classes 1 and 2 score 0.
+    assert dd.chance_macro_f1([0, 0, 0, 1, 2]) == pytest.approx(0.25)
+    assert dd.chance_macro_f1([2, 2]) == 1.0
+
+
+def test_evaluations_fall_on_the_same_fractions_of_an_epoch_for_every_batch_size() -> None:
+    # 2,000 rows: 125 steps per epoch at batch size 16, 63 at 32; two epochs, three points each.
+    small = dd.evaluation_steps(250, 2, 3)
+    large = dd.evaluation_steps(126, 2, 3)
+    assert small == [42, 83, 125, 167, 208, 250] and large == [21, 42, 63, 84, 105, 126]
+    assert [s * 16 // 32 for s in small] == [21, 41, 62, 83, 104, 125]  # within one batch
+    assert dd.evaluation_steps(3, 1, 5) == [1, 2, 3]  # never more points than steps
+    assert dd.evaluation_steps(10, 2, 1) == [5, 10]
 
 
 def test_run_trial_reports_every_evaluation_and_leaves_nothing_on_disk(
@@ -89,7 +105,7 @@ def test_run_trial_reports_every_evaluation_and_leaves_nothing_on_disk(
         _setup(tiny_transformer, tokenizer, splits), PARAMS,
         lambda index, metrics: seen.append((index, metrics)) or False,
     )
-    assert [i for i, _ in seen] == [1, 2, 3]  # 6 steps, eval_steps 2
+    assert [i for i, _ in seen] == [1, 2, 3]  # 6 steps, 3 evaluations per epoch
     assert outcome.optimizer_steps == 6 and not outcome.stopped
     assert outcome.val_macro_f1 == seen[-1][1]["eval_macro_f1"]
     assert 0 <= outcome.val_accuracy <= 1 and outcome.train_samples_per_second > 0

@@ -21,6 +21,7 @@ from sentiment_pipeline import (
 from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
 from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
 from sentiment_pipeline.models.artifacts import load_model, save_placeholder  # noqa: E402
+from sentiment_pipeline.pruning import ChanceFloorPruner  # noqa: E402
 from synthetic import LABELS  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -156,7 +157,7 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
 def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on(
     processed, manager, tiny_transformer, monkeypatch
 ) -> None:
-    monkeypatch.setattr(dt, "make_pruner", lambda config: PruneTrial(2))
+    monkeypatch.setattr(dt, "make_pruner", lambda config, floor: PruneTrial(2))
     _fail_on_call(monkeypatch, 2, RuntimeError("CUDA out of memory (simulated)"))
     config = _config(manager, processed, tiny_transformer, "train.distilbert.max_length=128")
     result = dt.run(config, processed)
@@ -172,6 +173,22 @@ def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on
     assert "val_macro_f1" in children[2].data.metrics  # it reported before being stopped
     trials = pd.read_csv(processed.distilbert_results / "trials.csv")
     assert trials["state"].tolist() == ["complete", "failed", "pruned", "complete"]
+
+
+def test_pruners_count_in_evaluations_and_budget_for_the_longest_trial(
+    processed, manager, tiny_transformer
+) -> None:
+    space = ("train.distilbert.epochs=[1, 4]", "train.distilbert.evals_per_epoch=3")
+    median = dt.make_pruner(_config(manager, processed, tiny_transformer, *space), 0.25)
+    assert isinstance(median, ChanceFloorPruner) and median.n_warmup_steps == 3  # one epoch
+    assert median.floor == 0.25 and isinstance(median.base, optuna.pruners.MedianPruner)
+    hyperband = dt.make_pruner(
+        _config(manager, processed, tiny_transformer, *space, "train.distilbert.pruner=hyperband"),
+        0.25,
+    )
+    # "auto" would take the budget from the first finished trial: 3 reports for a 1-epoch one.
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert hyperband._max_resource == 12
 
 
 def test_an_interrupted_study_resumes_with_the_trials_still_owed(

@@ -174,8 +174,11 @@ class DistilBERTConfig(_Frozen):
     warmup_ratio: tuple[float, float] = Field((0.0, 0.1), description="Warm-up share bounds.")
     max_length: int = Field(128, ge=8, le=4096, description="Truncate texts to this many tokens.")
     group_by_length: bool = Field(True, description="Batch texts of similar length together.")
-    eval_steps: int | None = Field(
-        None, ge=1, description="Evaluate and report to the pruner every N steps; null: per epoch.",
+    evals_per_epoch: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Validation passes (pruner reports) per epoch, at even fractions of it.",
     )
     pruner: Literal["median", "hyperband", "none"] = Field("median", description="Optuna pruner.")
     mixed_precision: Literal["auto", "bf16", "fp16", "no"] = Field(

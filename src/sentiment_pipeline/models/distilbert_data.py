@@ -93,6 +93,14 @@ def compute_metrics(eval_pred: Any) -> dict[str, float]:
     }
 
 
+def chance_macro_f1(labels: Sequence[int]) -> float:
+    """Macro-F1 of always predicting the most frequent label: the score a model starts from."""
+    labels = np.asarray(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    constant = np.full_like(labels, values[np.argmax(counts)])
+    return float(f1_score(labels, constant, average="macro", zero_division=0))
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     """Everything a trial needs that does not depend on its hyper-parameters."""
@@ -106,7 +114,7 @@ class TrainingSetup:
     precision: Precision
     max_length: int = 128
     eval_batch_size: int = 64
-    eval_steps: int | None = None
+    evals_per_epoch: int = 1
     group_by_length: bool = True
     seed: int = 42
     verbose: bool = False
@@ -127,14 +135,41 @@ class TrialOutcome:
     evaluations: int
 
 
-class ReportingCallback(TrainerCallback):
-    """Hands every evaluation to a reporter; stops training when the reporter says so."""
+def evaluation_steps(max_steps: int, epochs: int, evals_per_epoch: int) -> list[int]:
+    """The optimizer steps after which a trial evaluates: `evals_per_epoch` even points per epoch.
 
-    def __init__(self, reporter: Reporter | None) -> None:
+    The points sit at fixed fractions of an epoch, so evaluation k of every trial comes after the
+    same number of training samples whatever its batch size; that is what lets a pruner compare
+    trials at equal steps. The last point is the last step.
+    """
+    points = epochs * evals_per_epoch
+    return sorted({max(1, round(k * max_steps / points)) for k in range(1, points + 1)})
+
+
+class ReportingCallback(TrainerCallback):
+    """Evaluates at fixed fractions of each epoch and hands every evaluation to a reporter.
+
+    Training stops at the evaluation where the reporter says so (a pruned trial).
+    """
+
+    def __init__(self, reporter: Reporter | None, evals_per_epoch: int = 1) -> None:
         self.reporter = reporter
+        self.evals_per_epoch = evals_per_epoch
+        self.schedule: set[int] = set()
         self.history: list[dict[str, float]] = []
         self.last_eval_step = -1
         self.stopped = False
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        epochs = max(1, round(args.num_train_epochs))
+        self.schedule = set(evaluation_steps(state.max_steps, epochs, self.evals_per_epoch))
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if state.global_step in self.schedule:
+            control.should_evaluate = True
+            control.should_log = True
+        return control
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
         metrics = dict(metrics or {})
@@ -168,10 +203,9 @@ def training_arguments(
         num_train_epochs=int(params["epochs"]),
         weight_decay=float(params["weight_decay"]),
         warmup_steps=float(params["warmup_ratio"]),  # a float below 1 is a ratio of all steps
-        eval_strategy="steps" if setup.eval_steps else "epoch",
-        eval_steps=setup.eval_steps,
-        logging_strategy="steps" if setup.eval_steps else "epoch",
-        logging_steps=setup.eval_steps or 500,
+        # ReportingCallback asks for evaluations (and logs) at fixed fractions of each epoch.
+        eval_strategy="no",
+        logging_strategy="no",
         save_strategy="no",
         report_to="none",
         seed=setup.seed,
@@ -216,13 +250,13 @@ def run_trial(
     setup: TrainingSetup, params: Mapping[str, Any], reporter: Reporter | None = None
 ) -> TrialOutcome:
     """Fine-tune once with `params`; nothing is left on disk (save_strategy "no", temp dir)."""
-    callback = ReportingCallback(reporter)
+    callback = ReportingCallback(reporter, setup.evals_per_epoch)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distilbert-trial-") as output_dir:
         trainer = build_trainer(setup, params, output_dir, [callback])
         train_output = trainer.train()
         if not callback.stopped and callback.last_eval_step != trainer.state.global_step:
-            trainer.evaluate()  # eval_steps did not land on the last step
+            trainer.evaluate()  # no evaluation landed on the last step
     last = callback.history[-1] if callback.history else {}
     return TrialOutcome(
         model=trainer.model,

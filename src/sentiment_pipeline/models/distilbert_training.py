@@ -139,19 +139,39 @@ def study_name(config: DistilBERTConfig, data_fingerprint: str) -> str:
         "max_length": config.max_length,
         "seed": config.seed,
         "pruner": config.pruner,
-        "eval_steps": config.eval_steps,
+        "evals_per_epoch": config.evals_per_epoch,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{MODEL_NAME}-{digest}"
 
 
-def make_pruner(config: DistilBERTConfig) -> optuna.pruners.BasePruner:
+def make_pruner(
+    config: DistilBERTConfig, chance_floor: float | None = None
+) -> optuna.pruners.BasePruner:
+    """The configured pruner; reports are evaluations, `evals_per_epoch` per epoch.
+
+    median: Optuna's median rule behind a chance floor (a trial still no better than always
+    predicting the majority class after one epoch is stopped; see ChanceFloorPruner).
+    hyperband: Optuna's, budgeted for the longest trial the search space allows; it stays
+    unwrapped because Optuna's samplers look for a HyperbandPruner to sample per bracket.
+    """
     import optuna
 
+    from sentiment_pipeline.pruning import ChanceFloorPruner
+
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        median = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        if chance_floor is None:
+            return median
+        return ChanceFloorPruner(median, chance_floor, n_warmup_steps=config.evals_per_epoch)
     if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+        # "auto" would take the budget from the first finished trial, wrong whenever the
+        # epochs are tuned.
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1,
+            max_resource=config.epochs[1] * config.evals_per_epoch,
+            reduction_factor=3,
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -507,7 +527,7 @@ def prepare(
         device=device,
         precision=precision,
         eval_batch_size=config.eval_batch_size,
-        eval_steps=config.eval_steps,
+        evals_per_epoch=config.evals_per_epoch,
         group_by_length=config.group_by_length,
         seed=config.seed,
         verbose=verbose,
@@ -559,6 +579,7 @@ def _tune(
     from optuna.trial import TrialState
     from tqdm.auto import tqdm
 
+    from sentiment_pipeline.models.distilbert_data import chance_macro_f1
     from sentiment_pipeline.models.transformers_model import copy_transformers
 
     verbose = logging.getLogger("sentiment_pipeline").isEnabledFor(logging.DEBUG)
@@ -569,7 +590,7 @@ def _tune(
         name,
         storage,
         shared=shared,
-        pruner=make_pruner(config),
+        pruner=make_pruner(config, chance_macro_f1(setup.val.labels)),
         seed=config.seed,
         n_startup_trials=max(2, min(10, config.n_trials // 2)),
     )

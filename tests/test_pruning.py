@@ -1,0 +1,68 @@
+"""ChanceFloorPruner: trials stuck at the constant-prediction score are stopped after warm-up."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from sentiment_pipeline.pruning import ChanceFloorPruner
+
+FLOOR = 0.2577
+
+
+class Always(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:  # noqa: ANN001
+        return True
+
+
+def _first_pruned_step(pruner: optuna.pruners.BasePruner, curve: list[float]) -> int | None:
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = study.ask()
+    for step, value in enumerate(curve, start=1):
+        trial.report(value, step)
+        if trial.should_prune():
+            return step
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_a_trial_still_at_the_floor_after_warm_up_is_pruned_there_and_not_before() -> None:
+    pruner = ChanceFloorPruner(optuna.pruners.NopPruner(), FLOOR, n_warmup_steps=3)
+    assert _first_pruned_step(pruner, [FLOOR] * 6) == 3
+    assert _first_pruned_step(pruner, [FLOOR, FLOOR, FLOOR - 0.1, FLOOR]) == 3  # below counts
+
+
+def test_a_trial_that_has_left_the_floor_is_judged_by_the_base_pruner_only() -> None:
+    nop = ChanceFloorPruner(optuna.pruners.NopPruner(), FLOOR, n_warmup_steps=3)
+    # It rose once (step 2), then fell back: it has learnt something; the base decides.
+    assert _first_pruned_step(nop, [FLOOR, 0.41, FLOOR, FLOOR, FLOOR]) is None
+    assert _first_pruned_step(ChanceFloorPruner(Always(), FLOOR, 3), [0.5, 0.6]) == 1
+
+
+def test_stuck_trials_no_longer_drag_the_median_down() -> None:
+    """A stuck start-up trial halves the median a plain median rule compares with."""
+    good, stuck = [FLOOR, 0.60, 0.70, 0.75], [FLOOR] * 4
+    fair, mediocre = [FLOOR, 0.44, 0.49, 0.51], [FLOOR, 0.45, 0.50, 0.52]
+
+    def mediocre_pruned_at(pruner: optuna.pruners.BasePruner) -> int | None:
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for curve in (good, stuck, fair, mediocre):
+            trial = study.ask()
+            for step, value in enumerate(curve, start=1):
+                trial.report(value, step)
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    if curve is mediocre:
+                        return step
+                    break
+            else:
+                study.tell(trial, curve[-1])
+        return None
+
+    median = optuna.pruners.MedianPruner(n_startup_trials=2)  # as train_distilbert
+    assert mediocre_pruned_at(median) is None  # the median of (good, stuck, fair) is fair
+    assert mediocre_pruned_at(ChanceFloorPruner(median, FLOOR, n_warmup_steps=2)) == 2
