@@ -117,3 +117,12 @@ def test_a_reporter_that_says_stop_ends_training_at_that_evaluation(
 ) -> None:
     outcome = dd.run_trial(_setup(tiny_transformer, tokenizer, splits), PARAMS, lambda i, m: True)
     assert outcome.stopped and outcome.evaluations == 1 and outcome.optimizer_steps == 2
+
+
+def test_a_stop_at_the_last_evaluation_leaves_the_trial_complete(
+    tiny_transformer, tokenizer, splits
+) -> None:
+    outcome = dd.run_trial(
+        _setup(tiny_transformer, tokenizer, splits), PARAMS, lambda index, metrics: index == 3
+    )
+    assert not outcome.stopped and outcome.evaluations == 3 and outcome.optimizer_steps == 6

@@ -140,7 +140,8 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     best_child = children[result.best_trial]
     assert manifest.params["best_trial_mlflow_run_id"] == best_child.info.run_id
     history = mlflow.MlflowClient().get_metric_history(best_child.info.run_id, "val_macro_f1")
-    assert [m.step for m in history] == list(range(1, result.best_params["epochs"] + 1))
+    reports = result.best_params["epochs"] * config.evals_per_epoch  # 2 per epoch by default
+    assert [m.step for m in history] == list(range(1, reports + 1))
 
     # The evaluation stage evaluates it beside a skipped baseline.
     from sentiment_pipeline.evaluation import model_evaluation

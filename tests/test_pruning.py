@@ -15,8 +15,13 @@ class Always(optuna.pruners.BasePruner):
         return True
 
 
-def _first_pruned_step(pruner: optuna.pruners.BasePruner, curve: list[float]) -> int | None:
+def _first_pruned_step(
+    pruner: optuna.pruners.BasePruner, curve: list[float], beaten: bool = True
+) -> int | None:
+    """The step at which `pruner` stops `curve`; `beaten`: a complete trial above the floor."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
+    if beaten:
+        study.add_trial(optuna.trial.create_trial(value=0.7, intermediate_values={1: 0.7}))
     trial = study.ask()
     for step, value in enumerate(curve, start=1):
         trial.report(value, step)
@@ -34,6 +39,12 @@ def test_a_trial_still_at_the_floor_after_warm_up_is_pruned_there_and_not_before
     pruner = ChanceFloorPruner(optuna.pruners.NopPruner(), FLOOR, n_warmup_steps=3)
     assert _first_pruned_step(pruner, [FLOOR] * 6) == 3
     assert _first_pruned_step(pruner, [FLOOR, FLOOR, FLOOR - 0.1, FLOOR]) == 3  # below counts
+
+
+def test_the_floor_waits_until_some_trial_of_the_study_has_beaten_it() -> None:
+    # Every trial may need more than the warm-up to move: stopping them all would leave no model.
+    pruner = ChanceFloorPruner(optuna.pruners.NopPruner(), FLOOR, n_warmup_steps=3)
+    assert _first_pruned_step(pruner, [FLOOR] * 6, beaten=False) is None
 
 
 def test_a_trial_that_has_left_the_floor_is_judged_by_the_base_pruner_only() -> None:

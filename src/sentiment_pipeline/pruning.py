@@ -16,7 +16,8 @@ class ChanceFloorPruner(optuna.pruners.BasePruner):
     with the median at early steps, so a median pruner never stops them; and once they complete,
     they pull the median they set for later trials down to that floor. A trial whose every report
     after `n_warmup_steps` reports (one epoch, say) is still at the floor has learnt nothing and
-    is stopped.
+    is stopped, once a complete trial of the study has shown that the floor can be beaten (if
+    none has, every trial may simply need longer, and stopping them all would leave no model).
     """
 
     TOLERANCE = 1e-6
@@ -33,6 +34,11 @@ class ChanceFloorPruner(optuna.pruners.BasePruner):
         if step is None:
             return False
         reports = [v for v in trial.intermediate_values.values() if not math.isnan(v)]
-        if step >= self.n_warmup_steps and reports and max(reports) <= self.floor + self.TOLERANCE:
+        stuck = reports and max(reports) <= self.floor + self.TOLERANCE
+        if step >= self.n_warmup_steps and stuck and self._floor_beaten(study):
             return True
         return self.base.prune(study, trial)
+
+    def _floor_beaten(self, study: optuna.Study) -> bool:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return any(t.value is not None and t.value > self.floor + self.TOLERANCE for t in complete)

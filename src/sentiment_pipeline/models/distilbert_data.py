@@ -149,7 +149,8 @@ def evaluation_steps(max_steps: int, epochs: int, evals_per_epoch: int) -> list[
 class ReportingCallback(TrainerCallback):
     """Evaluates at fixed fractions of each epoch and hands every evaluation to a reporter.
 
-    Training stops at the evaluation where the reporter says so (a pruned trial).
+    Training stops at the evaluation where the reporter says so (a pruned trial), unless that
+    evaluation is the last one anyway.
     """
 
     def __init__(self, reporter: Reporter | None, evals_per_epoch: int = 1) -> None:
@@ -175,7 +176,9 @@ class ReportingCallback(TrainerCallback):
         metrics = dict(metrics or {})
         self.history.append(metrics)
         self.last_eval_step = state.global_step
-        if self.reporter is not None and self.reporter(len(self.history), metrics):
+        stop = self.reporter is not None and self.reporter(len(self.history), metrics)
+        # After the last step there is nothing left to save: the trial is complete.
+        if stop and state.global_step < state.max_steps:
             self.stopped = True
             control.should_training_stop = True
         return control
