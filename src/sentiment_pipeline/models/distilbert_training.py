@@ -145,9 +145,7 @@ def study_name(config: DistilBERTConfig, data_fingerprint: str) -> str:
     return f"{MODEL_NAME}-{digest}"
 
 
-def make_pruner(
-    config: DistilBERTConfig, chance_floor: float | None = None
-) -> optuna.pruners.BasePruner:
+def make_pruner(config: DistilBERTConfig, chance_floor: float) -> optuna.pruners.BasePruner:
     """The configured pruner; reports are evaluations, `evals_per_epoch` per epoch.
 
     median: Optuna's median rule behind a chance floor (a trial still no better than always
@@ -161,8 +159,6 @@ def make_pruner(
 
     if config.pruner == "median":
         median = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-        if chance_floor is None:
-            return median
         return ChanceFloorPruner(median, chance_floor, n_warmup_steps=config.evals_per_epoch)
     if config.pruner == "hyperband":
         # "auto" would take the budget from the first finished trial, wrong whenever the
