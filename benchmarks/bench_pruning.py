@@ -15,7 +15,14 @@ import time
 
 import pandas as pd
 
-from common import RESULTS, airline_project, minilm_path, print_table, write_result
+from common import (
+    RESULTS,
+    airline_project,
+    compare_with_first,
+    minilm_path,
+    print_table,
+    write_result,
+)
 from sentiment_pipeline.stages import configure_logging, run_stage
 
 
@@ -75,21 +82,13 @@ def main() -> None:
     rows = []
     for pruner in ["none", *args.pruners]:
         rows.append(done.get(pruner) or study(pruner, args))
-        compare(rows)
+        compare_with_first(rows)
         # Written after every study: a crash or a kill keeps the studies already measured.
         out = write_result("pruning", {"settings": settings, "studies": rows})
     print_table(rows)
     print("target: at most 60% of the steps of 'none', best macro-F1 within 1 point")
     print(f"results written to {out}")
 
-
-def compare(rows: list[dict]) -> None:
-    """Steps and best value of each study relative to the first one (no pruner)."""
-    baseline = rows[0]
-    for row in rows:
-        row["steps_vs_none"] = round(row["optimizer_steps"] / baseline["optimizer_steps"], 3)
-        row["f1_gap_points"] = round((baseline["best_val_macro_f1"] - row["best_val_macro_f1"])
-                                     * 100, 2)
 
 if __name__ == "__main__":
     main()

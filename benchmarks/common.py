@@ -77,6 +77,16 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def compare_with_first(rows: list[dict[str, Any]]) -> None:
+    """Add each study's steps and best value relative to the first row (the unpruned study)."""
+    baseline = rows[0]
+    for row in rows:
+        row["steps_vs_none"] = round(row["optimizer_steps"] / baseline["optimizer_steps"], 3)
+        row["f1_gap_points"] = round(
+            (baseline["best_val_macro_f1"] - row["best_val_macro_f1"]) * 100, 2
+        )
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     """A plain Markdown table on stdout."""
     if not rows:

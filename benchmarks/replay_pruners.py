@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from common import WORK, print_table, write_result
+from common import WORK, compare_with_first, print_table, write_result
 from sentiment_pipeline.models.distilbert_data import chance_macro_f1, evaluation_steps, subsample
 from sentiment_pipeline.pruning import ChanceFloorPruner
 
@@ -103,12 +103,7 @@ def main() -> None:
     rows = []
     for name, pruner in candidates(args.max_epochs, args.evals_per_epoch, floor).items():
         rows.append({"pruner": name, **replay(curves, pruner)})
-    baseline = rows[0]
-    for row in rows:
-        row["steps_vs_none"] = round(row["optimizer_steps"] / baseline["optimizer_steps"], 3)
-        row["f1_gap_points"] = round(
-            (baseline["best_val_macro_f1"] - row["best_val_macro_f1"]) * 100, 2
-        )
+    compare_with_first(rows)
     print_table(rows)
     out = write_result(
         "pruning_replay",

@@ -158,7 +158,6 @@ class ReportingCallback(TrainerCallback):
         self.evals_per_epoch = evals_per_epoch
         self.schedule: set[int] = set()
         self.history: list[dict[str, float]] = []
-        self.last_eval_step = -1
         self.stopped = False
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
@@ -175,7 +174,6 @@ class ReportingCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
         metrics = dict(metrics or {})
         self.history.append(metrics)
-        self.last_eval_step = state.global_step
         stop = self.reporter is not None and self.reporter(len(self.history), metrics)
         # After the last step there is nothing left to save: the trial is complete.
         if stop and state.global_step < state.max_steps:
@@ -257,9 +255,7 @@ def run_trial(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distilbert-trial-") as output_dir:
         trainer = build_trainer(setup, params, output_dir, [callback])
-        train_output = trainer.train()
-        if not callback.stopped and callback.last_eval_step != trainer.state.global_step:
-            trainer.evaluate()  # no evaluation landed on the last step
+        train_output = trainer.train()  # its last step is always an evaluation point
     last = callback.history[-1] if callback.history else {}
     return TrialOutcome(
         model=trainer.model,
