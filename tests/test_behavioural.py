@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from sentiment_pipeline.evaluation import behavioural
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.paths import ProjectPaths
 from synthetic import LABELS
+from tiny_sklearn import save_tiny_model
 
 
 def _case_sensitive_keyword_model(texts: list[str]) -> list[str]:
@@ -75,3 +80,40 @@ def test_every_text_is_predicted_in_one_call():
     result = behavioural.run_suite(predict, behavioural.build_suite(LABELS))
     assert len(calls) == 1
     assert result["pass_rate"] == 1.0  # neutral is never a forbidden or flipped label
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A TF-IDF + LogisticRegression trained on synthetic data, loaded as evaluation does."""
+    paths = ProjectPaths.at(tmp_path_factory.mktemp("behavioural"))
+    save_tiny_model(paths.baseline_model)
+    return load_model(paths.baseline_model, expected_labels=LABELS, project=paths)
+
+
+def test_a_trained_bag_of_words_model_on_the_suite(trained):
+    cases = behavioural.build_suite(LABELS)
+    result = behavioural.run_suite(trained.predict, cases)
+    tests = result["tests"]
+    # Minimum functionality: the synthetic data's cue words decide the class.
+    assert trained.predict(["terrible", "flight", "great"]) == LABELS
+
+    # TF-IDF lowercases, and the tokens the perturbations add ("airline", "https", "co",
+    # "x1y2z3") and the intensifiers never occur in training: a bag of words cannot change its
+    # answer, so invariance and intensifier cases all pass.
+    vocabulary = trained.estimator["tfidf"].vocabulary_
+    added = ["airline", "https", "co", "x1y2z3", "really", "very", "extremely", "incredibly"]
+    assert not set(added) & set(vocabulary)
+    assert tests["invariance"]["pass_rate"] == 1.0
+    assert tests["intensifier"]["pass_rate"] == 1.0
+
+    # "not" is an unseen token too, so the model answers as for the sentence without it: a
+    # negation case fails exactly when that sentence gets the forbidden label.
+    negations = [c for c in cases if c.test == "negation"]
+    plain = trained.predict([c.text.replace("not ", "") for c in negations])
+    must_fail = {c.text for c, got in zip(negations, plain, strict=True) if got == c.forbidden}
+    assert "the crew was not terrible" in must_fail  # "terrible" is a negative cue word
+    assert tests["negation"]["n_failures"] == len(must_fail)
+    assert {f["text"] for f in tests["negation"]["failures"]} <= must_fail
+    assert tests["negation"]["n_passed"] == len(negations) - len(must_fail)
+    assert tests["negation"]["pass_rate"] < 1
+    assert result["pass_rate"] == pytest.approx((len(cases) - len(must_fail)) / len(cases))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from hostile_artifacts import run_like_the_old_loader, save_shell_command_model
 from sentiment_pipeline.cli import app
-from sentiment_pipeline.models import artifacts
+from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
+from sentiment_pipeline.settings import get_settings
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
 
@@ -62,24 +66,60 @@ def test_input_without_the_text_column(baseline, tmp_path):
 
 def test_placeholder_model_is_a_clear_error(project):
     target = project.distilbert_model
-    artifacts.save_placeholder(target, "distilbert", LABELS, "no CUDA device")
+    save_placeholder(target, "distilbert", LABELS, "no CUDA device")
     result = runner.invoke(app, ["predict", "--model", str(target), "good flight"])
     assert result.exit_code == 1
     assert "is a placeholder for model 'distilbert' (skipped: no CUDA device)" in result.output
     assert "not a trained model" in result.output
 
 
-def test_model_outside_the_project_needs_trust(project, tmp_path):
+def test_model_outside_the_project_needs_trust(project, tmp_path, monkeypatch):
+    monkeypatch.delenv("SENTIMENT_PIPELINE_TRUST_ARTIFACTS", raising=False)
+    get_settings.cache_clear()
     elsewhere = tmp_path / "downloads" / "model"
     save_tiny_model(elsewhere)
     result = runner.invoke(app, ["predict", "--model", str(elsewhere), "great friendly crew"])
     assert result.exit_code == 1
     assert "refusing to load the scikit-learn artifact" in result.output
+    assert "SENTIMENT_PIPELINE_TRUST_ARTIFACTS=true" in result.output
     result = runner.invoke(
         app, ["predict", "--model", str(elsewhere), "--trust", "great friendly crew"]
     )
     assert result.exit_code == 0, result.output
     assert "positive" in result.output
+
+
+def test_trust_setting_of_the_environment_is_honoured_and_no_trust_overrides_it(
+    project, tmp_path, monkeypatch
+):
+    elsewhere = tmp_path / "downloads" / "model"
+    save_tiny_model(elsewhere)
+    monkeypatch.setenv("SENTIMENT_PIPELINE_TRUST_ARTIFACTS", "true")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["predict", "--model", str(elsewhere), "great friendly crew"])
+    assert result.exit_code == 0, result.output
+    assert "positive" in result.output
+    result = runner.invoke(
+        app, ["predict", "--model", str(elsewhere), "--no-trust", "great friendly crew"]
+    )
+    assert result.exit_code == 1
+    assert "refusing to load the scikit-learn artifact" in result.output
+
+
+def test_the_shell_command_artifact_in_models_is_refused_and_runs_nothing(project, tmp_path):
+    marker = tmp_path / "pwned"
+    save_shell_command_model(project.models_dir / "evil", marker)
+    # The payload is real: the old loader's way of loading a copy writes the marker.
+    run_like_the_old_loader(shutil.copytree(project.models_dir / "evil", tmp_path / "probe"))
+    assert marker.is_file()
+    marker.unlink()
+
+    for extra in ([], ["--trust"]):
+        result = runner.invoke(app, ["predict", "--model", "models/evil", *extra, "hi"])
+        assert result.exit_code == 1, result.output
+        assert "it holds types outside this pipeline's allow-list" in result.output
+        assert "'subprocess.check_output'" in result.output
+        assert not marker.exists()
 
 
 def test_missing_model_and_missing_texts(project):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -9,14 +12,15 @@ pytest.importorskip("transformers")
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
-from sentiment_pipeline.models.artifacts import (  # noqa: E402
+from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
+from sentiment_pipeline.models.artifacts.manifest import (  # noqa: E402
     ArtifactError,
     ModelManifest,
-    load_model,
+    copy_model,
 )
-from sentiment_pipeline.models.transformers_model import (  # noqa: E402
+from sentiment_pipeline.models.artifacts.transformers_model import (  # noqa: E402
+    WEIGHTS_FILE,
     TransformersModel,
-    copy_transformers,
     save_transformers,
 )
 from synthetic import LABELS  # noqa: E402
@@ -62,7 +66,7 @@ def test_load_model_predicts_probabilities_in_input_order(saved) -> None:
 def test_copy_keeps_weights_and_replaces_the_manifest(saved, tmp_path) -> None:
     source = load_model(saved).manifest
     target = tmp_path / "copy"
-    copy_transformers(saved, target, source.model_copy(update={"mlflow_run_id": "abc"}))
+    copy_model(saved, target, source.model_copy(update={"mlflow_run_id": "abc"}))
     copied = load_model(target)
     assert copied.manifest.mlflow_run_id == "abc"
     np.testing.assert_allclose(
@@ -71,8 +75,6 @@ def test_copy_keeps_weights_and_replaces_the_manifest(saved, tmp_path) -> None:
 
 
 def test_missing_weights_and_label_mismatch_are_reported(saved, tmp_path) -> None:
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(saved, broken)
     (broken / "model.safetensors").unlink()
@@ -80,6 +82,47 @@ def test_missing_weights_and_label_mismatch_are_reported(saved, tmp_path) -> Non
         load_model(broken)
     wrong = tmp_path / "wrong"
     manifest = load_model(saved).manifest.model_copy(update={"labels": ["neg", "pos"]})
-    copy_transformers(saved, wrong, manifest)
+    copy_model(saved, wrong, manifest)
     with pytest.raises(ArtifactError, match="3 output classes but its manifest lists 2 labels"):
         load_model(wrong)
+
+
+def _broken_copy(saved, tmp_path, name):
+    target = tmp_path / name
+    shutil.copytree(saved, target)
+    return target
+
+
+def test_damaged_config_is_one_artifact_error(saved, tmp_path) -> None:
+    broken = _broken_copy(saved, tmp_path, "config")
+    (broken / "config.json").write_text('{"model_type": "distilbert", ')
+    with pytest.raises(
+        ArtifactError,
+        match=r"cannot load the transformers model in .*config \(OSError: .*config.json' is "
+        r"not a valid JSON file.*\); its config.json, tokenizer files or model.safetensors",
+    ):
+        load_model(broken)
+
+
+def test_damaged_weights_are_one_artifact_error(saved, tmp_path) -> None:
+    broken = _broken_copy(saved, tmp_path, "weights")
+    (broken / WEIGHTS_FILE).write_bytes(os.urandom(2048))
+    with pytest.raises(
+        ArtifactError, match=r"cannot load the transformers model in .*weights \(SafetensorError"
+    ):
+        load_model(broken)
+    truncated = _broken_copy(saved, tmp_path, "truncated")
+    data = (saved / WEIGHTS_FILE).read_bytes()
+    (truncated / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match=r"model in .*truncated \(SafetensorError"):
+        load_model(truncated)
+
+
+def test_a_file_linking_out_of_the_folder_is_refused(saved, tmp_path) -> None:
+    # The library reads files the manifest does not name (config, tokenizer): all are checked.
+    linked = _broken_copy(saved, tmp_path, "linked")
+    outside = tmp_path / "tokenizer.json"
+    shutil.move(linked / "tokenizer.json", outside)
+    (linked / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(ArtifactError, match=r"tokenizer.json is a symbolic link to .*; a model"):
+        load_model(linked)

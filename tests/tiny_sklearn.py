@@ -9,7 +9,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from sentiment_pipeline.models import artifacts
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 from synthetic import LABELS, make_processed_splits
 
 
@@ -27,12 +28,12 @@ def save_tiny_model(
     labels: list[str] | None = None,
     run_id: str | None = "train-run-1",
     C: float = 10.0,
-) -> artifacts.ModelManifest:
-    manifest = artifacts.ModelManifest(
+) -> ModelManifest:
+    manifest = ModelManifest(
         name=name,
         kind="sklearn",
         labels=labels or list(LABELS),
         mlflow_run_id=run_id,
         params={"C": C},
     )
-    return artifacts.save_sklearn(target, fit_pipeline(C=C), manifest)
+    return save_sklearn(target, fit_pipeline(C=C), manifest)

@@ -9,7 +9,8 @@ import pandas as pd
 
 from sentiment_pipeline.data.ingestion import read_table
 from sentiment_pipeline.errors import DataError
-from sentiment_pipeline.models.artifacts import load_model
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.paths import ProjectPaths
 
 
 def read_texts(path: Path, column: str) -> list[str]:
@@ -23,10 +24,17 @@ def read_texts(path: Path, column: str) -> list[str]:
 
 
 def predict_frame(
-    model_dir: Path, texts: Sequence[str], *, trust: bool, trusted_roots: Sequence[Path]
+    model_dir: Path,
+    texts: Sequence[str],
+    *,
+    trust: bool | None = None,
+    project: ProjectPaths | None = None,
 ) -> pd.DataFrame:
-    """One row per text: the text, the predicted label and one probability column per class."""
-    model = load_model(model_dir, require_real=True, trust=trust, trusted_roots=trusted_roots)
+    """One row per text: the text, the predicted label and one probability column per class.
+
+    trust None: SENTIMENT_PIPELINE_TRUST_ARTIFACTS decides (see load_model).
+    """
+    model = load_model(model_dir, require_real=True, trust=trust, project=project)
     proba = model.predict_proba(list(texts))
     labels = [model.labels[i] for i in proba.argmax(axis=1)]
     frame = pd.DataFrame({"text": list(texts), "label": labels})

@@ -1,33 +1,30 @@
-"""The `transformers` model kind: save_pretrained (safetensors) + tokenizer + model.json."""
+"""The `transformers` kind: save_pretrained (safetensors) + tokenizer + model.json."""
 
 from __future__ import annotations
 
-import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from sentiment_pipeline.io import atomic_dir
-from sentiment_pipeline.models.artifacts import (
-    MANIFEST,
+from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
+    LabelledModel,
     ModelManifest,
-    _BaseModel,
+    resolve_file,
     write_manifest,
 )
-
-logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 64
 
 
-class TransformersModel(_BaseModel):
+class TransformersModel(LabelledModel):
     """A fine-tuned sequence classifier and its tokenizer, ready for inference."""
 
     def __init__(
@@ -67,7 +64,8 @@ class TransformersModel(_BaseModel):
         return out
 
 
-def _transformers_manifest(manifest: ModelManifest) -> ModelManifest:
+def transformers_manifest(manifest: ModelManifest) -> ModelManifest:
+    """`manifest` as the manifest of a ready transformers folder (kind, status, files)."""
     return manifest.model_copy(
         update={"kind": "transformers", "status": "ready", "files": {"weights": WEIGHTS_FILE}}
     )
@@ -77,7 +75,7 @@ def save_transformers(
     target: Path, model: Any, tokenizer: Any, manifest: ModelManifest
 ) -> ModelManifest:
     """Atomically write weights (safetensors), tokenizer and manifest into `target`."""
-    manifest = _transformers_manifest(manifest)
+    manifest = transformers_manifest(manifest)
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -87,35 +85,38 @@ def save_transformers(
     return manifest
 
 
-def copy_transformers(source: Path, target: Path, manifest: ModelManifest) -> ModelManifest:
-    """Atomically copy a saved transformers directory to `target` with a new manifest."""
-    manifest = _transformers_manifest(manifest)
-    with atomic_dir(target) as tmp:
-        for item in source.iterdir():
-            if item.name != MANIFEST and item.is_file():
-                shutil.copy2(item, tmp / item.name)
-        write_manifest(tmp, manifest)
-    return manifest
+def load(
+    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+) -> TransformersModel:
+    """The TransformersModel of a `transformers` model folder.
 
-
-def load_transformers_model(path: Path, manifest: ModelManifest) -> TransformersModel:
-    """The SentimentModel of a `transformers` model directory."""
+    Only safetensors weights and no remote code are loaded, so `trusted` changes nothing; every
+    file of the folder (the library reads more than the manifest names) must stay inside it.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    weights = path / manifest.files.get("weights", WEIGHTS_FILE)
-    if not weights.is_file():
-        raise ArtifactError(f"{path} lists {weights.name} in its manifest but the file is missing")
-    hf_logging.disable_progress_bar()
+    for item in sorted(directory.iterdir()):
+        resolve_file(directory, item.name, symlink_root)
+    name = manifest.files.get("weights", WEIGHTS_FILE)
+    if not resolve_file(directory, name, symlink_root).is_file():
+        raise ArtifactError(
+            f"{directory} lists {name} in its manifest but the file is missing; retrain the "
+            "model or restore the folder (dvc checkout)"
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot load the transformers model in {path}: {exc}") from None
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, local_files_only=True, use_safetensors=True
+        )
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ArtifactError(
+            f"cannot load the transformers model in {directory} ({type(exc).__name__}: {exc}); "
+            f"its config.json, tokenizer files or {WEIGHTS_FILE} are damaged: retrain the model "
+            "or restore the folder (dvc checkout)"
+        ) from exc
     if model.config.num_labels != len(manifest.labels):
         raise ArtifactError(
-            f"{path}: the model has {model.config.num_labels} output classes but its manifest "
-            f"lists {len(manifest.labels)} labels {manifest.labels}; retrain it"
+            f"{directory}: the model has {model.config.num_labels} output classes but its "
+            f"manifest lists {len(manifest.labels)} labels {manifest.labels}; retrain it"
         )
     max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
     return TransformersModel(manifest, model, tokenizer, max_length=max_length)

@@ -1,0 +1,79 @@
+"""One loader for every model kind: load_model(path) -> SentimentModel, dispatching on `kind`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sentiment_pipeline.models.artifacts import placeholder, sklearn_model
+from sentiment_pipeline.models.artifacts.manifest import (
+    ArtifactError,
+    ModelManifest,
+    SentimentModel,
+    model_folder,
+    read_manifest,
+)
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.settings import get_settings
+
+KindLoader = Callable[..., SentimentModel]
+
+
+def _load_transformers(
+    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+) -> SentimentModel:
+    try:  # torch and transformers are an optional extra: import them only for this kind
+        from sentiment_pipeline.models.artifacts import transformers_model
+    except ImportError as exc:
+        raise ArtifactError(
+            f"{directory} holds a transformers model but torch/transformers are not installed "
+            f"({exc}); pip install 'sentiment-pipeline[transformers]'"
+        ) from exc
+    return transformers_model.load(
+        directory, manifest, trusted=trusted, symlink_root=symlink_root
+    )
+
+
+LOADERS: dict[str, KindLoader] = {
+    "sklearn": sklearn_model.load,
+    "transformers": _load_transformers,
+    "placeholder": placeholder.load,
+}
+
+
+def load_model(
+    path: str | Path,
+    *,
+    expected_labels: Sequence[str] | None = None,
+    require_real: bool = False,
+    project: ProjectPaths | None = None,
+    trust: bool | None = None,
+) -> SentimentModel:
+    """Load any model folder written by this pipeline; every problem is one ArtifactError.
+
+    expected_labels: the class names of labels.json; a different label set is an error.
+    require_real: a placeholder is an error instead of a PlaceholderModel.
+    project: its models/ folder holds trusted scikit-learn artifacts, and the files of a model
+    folder may be symbolic links into its DVC cache (nowhere else).
+    trust: load a scikit-learn artifact from outside the project's models/ (it is still checked
+    against the allow-list); None reads SENTIMENT_PIPELINE_TRUST_ARTIFACTS.
+    """
+    symlink_root = project.dvc_cache if project is not None else None
+    directory = model_folder(path, symlink_root)
+    manifest = read_manifest(directory, symlink_root=symlink_root)
+    if expected_labels is not None and list(expected_labels) != manifest.labels:
+        raise ArtifactError(
+            f"{path} was trained for labels {manifest.labels}, but the data has "
+            f"{list(expected_labels)} (labels.json); retrain it on the current data"
+        )
+    if require_real and manifest.kind == "placeholder":
+        raise ArtifactError(
+            f"{path} is a placeholder for model {manifest.name!r} (skipped: {manifest.reason}), "
+            "not a trained model"
+        )
+    if trust is None:
+        trust = get_settings().trust_artifacts
+    in_project = project is not None and directory.is_relative_to(project.models_dir.resolve())
+    return LOADERS[manifest.kind](
+        directory, manifest, trusted=trust or in_project, symlink_root=symlink_root
+    )

@@ -1,0 +1,205 @@
+"""The bottom of the artifact layer: model.json, the SentimentModel interface, safe file access."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "model.json"
+Kind = Literal["sklearn", "transformers", "placeholder"]
+# Manifests written before the skops allow-list moved into our code carry this key.
+LEGACY_KEYS = ("trusted_types",)
+
+
+class ArtifactError(PipelineError):
+    """A model folder is missing, damaged, untrusted or of the wrong kind."""
+
+
+class ModelManifest(BaseModel):
+    """The model.json at the root of every model folder."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format_version: int = 1
+    name: str = Field(description="Model name, e.g. baseline, lightgbm, distilbert.")
+    kind: Kind
+    labels: list[str] = Field(description="Class names in label-id order.")
+    status: Literal["ready", "skipped"] = "ready"
+    reason: str | None = Field(None, description="Why a placeholder was written.")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Role -> file name, relative to the model folder."
+    )
+
+    @model_validator(mode="after")
+    def _placeholder_consistency(self) -> ModelManifest:
+        if (self.kind == "placeholder") != (self.status == "skipped"):
+            raise ValueError("kind 'placeholder' goes with status 'skipped', and only with it")
+        if self.kind == "placeholder" and not self.reason:
+            raise ValueError("a placeholder needs a reason")
+        return self
+
+
+@runtime_checkable
+class SentimentModel(Protocol):
+    """What evaluation, registration and serving need from any model."""
+
+    manifest: ModelManifest
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def predict(self, texts: Sequence[str]) -> list[str]: ...
+
+
+class LabelledModel:
+    """Base class of the model kinds: `labels` and `predict` on top of `predict_proba`."""
+
+    manifest: ModelManifest
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        proba = self.predict_proba(texts)
+        return [self.manifest.labels[i] for i in np.argmax(proba, axis=1)]
+
+
+def _within(path: Path, root: Path | None) -> bool:
+    return root is not None and path.is_relative_to(root.resolve())
+
+
+def _link_refusal(link: Path, target: Path, symlink_root: Path | None) -> ArtifactError:
+    where = (
+        f"the project's DVC cache {symlink_root}"
+        if symlink_root is not None
+        else "a project's DVC cache (no project was given, so no link is followed)"
+    )
+    return ArtifactError(
+        f"{link} is a symbolic link to {target}; a model folder and its files may link only "
+        f"into {where}. Copy the real files into the model folder or retrain the model"
+    )
+
+
+def model_folder(path: str | Path, symlink_root: Path | None = None) -> Path:
+    """The location of a model folder (its parents resolved), checked to be a directory.
+
+    The folder itself may be a symbolic link only into `symlink_root` (the DVC cache).
+    """
+    location = Path(os.path.abspath(Path(path).expanduser()))
+    location = location.parent.resolve() / location.name
+    if location.is_symlink() and not _within(location.resolve(), symlink_root):
+        raise _link_refusal(location, location.resolve(), symlink_root)
+    if not location.is_dir():
+        raise ArtifactError(f"no model directory at {path}; train the model or fix the path")
+    return location
+
+
+def resolve_file(directory: Path, name: str, symlink_root: Path | None) -> Path:
+    """The real path of the file `name` of a model folder, refused if it could lead outside.
+
+    `name` must be relative and free of '..'. A symbolic link on the way is followed only
+    when its target lies in `symlink_root` (DVC's `cache.type: symlink`).
+    """
+    relative = PurePosixPath(name)
+    if not relative.parts or relative.is_absolute() or ".." in relative.parts:
+        raise ArtifactError(
+            f"{directory / MANIFEST} names the file {name!r}; a manifest may name only files "
+            "inside its model folder (a relative path without '..'). This folder was not "
+            "written by this pipeline or was edited: retrain the model"
+        )
+    folder = directory.resolve()
+    candidate = folder.joinpath(*relative.parts)
+    resolved = candidate.resolve()
+    steps = [folder.joinpath(*relative.parts[: i + 1]) for i in range(len(relative.parts))]
+    if any(step.is_symlink() for step in steps):
+        if not _within(resolved, symlink_root):
+            raise _link_refusal(candidate, resolved, symlink_root)
+    elif not resolved.is_relative_to(folder):  # pragma: no cover - only links leave a folder
+        raise ArtifactError(f"{candidate} resolves to {resolved}, outside {folder}")
+    return resolved
+
+
+def write_manifest(directory: Path, manifest: ModelManifest) -> None:
+    payload = to_jsonable(manifest.model_dump(mode="json"))
+    (directory / MANIFEST).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def read_manifest(path: str | Path, *, symlink_root: Path | None = None) -> ModelManifest:
+    """The manifest of a model folder; every problem is one ArtifactError.
+
+    A manifest from before the skops allow-list may still list `trusted_types`: the key is
+    ignored (with a warning), because what a loader may build is fixed in our code.
+    """
+    folder = model_folder(path, symlink_root)
+    manifest_path = resolve_file(folder, MANIFEST, symlink_root)
+    if not manifest_path.is_file():
+        raise ArtifactError(
+            f"{path} has no {MANIFEST} manifest; it is not a model directory written by "
+            "this pipeline (expected kind sklearn, transformers or placeholder)"
+        )
+    try:
+        payload = read_json(manifest_path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(
+            f"{folder / MANIFEST} is not valid JSON ({exc}); retrain the model"
+        ) from exc
+    if isinstance(payload, dict):
+        for key in LEGACY_KEYS:
+            if key in payload:
+                del payload[key]
+                logger.warning(
+                    "%s lists %r, which is ignored: the types a model may hold are fixed "
+                    "in this pipeline's code; retrain the model to drop the key",
+                    folder / MANIFEST,
+                    key,
+                )
+    try:
+        return ModelManifest.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ArtifactError(f"{folder / MANIFEST} is corrupt: {problems}") from exc
+
+
+def copy_model(source_dir: Path, target_dir: Path, manifest: ModelManifest) -> ModelManifest:
+    """Atomically copy every regular file of `source_dir` but model.json, with a new manifest.
+
+    Every file the new manifest names must be among the copied ones.
+    """
+    with atomic_dir(target_dir) as tmp:
+        for item in sorted(source_dir.iterdir()):
+            if item.name != MANIFEST and item.is_file():
+                shutil.copy2(item, tmp / item.name)
+        for role, name in manifest.files.items():
+            if not resolve_file(tmp, name, None).is_file():
+                raise ArtifactError(
+                    f"the manifest of {manifest.name!r} names {name!r} as its {role}, but "
+                    f"{source_dir} has no such file"
+                )
+        write_manifest(tmp, manifest)
+    return manifest
