@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from sentiment_pipeline.config.entities import DataConfig, SplitConfig
-from sentiment_pipeline.data import ingestion, preparation, validation
+from sentiment_pipeline.data import ingestion, preparation, source, validation
 from sentiment_pipeline.paths import ProjectPaths
 
 
@@ -21,6 +21,7 @@ def test_airline_tweets_go_through_the_data_stages(project: ProjectPaths) -> Non
         source=str(SHARED_DATA), text_column="text", label_column="airline_sentiment"
     )
 
+    source.run(data, project)
     ingested = ingestion.run(data, project)
     validated = validation.run(data, project)
     prepared = preparation.run(SplitConfig(), project)

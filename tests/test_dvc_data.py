@@ -1,4 +1,8 @@
-"""End to end: the three data stages through `dvc repro` in a temporary git repository."""
+"""End to end: the data stages through `dvc repro` in a temporary git repository.
+
+The source stage runs every time; the others rerun exactly when the data source changed: a
+local file edited, a URL whose server gives a new ETag; offline nothing reruns.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,21 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from http_source import DataServer
 from synthetic import make_comments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_STAGES = ("ingest", "validate", "prepare")
+DATA_STAGES = ("source", "ingest", "validate", "prepare")
+SKIPPABLE = DATA_STAGES[1:]  # source is always_changed: it runs, and changes nothing
 OUTS = (
+    "data/raw/source.json",
     "data/raw/dataset.parquet",
     "data/interim/validated.parquet",
     "data/interim/rejected.parquet",
@@ -36,9 +44,17 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 def nothing_reran(output: str) -> bool:
-    if "Data and pipelines are up to date" in output:
-        return True
-    return all(f"Stage '{name}' didn't change, skipping" in output for name in DATA_STAGES)
+    return all(f"Stage '{name}' didn't change, skipping" in output for name in SKIPPABLE)
+
+
+def reran(output: str) -> list[str]:
+    return [name for name in DATA_STAGES if f"Running stage '{name}'" in output]
+
+
+def set_source(repo: Path, source: str) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["source"] = source
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture
@@ -106,3 +122,56 @@ def test_dvc_repro_runs_the_data_stages_once(dvc_repo: tuple[Path, dict[str, str
     unrelated = sh(["dvc", "repro", "prepare"], repo, env)
     assert nothing_reran(unrelated), unrelated
     assert {out: (repo / out).stat().st_mtime_ns for out in OUTS} == stamps
+
+
+@pytest.mark.slow
+def test_editing_the_local_source_reruns_ingest(dvc_repo: tuple[Path, dict[str, str]]) -> None:
+    repo, env = dvc_repo
+    sh(["dvc", "repro", "prepare"], repo, env)
+    assert nothing_reran(sh(["dvc", "repro", "prepare"], repo, env))
+
+    csv = repo / "comments.csv"
+    csv.write_text(csv.read_text().replace("awful", "dreadful"))
+    edited = sh(["dvc", "repro", "prepare"], repo, env)
+
+    assert reran(edited) == list(DATA_STAGES), edited
+    assert "dreadful" in " ".join(pd.read_parquet(repo / "data/raw/dataset.parquet")["text"])
+    assert nothing_reran(sh(["dvc", "repro", "prepare"], repo, env))
+
+
+@pytest.fixture
+def served(dvc_repo: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[DataServer]:
+    """The fixture's CSV on a local HTTP server with ETags, named by data.source."""
+    repo, _ = dvc_repo
+    folder = tmp_path / "served"
+    folder.mkdir()
+    os.replace(repo / "comments.csv", folder / "comments.csv")
+    server = DataServer(folder)
+    set_source(repo, f"{server.url}/comments.csv")
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_a_url_source_reruns_ingest_when_it_changes_and_nothing_when_offline(
+    dvc_repo: tuple[Path, dict[str, str]], served: DataServer
+) -> None:
+    repo, env = dvc_repo
+    sh(["dvc", "repro", "prepare"], repo, env)
+    assert nothing_reran(sh(["dvc", "repro", "prepare"], repo, env))
+
+    csv = served.folder / "comments.csv"
+    csv.write_text(csv.read_text().replace("awful", "dreadful"))
+    changed = sh(["dvc", "repro", "prepare"], repo, env)
+    assert reran(changed) == list(DATA_STAGES), changed
+    assert "dreadful" in " ".join(pd.read_parquet(repo / "data/raw/dataset.parquet")["text"])
+    stamp = (repo / "data/raw/source.json").read_bytes()
+
+    served.stop()
+    offline = sh(["dvc", "repro", "prepare"], repo, env)
+    assert nothing_reran(offline), offline
+    assert "keeping the stamp of its last check" in offline
+    assert (repo / "data/raw/source.json").read_bytes() == stamp
+    # even a forced rerun of ingest works offline: the download is reused
+    forced = sh(["dvc", "repro", "--force", "--single-item", "ingest"], repo, env)
+    assert "reusing" in forced and reran(forced) == ["ingest"], forced

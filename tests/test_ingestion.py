@@ -1,4 +1,7 @@
-"""Tests of the ingest stage: formats, label strings, URLs and error messages."""
+"""Tests of the ingest stage: formats, label strings, URLs and error messages.
+
+The stamp of the source (the source stage, see test_source.py) comes first, as in dvc.yaml.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sentiment_pipeline.config.entities import DataConfig
-from sentiment_pipeline.data import ingestion
+from sentiment_pipeline.data import ingestion, source
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -42,8 +45,13 @@ def write_source(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def config(source: str | Path, **kwargs) -> DataConfig:
-    return DataConfig(source=str(source), text_column="body", label_column="category", **kwargs)
+def config(src: str | Path, **kwargs) -> DataConfig:
+    return DataConfig(source=str(src), text_column="body", label_column="category", **kwargs)
+
+
+def stamp_and_ingest(data: DataConfig, paths: ProjectPaths) -> ingestion.IngestResult:
+    source.run(data, paths)
+    return ingestion.run(data, paths)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +117,7 @@ def test_unreadable_file_names_the_file_and_the_parser_complaint(tmp_path: Path)
 
 def test_missing_local_file_is_reported(project: ProjectPaths) -> None:
     with pytest.raises(DataError, match=r"no file at .*missing\.csv; set data\.source"):
-        ingestion.run(config("missing.csv"), project)
+        stamp_and_ingest(config("missing.csv"), project)
 
 
 def test_missing_column_names_the_columns_found(tmp_path: Path) -> None:
@@ -129,7 +137,7 @@ def test_missing_column_names_the_columns_found(tmp_path: Path) -> None:
 def test_run_writes_the_raw_contract_from_a_relative_path(project: ProjectPaths) -> None:
     write_source(source_frame(), project.root / "comments.csv")
 
-    result = ingestion.run(config("comments.csv"), project)
+    result = stamp_and_ingest(config("comments.csv"), project)
 
     raw = pd.read_parquet(project.raw_dataset)
     assert (result.rows, result.columns, result.source) == (30, 3, "comments.csv")
@@ -159,7 +167,7 @@ def test_run_downloads_a_url(project: ProjectPaths, http_folder: tuple[str, Path
     base, folder = http_folder
     write_source(source_frame(), folder / "comments.jsonl")
 
-    result = ingestion.run(config(f"{base}/comments.jsonl"), project)
+    result = stamp_and_ingest(config(f"{base}/comments.jsonl"), project)
 
     downloaded = project.raw_dataset.parent / "downloads" / "comments.jsonl"
     assert downloaded.read_bytes() == (folder / "comments.jsonl").read_bytes()
@@ -172,7 +180,7 @@ def test_http_error_is_reported(project: ProjectPaths, http_folder: tuple[str, P
     base, _ = http_folder
 
     with pytest.raises(DataError, match=r"could not reach .*/absent\.csv \(HTTPError: 404"):
-        ingestion.run(config(f"{base}/absent.csv"), project)
+        stamp_and_ingest(config(f"{base}/absent.csv"), project)
 
 
 def test_unreachable_url_says_how_to_use_a_local_file(project: ProjectPaths) -> None:
@@ -183,8 +191,8 @@ def test_unreachable_url_says_how_to_use_a_local_file(project: ProjectPaths) -> 
 
     with pytest.raises(
         DataError,
-        match=rf"could not reach {url} \(ConnectionError: .*\); .*"
-        r"--set data\.source=path/to/file\.csv",
+        match=rf"could not reach {url} \(ConnectionError: .*\) and there is no earlier check "
+        r"of it to keep; .*--set data\.source=path/to/file\.csv",
     ):
-        ingestion.run(config(url, download_timeout_s=5), project)
+        stamp_and_ingest(config(url, download_timeout_s=5), project)
     assert not project.raw_dataset.exists()

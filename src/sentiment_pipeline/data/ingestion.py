@@ -1,22 +1,24 @@
-"""Ingest stage: read the labelled source (local file or URL) into data/raw/dataset.parquet."""
+"""Ingest stage: read the source that data/raw/source.json names into data/raw/dataset.parquet."""
 
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from sentiment_pipeline import stages
-from sentiment_pipeline.config.entities import DataConfig
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.data import source as data_source
+from sentiment_pipeline.data.values import is_missing
 from sentiment_pipeline.errors import DataError
-from sentiment_pipeline.io import atomic_path, write_parquet
+from sentiment_pipeline.io import atomic_path, write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
@@ -41,10 +43,6 @@ class IngestResult:
     columns: int
     source: str
     path: str
-
-
-def is_url(source: str) -> bool:
-    return urlparse(source).scheme in ("http", "https")
 
 
 def detect_format(path: Path | str) -> str:
@@ -92,16 +90,14 @@ def read_table(
         raise DataError(
             f"cannot read {path} as {fmt}: {type(exc).__name__}: {exc}; "
             "check the file or set data.format"
-        ) from None
+        ) from exc
 
 
-def download(url: str, folder: Path, timeout_s: float) -> Path:
-    """Stream `url` into `folder` (temporary file, then rename) and return the file."""
+def download(url: str, target: Path, timeout_s: float) -> Mapping[str, str]:
+    """Stream `url` into `target` (temporary file, then rename); return the response headers."""
     import requests
     from tqdm.auto import tqdm
 
-    name = Path(unquote(urlparse(url).path)).name or "download"
-    target = folder / name
     try:
         with requests.get(url, stream=True, timeout=timeout_s) as response:
             response.raise_for_status()
@@ -109,24 +105,45 @@ def download(url: str, folder: Path, timeout_s: float) -> Path:
             with (
                 atomic_path(target) as tmp,
                 tmp.open("wb") as handle,
-                tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None) as bar,
+                tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=None) as bar,
             ):
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     handle.write(chunk)
                     bar.update(len(chunk))
     except requests.RequestException as exc:
         raise DataError(
-            f"could not reach {url} ({type(exc).__name__}: {exc}); check the network, or "
-            "download the file and point data.source at the local copy, e.g. "
-            "--set data.source=path/to/file.csv"
-        ) from None
+            f"could not reach {url} ({type(exc).__name__}: {exc}); {data_source.LOCAL_COPY_HINT}"
+        ) from exc
     logger.info("downloaded %s to %s (%d bytes)", url, target, target.stat().st_size)
+    return response.headers
+
+
+def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float) -> Path:
+    """The local copy of a URL source, downloaded again only when the server's copy changed.
+
+    Each download is recorded in `<name>.http.json` beside it (URL, validators, size); while
+    that record matches the stamp's ETag or Last-Modified, the copy is reused without a
+    request, so an offline rerun of ingest works too.
+    """
+    url = stamp["source"]
+    target = folder / (Path(unquote(urlparse(url).path)).name or "download")
+    record_path = target.with_name(f"{target.name}.http.json")
+    wanted = {name: stamp.get(name) for name in data_source.VALIDATORS}
+    if target.is_file() and (wanted["etag"] or wanted["last_modified"]):
+        record = data_source.read_json_object(record_path)
+        if record == {"source": url, **wanted, "size": target.stat().st_size}:
+            logger.info("reusing %s: it has the validators of the stamp %s", target, wanted)
+            return target
+    record_path.unlink(missing_ok=True)
+    got = data_source.validators(download(url, target, timeout_s))
+    if got != wanted:
+        logger.warning(
+            "%s changed since the source stage checked it (%s, now %s); the next run stamps "
+            "the new copy and ingests it again",
+            url, wanted, got,
+        )
+    write_json(record_path, {"source": url, **got, "size": target.stat().st_size})
     return target
-
-
-def is_missing(value: object) -> bool:
-    """None, NaN or pd.NA (scalar-safe: a list is not missing)."""
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def label_string(value: object) -> str | None:
@@ -187,12 +204,11 @@ def select_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> pd.Da
 def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
     from sentiment_pipeline import tracking
 
-    if is_url(config.source):
-        source_file = download(
-            config.source, paths.raw_dataset.parent / "downloads", config.download_timeout_s
-        )
+    stamp = data_source.read_stamp(paths, config.source)
+    if stamp["kind"] == "url":
+        source_file = fetch(stamp, paths.downloads_dir, config.download_timeout_s)
     else:
-        source_file = paths.resolve(config.source)
+        source_file = paths.resolve(stamp["path"])
     frame = read_table(source_file, config.format, str_columns=[config.label_column])
     raw = select_columns(frame, config, str(source_file))
     with tracking.stage_run("ingest", config, paths):
@@ -207,8 +223,12 @@ def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
     )
 
 
+def section(config: PipelineConfig) -> DataConfig:
+    return config.data
+
+
 def main() -> None:
-    stages.main("ingest")
+    runner.main("ingest", run, section)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sentiment_pipeline import stages
-from sentiment_pipeline.config.entities import SplitConfig
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import PipelineConfig, SplitConfig
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -98,7 +98,7 @@ def split_frame(frame: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFr
         raise DataError(
             f"cannot stratify the split with class counts {counts}: {exc}; add data or change "
             "split.val_fraction / split.test_fraction"
-        ) from None
+        ) from exc
     return {
         name: part.reset_index(drop=True)
         for name, part in (("train", train), ("val", val), ("test", test))
@@ -136,8 +136,12 @@ def run(config: SplitConfig, paths: ProjectPaths) -> PrepareResult:
     return PrepareResult(**sizes, labels=tuple(labels), **drops)
 
 
+def section(config: PipelineConfig) -> SplitConfig:
+    return config.split
+
+
 def main() -> None:
-    stages.main("prepare")
+    runner.main("prepare", run, section)
 
 
 if __name__ == "__main__":

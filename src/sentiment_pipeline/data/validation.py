@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from sentiment_pipeline import stages
-from sentiment_pipeline.config.entities import DataConfig
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.data.values import is_missing
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -39,12 +39,6 @@ class ValidationResult:
     rejected: int
     rejected_fraction: float
     reasons: dict[str, int] = field(default_factory=dict)
-
-
-def is_missing(value: object) -> bool:
-    """None, NaN or pd.NA (scalar-safe: a list is not missing)."""
-    # Not imported from ingestion: dvc.yaml lists only this module as the stage's code.
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def class_lookup(label_map: dict[str, str]) -> dict[str, str] | None:
@@ -210,8 +204,12 @@ def run(config: DataConfig, paths: ProjectPaths) -> ValidationResult:
     )
 
 
+def section(config: PipelineConfig) -> DataConfig:
+    return config.data
+
+
 def main() -> None:
-    stages.main("validate")
+    runner.main("validate", run, section)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""source stage: stamp what data.source is now, so that DVC reruns ingest exactly when it changed.
+
+A local file is stamped with its path, size and sha256; a URL with what its server says about
+its copy (ETag, Last-Modified, Content-Length). The stage runs on every `dvc repro`
+(`always_changed`) and rewrites data/raw/source.json only when the stamp differs, so ingest,
+which depends on that file, is skipped while the source is unchanged, online or offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.io import atomic_path, write_json
+from sentiment_pipeline.paths import ProjectPaths
+
+logger = logging.getLogger(__name__)
+
+STAGE = "source"
+VALIDATORS = ("etag", "last_modified", "content_length")
+LOCAL_COPY_HINT = (
+    "check the network, or download the file and point data.source at the local copy, e.g. "
+    "--set data.source=path/to/file.csv"
+)
+# A file modified this close to its hashing may change again within the same mtime tick.
+_RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    source: str
+    kind: Literal["file", "url"]
+    changed: bool
+    offline: bool
+
+
+def is_url(source: str) -> bool:
+    return urlparse(source).scheme in ("http", "https")
+
+
+def validators(headers: Mapping[str, str]) -> dict[str, Any]:
+    """What an HTTP response says about the identity of its body."""
+    length = headers.get("Content-Length")
+    return {
+        "etag": headers.get("ETag"),
+        "last_modified": headers.get("Last-Modified"),
+        "content_length": int(length) if length and length.isdigit() else None,
+    }
+
+
+def probe(url: str, timeout_s: float) -> Mapping[str, str]:
+    """The headers of `url`: a HEAD request, or a GET whose body is not read if HEAD is refused."""
+    import requests
+
+    response = requests.head(url, timeout=timeout_s, allow_redirects=True)
+    if response.status_code < 400:
+        return response.headers
+    with requests.get(url, stream=True, timeout=timeout_s) as response:
+        response.raise_for_status()
+        return response.headers
+
+
+def url_stamp(
+    url: str, timeout_s: float, previous: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], bool]:
+    """(stamp, offline): the server's validators, or the previous stamp when it is unreachable."""
+    import requests
+
+    try:
+        headers = probe(url, timeout_s)
+    except requests.RequestException as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        unreachable = status is None or status >= 500
+        if unreachable and previous is not None and previous.get("source") == url:
+            logger.warning(
+                "could not reach %s (%s: %s); keeping the stamp of its last check %s: ingest "
+                "stays up to date until the server can be asked again",
+                url, type(exc).__name__, exc, {k: previous.get(k) for k in VALIDATORS},
+            )
+            return dict(previous), True
+        earlier = " and there is no earlier check of it to keep" if unreachable else ""
+        raise DataError(
+            f"could not reach {url} ({type(exc).__name__}: {exc}){earlier}; {LOCAL_COPY_HINT}"
+        ) from exc
+    stamp = {"source": url, "kind": "url", **validators(headers)}
+    if stamp["etag"] is None and stamp["last_modified"] is None:
+        logger.warning(
+            "%s gives neither an ETag nor a Last-Modified date: a change there is seen only if "
+            "its length changes; `dvc repro --force ingest` downloads it again",
+            url,
+        )
+    return stamp, False
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_stamp(source: str, paths: ProjectPaths) -> dict[str, Any]:
+    """Path, size and sha256 of a local source (the hash reused while size and mtime hold)."""
+    path = paths.resolve(source).resolve()
+    if not path.is_file():
+        raise DataError(f"no file at {path}; set data.source to an existing file or a URL")
+    stat = path.stat()
+    key = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cached = read_json_object(paths.source_hash_cache)
+    if (
+        cached is not None
+        and {name: cached.get(name) for name in key} == key
+        and cached.get("hashed_at_ns", 0) - stat.st_mtime_ns > _RACY_NS
+    ):
+        digest = cached["sha256"]
+    else:
+        hashed_at_ns = time.time_ns()
+        digest = sha256_of(path)
+        write_json(paths.source_hash_cache, {**key, "sha256": digest, "hashed_at_ns": hashed_at_ns})
+    shown = path.relative_to(paths.root).as_posix() if path.is_relative_to(paths.root) else path
+    return {"source": source, "kind": "file", "path": str(shown), "size": stat.st_size,
+            "sha256": digest}
+
+
+def read_stamp(paths: ProjectPaths, source: str) -> dict[str, Any]:
+    """The stamp the source stage wrote for `source` (what ingest reads)."""
+    stamp = read_json_object(paths.source_stamp)
+    if stamp is None:
+        raise DataError(
+            f"no readable source stamp at {paths.source_stamp}; run the source stage first"
+        )
+    if stamp.get("source") != source:
+        raise DataError(
+            f"{paths.source_stamp} is for {stamp.get('source')!r}, but data.source is "
+            f"{source!r}; run the source stage first"
+        )
+    return stamp
+
+
+def write_stamp(path: Path, stamp: Mapping[str, Any]) -> bool:
+    """Write the stamp unless the file already holds these bytes; return whether it changed."""
+    text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
+
+
+def run(config: DataConfig, paths: ProjectPaths) -> SourceResult:
+    if is_url(config.source):
+        previous = read_json_object(paths.source_stamp)
+        stamp, offline = url_stamp(config.source, config.download_timeout_s, previous)
+    else:
+        stamp, offline = file_stamp(config.source, paths), False
+    changed = write_stamp(paths.source_stamp, stamp)
+    logger.info(
+        "source %s %s: %s",
+        config.source,
+        "changed" if changed else "unchanged",
+        {k: v for k, v in stamp.items() if k not in ("source", "kind")},
+    )
+    return SourceResult(source=config.source, kind=stamp["kind"], changed=changed, offline=offline)
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None when it is absent or not one (then it is rewritten)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def section(config: PipelineConfig) -> DataConfig:
+    return config.data
+
+
+def main() -> None:
+    runner.main(STAGE, run, section)
+
+
+if __name__ == "__main__":
+    main()
