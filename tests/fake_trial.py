@@ -1,4 +1,4 @@
-"""A stand-in for optuna.Trial that records reports and answers should_prune as told."""
+"""Stand-ins for optuna.Trial and for the tuning core's reporter, that record and obey."""
 
 from __future__ import annotations
 
@@ -13,3 +13,19 @@ class FakeTrial:
 
     def should_prune(self) -> bool:
         return self.prune
+
+
+class FakeReporter:
+    """A TrialReporter that records every report and says `prune` to each."""
+
+    def __init__(self, prune: bool = False) -> None:
+        self.prune = prune
+        self.reports: list[tuple[int, float]] = []
+        self.progress: list[tuple[int, int]] = []
+
+    def report(self, step: int, value: float, metrics=None) -> bool:  # noqa: ANN001
+        self.reports.append((step, value))
+        return self.prune
+
+    def advance(self, done: int, total: int, samples: int | None = None) -> None:
+        self.progress.append((done, total))

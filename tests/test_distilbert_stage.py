@@ -14,14 +14,14 @@ pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 
-from sentiment_pipeline import (
-    tracking,  # noqa: E402
-    tuning,
-)
-from sentiment_pipeline.models import distilbert_data as dd  # noqa: E402
+from sentiment_pipeline import tracking  # noqa: E402
 from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
-from sentiment_pipeline.models.artifacts import load_model, save_placeholder  # noqa: E402
-from sentiment_pipeline.pruning import ChanceFloorPruner  # noqa: E402
+from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
+from sentiment_pipeline.models.artifacts.placeholder import save_placeholder  # noqa: E402
+from sentiment_pipeline.models.distilbert import trainer as tr  # noqa: E402
+from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams  # noqa: E402
+from sentiment_pipeline.tuning import core  # noqa: E402
+from sentiment_pipeline.tuning import study as tuning  # noqa: E402
 from synthetic import LABELS  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def _study(paths, name: str) -> optuna.Study:
 
 
 def _fail_on_call(monkeypatch, call: int, error: BaseException) -> None:
-    real, calls = dd.run_trial, []
+    real, calls = tr.run_trial, []
 
     def run_trial(*args, **kwargs):
         calls.append(1)
@@ -70,7 +70,7 @@ def _fail_on_call(monkeypatch, call: int, error: BaseException) -> None:
             raise error
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dd, "run_trial", run_trial)
+    monkeypatch.setattr(tr, "run_trial", run_trial)
 
 
 class PruneTrial(optuna.pruners.BasePruner):
@@ -89,22 +89,23 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     config = _config(
         manager, processed, tiny_transformer,
         "train.distilbert.epochs=[1, 2]", "train.distilbert.batch_size=[8, 16]",
+        "train.distilbert.pruner=none",
     )
     result = dt.run(config, processed)
 
     assert result.status == "trained" and result.trials["complete"] == 3
-    assert result.device == "cpu" and result.precision == "fp32"
+    assert result.details["device"] == "cpu" and result.details["precision"] == "fp32"
     metrics = json.loads(processed.distilbert_metrics.read_text())
+    assert metrics == result.model_dump(mode="json")
+    assert set(metrics) == set(json.loads(processed.lightgbm_metrics.read_text())
+                               if processed.lightgbm_metrics.exists() else metrics)
     assert metrics["best_val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
-    assert set(metrics["best_params"]) == {"lr", "batch_size", "weight_decay", "epochs",
-                                           "warmup_ratio"}
+    assert set(metrics["best_params"]) == set(DistilBERTTrialParams.model_fields)
     assert metrics["mlflow_run_id"] == result.mlflow_run_id and metrics["train_samples_per_second"]
 
     model = load_model(processed.distilbert_model)
     manifest = model.manifest
-    assert (manifest.kind, manifest.labels, manifest.mlflow_run_id) == (
-        "transformers", LABELS, result.mlflow_run_id
-    )
+    assert (manifest.kind, manifest.labels) == ("transformers", LABELS)
     assert manifest.params["max_length"] == 32
     assert manifest.params["trial_number"] == result.best_trial
     assert manifest.metrics["val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
@@ -114,10 +115,12 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     trials = pd.read_csv(processed.distilbert_results / "trials.csv")
     assert trials["number"].tolist() == [0, 1, 2]
     assert set(trials["state"]) == {"complete"}
-    assert {"value", "duration_s", "params_lr", "params_batch_size"} <= set(trials.columns)
+    assert {"value", "duration_s", "params_learning_rate", "params_per_device_train_batch_size",
+            "optimizer_steps", "train_samples_per_second", "mlflow_run_id"} <= set(trials.columns)
     study_json = json.loads((processed.distilbert_results / "study.json").read_text())
     assert study_json["best_trial"] == result.best_trial and study_json["trials"]["complete"] == 3
-    assert study_json["study_name"] == result.study_name and study_json["device"] == "cpu"
+    assert study_json["study_name"] == result.study_name
+    assert study_json["details"]["device"] == "cpu"
     for plot in ("optimization_history.png", "param_importances.png"):
         assert (processed.distilbert_results / plot).stat().st_size > 1000
 
@@ -126,21 +129,22 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     parent = parents[0]
     assert parent.data.metrics["best_val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
     assert parent.data.metrics["best_trial"] == result.best_trial
-    assert float(parent.data.params["best.lr"]) == pytest.approx(result.best_params["lr"])
+    assert float(parent.data.params["best.learning_rate"]) == pytest.approx(
+        result.best_params["learning_rate"]
+    )
     assert len(children) == 3
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["state"] == "complete"
-        assert {"lr", "batch_size", "epochs", "weight_decay", "warmup_ratio"} <= set(
-            child.data.params
-        )
+        assert set(DistilBERTTrialParams.model_fields) <= set(child.data.params)
         assert {"val_loss", "val_macro_f1", "train_samples_per_second", "duration_s"} <= set(
             child.data.metrics
         )
     best_child = children[result.best_trial]
-    assert manifest.params["best_trial_mlflow_run_id"] == best_child.info.run_id
+    assert manifest.mlflow_run_id == best_child.info.run_id  # the run that trained it
     history = mlflow.MlflowClient().get_metric_history(best_child.info.run_id, "val_macro_f1")
-    reports = result.best_params["epochs"] * config.evals_per_epoch  # 2 per epoch by default
+    # 2 evaluations per epoch by default
+    reports = result.best_params["num_train_epochs"] * config.evals_per_epoch
     assert [m.step for m in history] == list(range(1, reports + 1))
 
     # The evaluation stage evaluates it beside a skipped baseline.
@@ -158,8 +162,8 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
 def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on(
     processed, manager, tiny_transformer, monkeypatch
 ) -> None:
-    monkeypatch.setattr(dt, "make_pruner", lambda config, floor: PruneTrial(2))
-    _fail_on_call(monkeypatch, 2, RuntimeError("CUDA out of memory (simulated)"))
+    monkeypatch.setattr(dt, "make_pruner", lambda kind, schedule, floor: PruneTrial(2))
+    _fail_on_call(monkeypatch, 2, torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)"))
     config = _config(manager, processed, tiny_transformer, "train.distilbert.max_length=128")
     result = dt.run(config, processed)
     # The tiny model has 64 positions: longer texts are truncated there.
@@ -176,20 +180,14 @@ def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on
     assert trials["state"].tolist() == ["complete", "failed", "pruned", "complete"]
 
 
-def test_pruners_count_in_evaluations_and_budget_for_the_longest_trial(
-    processed, manager, tiny_transformer
-) -> None:
-    space = ("train.distilbert.epochs=[1, 4]", "train.distilbert.evals_per_epoch=3")
-    median = dt.make_pruner(_config(manager, processed, tiny_transformer, *space), 0.25)
-    assert isinstance(median, ChanceFloorPruner) and median.n_warmup_steps == 3  # one epoch
-    assert median.floor == 0.25 and isinstance(median.base, optuna.pruners.MedianPruner)
-    hyperband = dt.make_pruner(
-        _config(manager, processed, tiny_transformer, *space, "train.distilbert.pruner=hyperband"),
-        0.25,
-    )
-    # "auto" would take the budget from the first finished trial: 3 reports for a 1-epoch one.
-    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
-    assert hyperband._max_resource == 12
+def test_pruners_count_in_evaluations_and_budget_for_the_longest_trial() -> None:
+    from sentiment_pipeline.config.entities import DistilBERTConfig
+
+    schedule = dt.pruning_schedule(DistilBERTConfig(epochs=(1, 4), evals_per_epoch=3))
+    # hyperband's budget: the reports of a 4-epoch trial ("auto" would take those of the
+    # first finished trial); the chance floor waits one epoch, the median rule does not wait.
+    assert (schedule.min_resource, schedule.max_resource) == (1, 12)
+    assert (schedule.floor_warmup_steps, schedule.median_warmup_steps) == (3, 0)
 
 
 def test_an_interrupted_study_resumes_with_the_trials_still_owed(
@@ -203,7 +201,7 @@ def test_an_interrupted_study_resumes_with_the_trials_still_owed(
     name = next(p.name for p in (processed.root / ".optuna" / "distilbert").iterdir())
     study = _study(processed, name)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
-    assert (dt.best_dir(processed, name) / "model.safetensors").is_file()
+    assert (core.best_dir(processed, "distilbert", name) / "model" / "model.safetensors").is_file()
     study.ask()  # a trial left RUNNING, as by a killed process
 
     result = dt.run(config, processed)
@@ -235,7 +233,9 @@ def test_auto_device_trains_on_cuda_in_mixed_precision(processed, manager, tiny_
     )
     result = dt.run(config, processed)
     expected = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    assert (result.status, result.device, result.precision) == ("trained", "cuda", expected)
+    assert (result.status, result.details["device"], result.details["precision"]) == (
+        "trained", "cuda", expected
+    )
     model = load_model(processed.distilbert_model)
     assert model.device.type == "cuda"
     np.testing.assert_allclose(model.predict_proba(["great", "awful"]).sum(axis=1), 1.0)

@@ -1,4 +1,4 @@
-"""train_distilbert: decisions before training, study helpers, placeholders and the CLI."""
+"""train_distilbert: decisions before training, the search space, placeholders and the CLI."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fake_trial import FakeTrial
 from sentiment_pipeline.cli import app
 from sentiment_pipeline.config.entities import DistilBERTConfig
 from sentiment_pipeline.errors import ConfigError, PipelineError
 from sentiment_pipeline.models import distilbert_training as dt
-from sentiment_pipeline.models.artifacts import load_model, read_manifest
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.models.artifacts.manifest import read_manifest
+from sentiment_pipeline.models.distilbert import device as dv
+from sentiment_pipeline.models.distilbert.trainer import effective_max_length
 from synthetic import LABELS
 
 
@@ -41,12 +43,12 @@ def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_resolve_device(device: str, allow_cpu: bool, cuda: bool, expected: str | None) -> None:
     config = DistilBERTConfig(device=device, allow_cpu=allow_cpu)
-    assert dt.resolve_device(config, cuda_available=cuda) == expected
+    assert dv.resolve_device(config, cuda_available=cuda) == expected
 
 
 def test_resolve_device_cuda_without_cuda_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"train\.distilbert\.device is 'cuda'.*'auto'.*'cpu'"):
-        dt.resolve_device(DistilBERTConfig(device="cuda", allow_cpu=True), cuda_available=False)
+        dv.resolve_device(DistilBERTConfig(device="cuda", allow_cpu=True), cuda_available=False)
 
 
 @pytest.mark.parametrize(
@@ -61,54 +63,42 @@ def test_resolve_device_cuda_without_cuda_is_a_config_error() -> None:
     ],
 )
 def test_resolve_precision(setting: str, device: str, bf16: bool, expected: str) -> None:
-    assert dt.resolve_precision(setting, device, bf16) == expected
+    assert dv.resolve_precision(setting, device, bf16) == expected
 
 
 def test_bf16_on_a_gpu_without_bf16_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"mixed_precision is 'bf16'.*'auto', 'fp16' or 'no'"):
-        dt.resolve_precision("bf16", "cuda", bf16_supported=False)
+        dv.resolve_precision("bf16", "cuda", bf16_supported=False)
 
 
 # --- study helpers -------------------------------------------------------------------------
 
 
-def test_search_space_stays_inside_the_configured_bounds() -> None:
+def test_search_space_stays_inside_the_configured_bounds_and_names_trainer_arguments() -> None:
+    from transformers import TrainingArguments
+
     config = DistilBERTConfig(lr=(1e-5, 1e-4), batch_size=[8, 16], epochs=(1, 2))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
-        params = dt.search_space(study.ask(), config)
-        assert 1e-5 <= params["lr"] <= 1e-4
-        assert params["batch_size"] in (8, 16)
-        assert params["epochs"] in (1, 2)
-        assert 0 <= params["weight_decay"] <= 0.1 and 0 <= params["warmup_ratio"] <= 0.1
-
-
-def test_study_name_changes_with_search_space_data_and_model() -> None:
-    base = DistilBERTConfig()
-    name = dt.study_name(base, "data-a")
-    assert name == dt.study_name(DistilBERTConfig(n_trials=3, enable=True), "data-a")
-    assert name != dt.study_name(base, "data-b")
-    assert name != dt.study_name(DistilBERTConfig(lr=(2e-5, 1e-4)), "data-a")
-    assert name != dt.study_name(DistilBERTConfig(model_name_or_path="x"), "data-a")
-    assert name != dt.study_name(DistilBERTConfig(max_length=64), "data-a")
+        trial = study.ask()
+        params = dt.search_space(trial, config)
+        assert 1e-5 <= params.learning_rate <= 1e-4
+        assert params.per_device_train_batch_size in (8, 16)
+        assert params.num_train_epochs in (1, 2)
+        assert 0 <= params.weight_decay <= 0.1 and 0 <= params.warmup_steps <= 0.1
+    # One name from Optuna to the Trainer: the trial's params are the model's fields, and each
+    # is a TrainingArguments argument that takes the value as it is.
+    assert trial.params == params.model_dump()
+    arguments = TrainingArguments(output_dir="unused", **params.model_dump())
+    assert arguments.learning_rate == params.learning_rate
+    assert arguments.warmup_steps == params.warmup_steps
 
 
 def test_max_length_is_capped_at_the_model_positions(caplog) -> None:
-    assert dt.effective_max_length(32, 64) == 32
-    assert dt.effective_max_length(512, None) == 512
-    assert dt.effective_max_length(128, 64) == 64
+    assert effective_max_length(32, 64) == 32
+    assert effective_max_length(512, None) == 512
+    assert effective_max_length(128, 64) == 64
     assert "max_length=128 exceeds the model's 64 positions" in caplog.text
-
-
-@pytest.mark.parametrize("prune", [True, False])
-def test_optuna_reporter_reports_logs_and_relays_the_pruning_decision(prune: bool) -> None:
-    logged = []
-    trial = FakeTrial(prune)
-    report = dt.optuna_reporter(trial, log=lambda metrics, step: logged.append((metrics, step)))
-    stop = report(2, {"eval_loss": 0.9, "eval_macro_f1": 0.4, "eval_accuracy": 0.5})
-    assert stop is prune
-    assert trial.reports == [(0.4, 2)]
-    assert logged == [({"val_loss": 0.9, "val_macro_f1": 0.4, "val_accuracy": 0.5}, 2)]
 
 
 # --- placeholders --------------------------------------------------------------------------
@@ -119,10 +109,10 @@ def _assert_placeholders(paths, reason: str) -> None:
     assert (manifest.kind, manifest.status, manifest.reason) == ("placeholder", "skipped", reason)
     assert manifest.labels == LABELS
     study = json.loads((paths.distilbert_results / "study.json").read_text())
-    assert study == {"status": "skipped", "reason": reason}
+    assert (study["status"], study["reason"]) == ("skipped", reason)
     assert [p.name for p in paths.distilbert_results.iterdir()] == ["study.json"]
     metrics = json.loads(paths.distilbert_metrics.read_text())
-    assert (metrics["status"], metrics["reason"]) == ("skipped", reason)
+    assert metrics == study
     assert metrics["best_val_macro_f1"] is None and metrics["best_val_accuracy"] is None
 
 
@@ -168,15 +158,22 @@ def test_unloadable_model_names_the_key_and_the_local_directory_fix(processed, m
 def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
     script = textwrap.dedent(
         """
+        import importlib.abc
         import sys
-        sys.modules["torch"] = None
-        sys.modules["transformers"] = None
+
+        class Uninstalled(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("torch", "transformers"):
+                    raise ImportError(f"No module named {name!r}")
+
+        sys.meta_path.insert(0, Uninstalled())
         import sentiment_pipeline.cli  # the CLI imports without them
         from sentiment_pipeline.config.manager import ConfigurationManager
         from sentiment_pipeline.models import distilbert_training as dt
         from sentiment_pipeline.paths import ProjectPaths
         config = ConfigurationManager("params.yaml", ["train.distilbert.enable=true"])
         result = dt.run(config.get_distilbert_config(), ProjectPaths.at("."))
+        assert "torch" not in sys.modules
         print("REASON", result.reason)
         """
     )

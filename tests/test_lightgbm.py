@@ -7,12 +7,14 @@ import optuna
 import pandas as pd
 import pytest
 
-from fake_trial import FakeTrial
+from fake_trial import FakeReporter
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models import lightgbm_tuning as lt
-from sentiment_pipeline.models.artifacts import load_model, read_manifest
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.models.artifacts.manifest import read_manifest
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.tuning.trial import TrialFailure
 from synthetic import LABELS
 
 # Small enough for 144 training rows and a fraction of a second per trial.
@@ -63,31 +65,27 @@ def test_search_space_stays_within_the_configured_bounds(manager, project):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
 
     for _ in range(20):
-        params = lt.search_space(study.ask(), config)
-        assert 0.1 <= params["learning_rate"] <= 0.3
-        assert 4 <= params["num_leaves"] <= 8
-        assert 2 <= params["min_child_samples"] <= 8
-        assert 0.3 <= params["colsample_bytree"] <= 1.0
-        assert 0.5 <= params["reg_lambda"] <= 2.0
-    assert set(params) == {
-        "learning_rate", "num_leaves", "min_child_samples", "colsample_bytree", "reg_lambda"
-    }  # fmt: skip
+        trial = study.ask()
+        params = lt.search_space(trial, config)
+        assert 0.1 <= params.learning_rate <= 0.3
+        assert 4 <= params.num_leaves <= 8
+        assert 2 <= params.min_child_samples <= 8
+        assert 0.3 <= params.colsample_bytree <= 1.0
+        assert 0.5 <= params.reg_lambda <= 2.0
+    # one name from the search space to the classifier: Optuna's, the model's, LightGBM's
+    assert trial.params == params.model_dump()
+    assert set(lt.make_classifier(params, config, 10).get_params()) >= set(trial.params)
 
 
-def test_study_name_ignores_the_budget_but_not_the_search_space(manager, project):
-    config = tiny_config(manager, project)
-    more = tiny_config(manager, project, "train.lightgbm.n_trials=9", "train.lightgbm.timeout=60")
-    wider = tiny_config(manager, project, "train.lightgbm.num_leaves=[4,16]")
-
-    assert lt.study_name(config, "data-a") == lt.study_name(more, "data-a")
-    assert lt.study_name(config, "data-a") != lt.study_name(wider, "data-a")
-    assert lt.study_name(config, "data-a") != lt.study_name(config, "data-b")
+PARAMS = lt.LightGBMTrialParams(
+    learning_rate=0.2, num_leaves=8, min_child_samples=4, colsample_bytree=1.0, reg_lambda=1.0
+)
 
 
 def test_imbalance_setting_maps_to_class_weight(manager, project):
-    weighted = lt.make_classifier({}, tiny_config(manager, project), 10)
+    weighted = lt.make_classifier(PARAMS, tiny_config(manager, project), 10)
     plain = lt.make_classifier(
-        {}, tiny_config(manager, project, "train.lightgbm.imbalance=none"), 10
+        PARAMS, tiny_config(manager, project, "train.lightgbm.imbalance=none"), 10
     )
 
     assert weighted.class_weight == "balanced"
@@ -96,21 +94,22 @@ def test_imbalance_setting_maps_to_class_weight(manager, project):
     assert weighted.n_jobs == 1
 
 
-def test_pruning_callback_reports_macro_f1_and_prunes(manager, processed, monkeypatch):
+def test_fit_one_reports_macro_f1_and_stops_when_pruned(manager, processed):
     config = tiny_config(manager, processed, "train.lightgbm.early_stopping_rounds=40")
     frames = {name: pd.read_parquet(processed.split(name)) for name in ("train", "val")}
     features = lt.prepare_features(config, frames["train"], frames["val"], LABELS)
-    keep, hopeless = FakeTrial(prune=False), FakeTrial(prune=True)
+    keep, hopeless = FakeReporter(prune=False), FakeReporter(prune=True)
 
-    fit = lt.fit_trial({"learning_rate": 0.2}, config, features, keep)
-    monkeypatch.setattr(lt, "REPORT_EVERY", 5)
-    with pytest.raises(optuna.TrialPruned, match="val macro-F1 .* at round 5"):
-        lt.fit_trial({"learning_rate": 0.2}, config, features, hopeless)
+    fit = lt.fit_one(PARAMS, keep, config=config, features=features)
+    pruned = lt.fit_one(PARAMS, hopeless, config=config, features=features, every=5)
 
-    assert [step for _, step in keep.reports] == [25]
-    assert 0 < keep.reports[0][0] <= 1
-    assert fit.best_iteration <= 40
-    assert [step for _, step in hopeless.reports] == [5]
+    assert [step for step, _ in keep.reports] == [25]
+    assert 0 < keep.reports[0][1] <= 1
+    assert not fit.pruned and fit.metrics["best_iteration"] <= 40
+    assert fit.model.predict(["great friendly crew"]).shape == (1,)
+    assert [step for step, _ in hopeless.reports] == [5]
+    assert pruned.pruned and pruned.metrics == {"rounds": 5} and pruned.model is None
+    assert keep.progress[-1][1] == 40 and len(keep.progress) == len(set(keep.progress))
 
 
 @pytest.mark.slow
@@ -121,25 +120,27 @@ def test_run_tunes_saves_and_tracks_the_study(manager, data):
 
     metrics = read_json(data.lightgbm_metrics)
     assert metrics == result.model_dump(mode="json")
-    assert metrics["n_trials_by_state"]["complete"] + metrics["n_trials_by_state"]["pruned"] == 3
+    assert metrics["trials"]["complete"] + metrics["trials"]["pruned"] == 3
     assert metrics["trials_run_now"] == 3
     assert metrics["storage"] == f"sqlite:///{data.optuna_db}"
-    assert set(metrics["best_params"]) == {
-        "learning_rate", "num_leaves", "min_child_samples", "colsample_bytree", "reg_lambda"
-    }  # fmt: skip
-    assert 1 <= result.best_iteration <= 40
+    assert set(metrics["best_params"]) == set(lt.LightGBMTrialParams.model_fields)
     study = load_study(data, result.study_name)
-    assert study.best_trial.number == result.best_trial_number
+    best_iteration = study.best_trial.user_attrs["best_iteration"]
+    assert 1 <= best_iteration <= 40
+    assert study.best_trial.number == result.best_trial
     assert study.best_value == pytest.approx(result.best_val_macro_f1)
+    assert (data.lightgbm_results / "trials.csv").is_file()
+    assert (data.lightgbm_results / "optimization_history.png").is_file()
 
-    model = load_model(data.lightgbm_model, expected_labels=LABELS, trusted_roots=[data.root])
+    model = load_model(data.lightgbm_model, expected_labels=LABELS, project=data)
     test = pd.read_parquet(data.split("test"))
     predicted = np.argmax(model.predict_proba(test["text"].tolist()), axis=1)
     assert (predicted == test["label"].to_numpy()).mean() > majority_rate(data, "test")
     manifest = read_manifest(data.lightgbm_model)
-    assert "lightgbm.sklearn.LGBMClassifier" in manifest.trusted_types
-    assert manifest.params["n_estimators"] == result.best_iteration
-    assert manifest.mlflow_run_id == result.mlflow_run_id
+    assert manifest.files == {"estimator": "pipeline.skops"}
+    assert manifest.params["trial_number"] == result.best_trial
+    assert manifest.metrics["best_iteration"] == best_iteration
+    assert manifest.mlflow_run_id == study.best_trial.user_attrs["mlflow_run_id"]
 
     from mlflow import MlflowClient
 
@@ -147,6 +148,7 @@ def test_run_tunes_saves_and_tracks_the_study(manager, data):
     assert parent.data.tags["optuna_study"] == result.study_name
     assert parent.data.metrics["best_val_macro_f1"] == pytest.approx(result.best_val_macro_f1)
     assert parent.data.params["best.num_leaves"] == str(result.best_params["num_leaves"])
+    assert manifest.mlflow_run_id in {c.info.run_id for c in child_runs(data, parent.info.run_id)}
     children = child_runs(data, result.mlflow_run_id)
     assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1", "trial-2"]
     assert {c.data.tags["state"] for c in children} <= {"complete", "pruned"}
@@ -171,25 +173,26 @@ def test_rerun_with_more_trials_resumes_the_same_study(manager, data):
 
 @pytest.mark.slow
 def test_interrupted_study_completes_only_the_owed_trials(manager, data, monkeypatch):
-    fit_trial = lt.fit_trial
+    fit_one, calls = lt.fit_one, []
 
-    def interrupt_third(params, config, features, trial):
-        if trial.number == 2:
+    def interrupt_third(params, reporter, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
             raise KeyboardInterrupt
-        return fit_trial(params, config, features, trial)
+        return fit_one(params, reporter, **kwargs)
 
-    monkeypatch.setattr(lt, "fit_trial", interrupt_third)
+    monkeypatch.setattr(lt, "fit_one", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         lt.run(tiny_config(manager, data), data)
     assert not data.lightgbm_metrics.exists()
-    monkeypatch.setattr(lt, "fit_trial", fit_trial)
+    monkeypatch.setattr(lt, "fit_one", fit_one)
 
     result = lt.run(tiny_config(manager, data), data)
 
     study = load_study(data, result.study_name)
     assert states(study).count("FAIL") == 1 and len(study.trials) == 4
     assert result.trials_run_now == 1
-    assert result.n_trials_by_state["complete"] + result.n_trials_by_state["pruned"] == 3
+    assert result.trials["complete"] + result.trials["pruned"] == 3
 
 
 @pytest.mark.slow
@@ -201,42 +204,48 @@ def test_trial_left_running_by_a_crash_is_failed_on_resume(manager, data):
     result = lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=3"), data)
 
     assert states(load_study(data, first.study_name)).count("RUNNING") == 0
-    assert result.n_trials_by_state["failed"] == 1
+    assert result.trials["failed"] == 1
     assert result.trials_run_now == 1
 
 
 @pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_study_goes_on(manager, data, monkeypatch):
-    fit_trial = lt.fit_trial
+    fit_one, calls = lt.fit_one, []
 
-    def fail_second(params, config, features, trial):
-        if trial.number == 1:
-            raise ValueError("boom: bad split")
-        return fit_trial(params, config, features, trial)
+    def fail_second(params, reporter, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("cannot allocate the histogram (simulated)")
+        return fit_one(params, reporter, **kwargs)
 
-    monkeypatch.setattr(lt, "fit_trial", fail_second)
+    monkeypatch.setattr(lt, "fit_one", fail_second)
 
     result = lt.run(tiny_config(manager, data), data)
 
-    assert states(load_study(data, result.study_name)) == ["COMPLETE", "FAIL", "COMPLETE"]
+    # the failed trial is owed again: 3 finished trials, 4 in all
+    assert states(load_study(data, result.study_name)) == [
+        "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"
+    ]
     children = child_runs(data, result.mlflow_run_id)
     assert {c.info.run_name: c.data.tags["state"] for c in children} == {
         "trial-0": "complete",
         "trial-1": "failed",
         "trial-2": "complete",
+        "trial-3": "complete",
     }
     assert [c.info.status for c in children if c.info.run_name == "trial-1"] == ["FAILED"]
-    assert result.best_trial_number in (0, 2)
+    assert result.best_trial in (0, 2, 3)
 
 
 @pytest.mark.slow
 def test_study_where_every_trial_fails_stops_with_a_clear_error(manager, data, monkeypatch):
-    def always_fail(params, config, features, trial):
-        raise ValueError("boom")
+    def always_fail(params, reporter, **kwargs):
+        raise TrialFailure("boom")
 
-    monkeypatch.setattr(lt, "fit_trial", always_fail)
+    monkeypatch.setattr(lt, "fit_one", always_fail)
 
-    with pytest.raises(PipelineError, match=r"has no completed trial .*'failed': 2"):
+    expected = r"no trial of study lightgbm-\w+ .* completed .*'failed': 2"
+    with pytest.raises(PipelineError, match=expected):
         lt.run(tiny_config(manager, data, "train.lightgbm.n_trials=2"), data)
     assert not data.lightgbm_model.exists()
 
@@ -247,14 +256,13 @@ def test_pruned_trial_is_recorded_as_pruned(manager, data, monkeypatch):
         def prune(self, study, trial) -> bool:
             return trial.number == 1
 
-    monkeypatch.setattr(lt, "make_pruner", lambda config: PruneTrialOne())
-    monkeypatch.setattr(lt, "REPORT_EVERY", 5)
+    monkeypatch.setattr(lt, "make_pruner", lambda kind, schedule, floor: PruneTrialOne())
 
     result = lt.run(tiny_config(manager, data, "train.lightgbm.early_stopping_rounds=40"), data)
 
     study = load_study(data, result.study_name)
     assert states(study) == ["COMPLETE", "PRUNED", "COMPLETE"]
-    assert result.n_trials_by_state["pruned"] == 1
+    assert result.trials["pruned"] == 1
     pruned = next(c for c in child_runs(data, result.mlflow_run_id) if c.info.run_name == "trial-1")
     assert pruned.data.tags["state"] == "pruned"
     assert pruned.info.status == "FINISHED"

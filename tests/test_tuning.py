@@ -1,13 +1,13 @@
-"""Optuna plumbing shared by the tuned stages: storage choice, resume, trial accounting."""
+"""Study plumbing of the tuning core: storage choice, names, resume, trial accounting."""
 
 from __future__ import annotations
 
 import optuna
 import pytest
 
-from sentiment_pipeline import tuning
 from sentiment_pipeline.errors import ConfigError
 from sentiment_pipeline.settings import Settings
+from sentiment_pipeline.tuning import study as tuning
 
 
 def test_default_storage_is_private_sqlite_in_the_project(project):
@@ -64,3 +64,20 @@ def test_shared_study_leaves_running_trials_alone(tmp_path):
     study = tuning.open_study("s", url, shared=True, pruner=optuna.pruners.NopPruner(), seed=1)
     assert tuning.count_states(study)["running"] == 1
     assert tuning.owed_trials(study, 5) == 3
+
+
+def test_study_names_hash_the_key_and_fingerprints_follow_the_data():
+    from synthetic import make_processed_splits
+
+    assert tuning.study_name("toy", {"a": 1, "b": [1, 2]}) == tuning.study_name(
+        "toy", {"b": [1, 2], "a": 1}
+    )
+    assert tuning.study_name("toy", {"a": 1}) != tuning.study_name("toy", {"a": 2})
+    assert tuning.study_name("toy", {"a": 1}).startswith("toy-")
+    splits = make_processed_splits()
+    train, val = splits["train"], splits["val"]
+    assert tuning.data_fingerprint(train, val) == tuning.data_fingerprint(train.copy(), val)
+    assert tuning.data_fingerprint(train, val) != tuning.data_fingerprint(train.iloc[:-1], val)
+    assert tuning.data_fingerprint(train, val) != tuning.data_fingerprint(val, train)
+    relabelled = train.assign(label=(train["label"] + 1) % 3)
+    assert tuning.data_fingerprint(train, val) != tuning.data_fingerprint(relabelled, val)

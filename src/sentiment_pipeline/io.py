@@ -78,3 +78,9 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write a DataFrame deterministically (no pandas index, fixed compression)."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False, compression="zstd")
+
+
+def copy_dir(source: Path, target: Path) -> None:
+    """Atomically replace `target` with a copy of the folder `source` (links are not followed)."""
+    with atomic_dir(target) as tmp:
+        shutil.copytree(source, tmp, symlinks=True, dirs_exist_ok=True)

@@ -23,6 +23,21 @@ class ProjectPaths:
 
     # --- data -----------------------------------------------------------
     @property
+    def source_stamp(self) -> Path:
+        """What data.source is now (file hash or HTTP validators); ingest depends on it."""
+        return self.root / "data" / "raw" / "source.json"
+
+    @property
+    def source_hash_cache(self) -> Path:
+        """size, mtime and sha256 of the last hashed local source (not a DVC out)."""
+        return self.root / "data" / "raw" / ".source_hash.json"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Downloaded sources, each with a `<name>.http.json` of its HTTP validators."""
+        return self.root / "data" / "raw" / "downloads"
+
+    @property
     def raw_dataset(self) -> Path:
         return self.root / "data" / "raw" / "dataset.parquet"
 
@@ -71,6 +86,10 @@ class ProjectPaths:
         return self.models_dir / "advanced" / "lightgbm_metrics.json"
 
     @property
+    def lightgbm_results(self) -> Path:
+        return self.models_dir / "advanced" / "lightgbm_results"
+
+    @property
     def distilbert_model(self) -> Path:
         return self.models_dir / "advanced" / "distilbert_model"
 
@@ -115,3 +134,8 @@ class ProjectPaths:
     @property
     def optuna_db(self) -> Path:
         return self.root / "optuna.db"
+
+    @property
+    def dvc_cache(self) -> Path:
+        """DVC's cache; with `cache.type: symlink` the files of a model folder link into it."""
+        return self.root / ".dvc" / "cache"

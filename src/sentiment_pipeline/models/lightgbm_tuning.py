@@ -1,39 +1,34 @@
-"""train_lightgbm stage: TF-IDF + LightGBM tuned by a resumable Optuna study."""
+"""train_lightgbm stage: TF-IDF + LightGBM tuned by the tuning core (a resumable Optuna study)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 from sklearn.pipeline import Pipeline
 
-from sentiment_pipeline import stages, tracking, tuning
-from sentiment_pipeline.config.entities import LightGBMConfig
-from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.io import write_json
-from sentiment_pipeline.models.artifacts import ModelManifest, save_sklearn
-from sentiment_pipeline.models.text_features import (
-    MLFLOW_MODEL_NAME,
-    load_labels,
-    load_split,
-    log_sklearn_model,
-    make_tfidf,
-    plain_vocabulary,
-    scores,
-)
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import LightGBMConfig, PipelineConfig
+from sentiment_pipeline.data.contract import read_labels, read_split
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
+from sentiment_pipeline.models.text_features import make_tfidf, plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.tuning.core import Outputs, StudySpec, TunedStage, optimize
+from sentiment_pipeline.tuning.pruning import PruningSchedule, chance_macro_f1, make_pruner
+from sentiment_pipeline.tuning.results import TuningSummary
+from sentiment_pipeline.tuning.study import data_fingerprint
+from sentiment_pipeline.tuning.trial import TrialReporter, TrialResult
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +39,20 @@ MODEL_NAME = "lightgbm"
 # workers on a shared storage instead.
 N_JOBS = 1
 REPORT_EVERY = 25  # boosting rounds between pruning checks
-# Config keys that change how long the study runs, not what it searches.
-_BUDGET_KEYS = {"n_trials", "timeout"}
+# Config keys that set the budget of a study, not what its trials measure: left out of its key.
+RUN_ONLY_KEYS = frozenset({"n_trials", "timeout"})
 
 
-class LightGBMResult(BaseModel):
-    """What train_lightgbm reports; also written as lightgbm_metrics.json."""
+class LightGBMTrialParams(BaseModel):
+    """What Optuna tunes; each field is the LGBMClassifier argument of the same name."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    study_name: str
-    storage: str
-    best_trial_number: int
-    best_params: dict[str, Any]
-    best_val_macro_f1: float
-    best_iteration: int
-    val_macro_f1: float
-    val_accuracy: float
-    val_f1_per_class: dict[str, float]
-    n_trials_by_state: dict[str, int]
-    trials_run_now: int
-    train_rows: int
-    val_rows: int
-    mlflow_run_id: str
-    model_uri: str
-    run_model_uri: str
+    learning_rate: float = Field(gt=0, description="Shrinkage of each boosting round.")
+    num_leaves: int = Field(ge=2, description="Leaves per tree.")
+    min_child_samples: int = Field(ge=1, description="Rows a leaf needs at least.")
+    colsample_bytree: float = Field(gt=0, le=1, description="Share of features per tree.")
+    reg_lambda: float = Field(ge=0, description="L2 regularisation of leaf values.")
 
 
 @dataclass(frozen=True)
@@ -83,11 +67,8 @@ class Features:
     labels: list[str]
 
 
-@dataclass(frozen=True)
-class TrialFit:
-    val_macro_f1: float
-    val_accuracy: float
-    best_iteration: int
+def section(config: PipelineConfig) -> LightGBMConfig:
+    return config.train.lightgbm
 
 
 def prepare_features(
@@ -106,19 +87,24 @@ def prepare_features(
     )
 
 
-def search_space(trial: optuna.Trial, config: LightGBMConfig) -> dict[str, Any]:
+def search_space(trial: optuna.Trial, config: LightGBMConfig) -> LightGBMTrialParams:
     """The hyper-parameters one trial tries, within the bounds of the config."""
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", *config.learning_rate, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", *config.num_leaves),
-        "min_child_samples": trial.suggest_int("min_child_samples", *config.min_child_samples),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", *config.colsample_bytree),
-        "reg_lambda": trial.suggest_float("reg_lambda", *config.reg_lambda, log=True),
-    }
+    return LightGBMTrialParams(
+        learning_rate=trial.suggest_float("learning_rate", *config.learning_rate, log=True),
+        num_leaves=trial.suggest_int("num_leaves", *config.num_leaves),
+        min_child_samples=trial.suggest_int("min_child_samples", *config.min_child_samples),
+        colsample_bytree=trial.suggest_float("colsample_bytree", *config.colsample_bytree),
+        reg_lambda=trial.suggest_float("reg_lambda", *config.reg_lambda, log=True),
+    )
+
+
+def study_key(config: LightGBMConfig, data: str) -> dict[str, Any]:
+    """What changes what a trial measures: the whole config but its budget, and the data."""
+    return {"config": config.model_dump(mode="json", exclude=set(RUN_ONLY_KEYS)), "data": data}
 
 
 def make_classifier(
-    params: Mapping[str, Any], config: LightGBMConfig, n_estimators: int
+    params: LightGBMTrialParams, config: LightGBMConfig, n_estimators: int
 ) -> lgb.LGBMClassifier:
     return lgb.LGBMClassifier(
         n_estimators=n_estimators,
@@ -126,7 +112,7 @@ def make_classifier(
         random_state=config.seed,
         n_jobs=N_JOBS,
         verbose=-1,
-        **params,
+        **params.model_dump(),
     )
 
 
@@ -138,239 +124,118 @@ def _predict_ids(raw: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 class PruningCallback:
-    """A LightGBM callback: every `every` rounds, report val macro-F1 and prune if told to."""
+    """A LightGBM callback: every `every` rounds, report val macro-F1; stop when pruned."""
 
     def __init__(
-        self, trial: Any, features: Features, classes: np.ndarray, every: int | None = None
+        self, reporter: TrialReporter, features: Features, classes: np.ndarray, every: int
     ) -> None:
-        self.trial = trial
+        self.reporter = reporter
         self.features = features
         self.classes = classes
-        self.every = every or REPORT_EVERY
+        self.every = every
+        self.pruned_at: int | None = None
+        self.last_value = float("nan")
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
         step = env.iteration + 1
+        self.reporter.advance(step, env.end_iteration)
         if step % self.every:
             return
         raw = env.model.predict(self.features.x_val, num_iteration=step)
         predicted = _predict_ids(raw, self.classes)
-        value = scores(self.features.y_val, predicted, self.features.labels)["macro_f1"]
-        self.trial.report(value, step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"val macro-F1 {value:.4f} at round {step}")
+        self.last_value = scores(self.features.y_val, predicted, self.features.labels)["macro_f1"]
+        if self.reporter.report(step, self.last_value):
+            self.pruned_at = step
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
 
-def fit_trial(
-    params: Mapping[str, Any], config: LightGBMConfig, features: Features, trial: Any
-) -> TrialFit:
-    """Fit one trial with early stopping on the validation set and pruning checks."""
+def fit_one(
+    params: LightGBMTrialParams,
+    reporter: TrialReporter,
+    *,
+    config: LightGBMConfig,
+    features: Features,
+    every: int = REPORT_EVERY,
+) -> TrialResult:
+    """Fit one trial with early stopping on the validation set, reporting for pruning."""
     model = make_classifier(params, config, config.max_estimators)
+    pruning = PruningCallback(reporter, features, np.unique(features.y_train), every)
     model.fit(
         features.x_train,
         features.y_train,
         eval_X=features.x_val,
         eval_y=features.y_val,
-        callbacks=[
-            lgb.early_stopping(config.early_stopping_rounds, verbose=False),
-            PruningCallback(trial, features, np.unique(features.y_train)),
-        ],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False), pruning],
     )
+    if pruning.pruned_at is not None:
+        return TrialResult(pruning.last_value, pruned=True, metrics={"rounds": pruning.pruned_at})
     best_iteration = int(model.best_iteration_ or config.max_estimators)
     val = scores(features.y_val, model.predict(features.x_val), features.labels)
-    return TrialFit(val["macro_f1"], val["accuracy"], best_iteration)
-
-
-def refit(
-    params: Mapping[str, Any], config: LightGBMConfig, features: Features, n_estimators: int
-) -> Pipeline:
-    """The best params on train, in the serving shape: the study's TF-IDF + LightGBM."""
-    model = make_classifier(params, config, n_estimators)
-    model.fit(features.x_train, features.y_train)
-    return Pipeline([("tfidf", features.vectorizer), ("clf", model)])
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    hashes = pd.util.hash_pandas_object(frame[["text", "label"]], index=False)
-    return hashlib.sha256(hashes.to_numpy().tobytes()).hexdigest()
-
-
-def study_name(config: LightGBMConfig, data_fingerprint: str) -> str:
-    """Same search space, features, seed and data -> same study, so a rerun resumes it."""
-    payload = {
-        "config": config.model_dump(mode="json", exclude=_BUDGET_KEYS),
-        "data": data_fingerprint,
-    }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-    return f"lightgbm-{digest}"
-
-
-def make_pruner(config: LightGBMConfig) -> optuna.pruners.BasePruner:
-    if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2 * REPORT_EVERY)
-    if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=REPORT_EVERY, max_resource=max(config.max_estimators, REPORT_EVERY)
-        )
-    return optuna.pruners.NopPruner()
-
-
-def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    value = f"{trial.value:.4f}" if trial.value is not None else "-"
-    seconds = trial.duration.total_seconds() if trial.duration else float("nan")
-    logger.info(
-        "trial %d %s: val macro-F1 %s, best iteration %s, %.1f s",
-        trial.number,
-        trial.state.name.lower(),
-        value,
-        trial.user_attrs.get("best_iteration", "-"),
-        seconds,
+    return TrialResult(
+        val["macro_f1"],
+        metrics={"val_accuracy": val["accuracy"], "best_iteration": best_iteration},
+        model=Pipeline([("tfidf", features.vectorizer), ("clf", model)]),
     )
 
 
-def run(config: LightGBMConfig, paths: ProjectPaths) -> LightGBMResult:
-    import mlflow
-
-    labels = load_labels(paths)
-    train_frame = load_split(paths, "train", len(labels))
-    val_frame = load_split(paths, "val", len(labels))
-    features = prepare_features(config, train_frame, val_frame, labels)
-
-    fingerprint = hashlib.sha256(
-        "".join(frame_fingerprint(f) for f in (train_frame, val_frame)).encode()
-        + json.dumps(labels).encode()
-    ).hexdigest()
-    name = study_name(config, fingerprint)
-    storage, shared = tuning.storage_url(paths)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = tuning.open_study(
-        name, storage, shared=shared, pruner=make_pruner(config), seed=config.seed
+def save_model(
+    pipeline: Pipeline, target: Path, info: Mapping[str, Any], *, config: LightGBMConfig,
+    labels: list[str],
+) -> None:
+    """The trial's TF-IDF + LightGBM pipeline, in the serving shape (predicting with the
+    early-stopped number of rounds)."""
+    manifest = ModelManifest(
+        name=MODEL_NAME,
+        kind="sklearn",
+        labels=labels,
+        metrics=dict(info["metrics"]),
+        params={
+            **info["params"],
+            "tfidf": config.tfidf.model_dump(mode="json"),
+            "study_name": info["study_name"],
+            "trial_number": info["trial_number"],
+        },
+        mlflow_run_id=info["mlflow_run_id"],
     )
-    n_owed = tuning.owed_trials(study, config.n_trials)
-    logger.info(
-        "study %s (%s): %d trial(s) owed of %d",
-        name, tuning.redact(storage), n_owed, config.n_trials,
+    save_sklearn(target, pipeline, manifest)
+
+
+def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
+    labels = read_labels(paths)
+    train, val = read_split(paths, "train", labels), read_split(paths, "val", labels)
+    features = prepare_features(config, train, val, labels)
+    schedule = PruningSchedule(
+        min_resource=REPORT_EVERY,
+        max_resource=config.max_estimators,
+        median_warmup_steps=2 * REPORT_EVERY,
+        floor_warmup_steps=2 * REPORT_EVERY,
+        n_startup_trials=5,
     )
-
-    def objective(trial: optuna.Trial) -> float:
-        params = search_space(trial, config)
-        with tracking.child_run(
-            f"trial-{trial.number}", params=params, tags={"optuna_trial": str(trial.number)}
-        ) as child:
-            trial.set_user_attr("mlflow_run_id", child.info.run_id)
-            start = time.perf_counter()
-
-            def record(state: str) -> None:
-                mlflow.set_tag("state", state)
-                tracking.log_metrics({"duration_s": time.perf_counter() - start})
-
-            try:
-                fit = fit_trial(params, config, features, trial)
-            except optuna.TrialPruned:
-                record("pruned")
-                # A pruned trial ended as planned: FINISHED, not the FAILED an exception implies.
-                mlflow.end_run()
-                raise
-            except BaseException:
-                record("failed")
-                raise
-            record("complete")
-            trial.set_user_attr("best_iteration", fit.best_iteration)
-            trial.set_user_attr("val_accuracy", fit.val_accuracy)
-            tracking.log_metrics(
-                {
-                    "val_macro_f1": fit.val_macro_f1,
-                    "val_accuracy": fit.val_accuracy,
-                    "best_iteration": fit.best_iteration,
-                }
-            )
-        return fit.val_macro_f1
-
-    with tracking.stage_run(STAGE, config, paths) as active:
-        run_id = active.info.run_id
-        mlflow.set_tags({"optuna_study": name, "optuna_storage": tuning.redact(storage)})
-        before = len(study.get_trials(deepcopy=False))
-        if n_owed:
-            study.optimize(
-                objective,
-                n_trials=n_owed,
-                timeout=config.timeout,
-                catch=(Exception,),
-                callbacks=[
-                    _log_trial,
-                    optuna.study.MaxTrialsCallback(
-                        config.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
-                    ),
-                ],
-            )
-        counts = tuning.count_states(study)
-        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            raise PipelineError(
-                f"study {name} in {tuning.redact(storage)} has no completed trial ({counts}); "
-                "see the failed trials' warnings above, fix the cause and rerun"
-            )
-        best = study.best_trial
-        best_iteration = int(best.user_attrs.get("best_iteration", config.max_estimators))
-        pipeline = refit(best.params, config, features, best_iteration)
-        val = scores(val_frame["label"], pipeline.predict(val_frame["text"]), labels)
-        logger.info(
-            "best trial %d: val macro-F1 %.4f; refit (%d rounds): macro-F1 %.4f, accuracy %.4f",
-            best.number,
-            best.value,
-            best_iteration,
-            val["macro_f1"],
-            val["accuracy"],
-        )
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        tracking.log_metrics(
-            {
-                "best_val_macro_f1": best.value,
-                "best_trial_number": best.number,
-                "best_iteration": best_iteration,
-                "val_macro_f1": val["macro_f1"],
-                "val_accuracy": val["accuracy"],
-                "val_f1": val["f1_per_class"],
-                "n_trials": counts,
-            }
-        )
-        model_uri = log_sklearn_model(pipeline, train_frame["text"].head(5))
-        result = LightGBMResult(
-            study_name=name,
-            storage=tuning.redact(storage),
-            best_trial_number=best.number,
-            best_params=best.params,
-            best_val_macro_f1=float(best.value),
-            best_iteration=best_iteration,
-            val_macro_f1=val["macro_f1"],
-            val_accuracy=val["accuracy"],
-            val_f1_per_class=val["f1_per_class"],
-            n_trials_by_state=counts,
-            trials_run_now=len(study.get_trials(deepcopy=False)) - before,
-            train_rows=len(train_frame),
-            val_rows=len(val_frame),
-            mlflow_run_id=run_id,
-            model_uri=model_uri,
-            run_model_uri=f"runs:/{run_id}/{MLFLOW_MODEL_NAME}",
-        )
-        manifest = ModelManifest(
-            name=MODEL_NAME,
-            kind="sklearn",
-            labels=labels,
-            metrics={"val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]},
-            params={
-                **best.params,
-                "n_estimators": best_iteration,
-                "tfidf": config.tfidf.model_dump(mode="json"),
-                "study_name": name,
-            },
-            mlflow_run_id=run_id,
-        )
-        save_sklearn(paths.lightgbm_model, pipeline, manifest)
-        write_json(paths.lightgbm_metrics, result.model_dump(mode="json"))
-    return result
+    spec = StudySpec(
+        key=study_key(config, data_fingerprint(train, val) + "|" + "|".join(labels)),
+        n_trials=config.n_trials,
+        timeout=config.timeout,
+        seed=config.seed,
+        pruner=make_pruner(config.pruner, schedule, chance_macro_f1(features.y_val)),
+    )
+    stage = TunedStage(
+        prefix=MODEL_NAME,
+        stage=STAGE,
+        suggest=partial(search_space, config=config),
+        fit_one=partial(fit_one, config=config, features=features),
+        save_model=partial(save_model, config=config, labels=labels),
+    )
+    outputs = Outputs(
+        paths.lightgbm_model,
+        paths.lightgbm_results,
+        paths.lightgbm_metrics,
+        details={"train_rows": len(train), "val_rows": len(val)},
+    )
+    return optimize(stage, spec, config, paths, outputs)
 
 
 def main() -> None:
-    stages.main(STAGE)
+    runner.main(STAGE, run, section)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The transformer stage's parts: device choice, trial parameters, encoding, the Trainer."""

@@ -1,0 +1,246 @@
+"""One fine-tuning trial with the Hugging Face Trainer, evaluated at fixed fractions of an epoch."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.models.distilbert.device import Device, Precision
+from sentiment_pipeline.models.distilbert.encoding import EncodedDataset, collator
+from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams
+from sentiment_pipeline.tuning.trial import NULL_REPORTER, TrialReporter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Everything a trial needs that does not depend on its hyper-parameters."""
+
+    model_name_or_path: str
+    tokenizer: Any
+    train: EncodedDataset
+    val: EncodedDataset
+    labels: list[str]
+    device: Device
+    precision: Precision
+    max_length: int = 128
+    eval_batch_size: int = 64
+    evals_per_epoch: int = 1
+    group_by_length: bool = True
+    seed: int = 42
+
+
+@dataclass
+class TrialOutcome:
+    """A finished trial: the model in memory and what it measured."""
+
+    model: Any
+    val_macro_f1: float
+    val_accuracy: float
+    val_loss: float | None
+    train_loss: float
+    train_samples_per_second: float
+    optimizer_steps: int
+    duration_s: float
+    stopped: bool  # the reporter asked to stop (pruned)
+    evaluations: int
+
+
+def load_tokenizer(model_name_or_path: str) -> tuple[Any, int | None]:
+    """The tokenizer and the longest input (position embeddings) of the checkpoint."""
+    try:
+        model_config = AutoConfig.from_pretrained(model_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    except (OSError, ValueError, KeyError) as exc:  # hub, file-system and parsing errors
+        raise PipelineError(
+            f"cannot load train.distilbert.model_name_or_path={model_name_or_path!r} "
+            f"({type(exc).__name__}: {exc}). A hub id needs network access (or a filled hub "
+            "cache); a local directory with config.json, the weights and the tokenizer files "
+            "works the same way"
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        logger.warning("the tokenizer of %s is not a fast tokenizer; tokenising will be slow",
+                       model_name_or_path)
+    return tokenizer, getattr(model_config, "max_position_embeddings", None)
+
+
+def effective_max_length(max_length: int, positions: int | None) -> int:
+    """train.distilbert.max_length, capped at what the model's position embeddings allow."""
+    if positions is not None and max_length > positions:
+        logger.warning(
+            "train.distilbert.max_length=%d exceeds the model's %d positions; truncating at %d",
+            max_length, positions, positions,
+        )
+        return positions
+    return max_length
+
+
+def compute_metrics(eval_pred: Any) -> dict[str, float]:
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    predicted = np.argmax(logits, axis=-1)
+    return {
+        "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(labels, predicted)),
+    }
+
+
+def evaluation_steps(max_steps: int, epochs: int, evals_per_epoch: int) -> list[int]:
+    """The optimizer steps after which a trial evaluates: `evals_per_epoch` even points per epoch.
+
+    The points sit at fixed fractions of an epoch, so evaluation k of every trial comes after the
+    same number of training samples whatever its batch size; that is what lets a pruner compare
+    trials at equal steps. The last point is the last step.
+    """
+    points = epochs * evals_per_epoch
+    return sorted({max(1, round(k * max_steps / points)) for k in range(1, points + 1)})
+
+
+class ReportingCallback(TrainerCallback):
+    """Evaluates at fixed fractions of each epoch and hands every evaluation to a reporter.
+
+    Training stops at the evaluation where the reporter says so (a pruned trial), unless that
+    evaluation is the last one anyway. Every optimizer step is passed on as progress.
+    """
+
+    def __init__(self, reporter: TrialReporter, evals_per_epoch: int = 1) -> None:
+        self.reporter = reporter
+        self.evals_per_epoch = evals_per_epoch
+        self.schedule: set[int] = set()
+        self.history: list[dict[str, float]] = []
+        self.stopped = False
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        epochs = max(1, round(args.num_train_epochs))
+        self.schedule = set(evaluation_steps(state.max_steps, epochs, self.evals_per_epoch))
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        samples = state.global_step * args.train_batch_size * args.gradient_accumulation_steps
+        self.reporter.advance(state.global_step, state.max_steps, samples)
+        if state.global_step in self.schedule:
+            control.should_evaluate = True
+            control.should_log = True
+        return control
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
+        metrics = dict(metrics or {})
+        self.history.append(metrics)
+        value = metrics.get("eval_macro_f1")
+        stop = value is not None and self.reporter.report(
+            len(self.history),
+            float(value),
+            {"val_loss": metrics.get("eval_loss"), "val_accuracy": metrics.get("eval_accuracy")},
+        )
+        # After the last step there is nothing left to save: the trial is complete.
+        if stop and state.global_step < state.max_steps:
+            self.stopped = True
+            control.should_training_stop = True
+        return control
+
+
+def load_classifier(model_name_or_path: str, labels: Sequence[str]) -> Any:
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_name_or_path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+    )
+
+
+def training_arguments(
+    setup: TrainingSetup, params: DistilBERTTrialParams, output_dir: str
+) -> TrainingArguments:
+    """The Trainer's arguments for one trial: the tuned ones as they are, the rest fixed."""
+    return TrainingArguments(
+        output_dir=output_dir,
+        **params.model_dump(),
+        per_device_eval_batch_size=setup.eval_batch_size,
+        # ReportingCallback asks for evaluations (and logs) at fixed fractions of each epoch.
+        eval_strategy="no",
+        logging_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        seed=setup.seed,
+        data_seed=setup.seed,
+        bf16=setup.precision == "bf16",
+        fp16=setup.precision == "fp16",
+        use_cpu=setup.device == "cpu",
+        # The data is tokenised in memory and padding a batch is cheap: worker processes
+        # would only add fork overhead (and tokenizers' fork warnings).
+        dataloader_num_workers=0,
+        dataloader_pin_memory=setup.device == "cuda",
+        train_sampling_strategy="group_by_length" if setup.group_by_length else "random",
+        # The tuning core shows the steps of a trial (StudyProgress); no second bar.
+        disable_tqdm=True,
+    )
+
+
+def build_trainer(
+    setup: TrainingSetup,
+    params: DistilBERTTrialParams,
+    output_dir: str,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Trainer:
+    """A Trainer for one trial, on a freshly loaded (seeded) model."""
+    set_seed(setup.seed)
+    trainer = Trainer(
+        model=load_classifier(setup.model_name_or_path, setup.labels),
+        args=training_arguments(setup, params, output_dir),
+        data_collator=collator(setup.tokenizer, setup.precision),
+        train_dataset=setup.train,
+        eval_dataset=setup.val,
+        processing_class=setup.tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=list(callbacks),
+    )
+    # With tqdm disabled the Trainer prints every log dict to stdout instead.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def run_trial(
+    setup: TrainingSetup,
+    params: DistilBERTTrialParams,
+    reporter: TrialReporter = NULL_REPORTER,
+) -> TrialOutcome:
+    """Fine-tune once with `params`; nothing is left on disk (save_strategy "no", temp dir)."""
+    callback = ReportingCallback(reporter, setup.evals_per_epoch)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="distilbert-trial-") as output_dir:
+        trainer = build_trainer(setup, params, output_dir, [callback])
+        train_output = trainer.train()  # its last step is always an evaluation point
+    last = callback.history[-1] if callback.history else {}
+    return TrialOutcome(
+        model=trainer.model,
+        val_macro_f1=float(last.get("eval_macro_f1", float("nan"))),
+        val_accuracy=float(last.get("eval_accuracy", float("nan"))),
+        val_loss=float(last["eval_loss"]) if "eval_loss" in last else None,
+        train_loss=float(train_output.training_loss),
+        train_samples_per_second=float(train_output.metrics.get("train_samples_per_second", 0.0)),
+        optimizer_steps=int(trainer.state.global_step),
+        duration_s=time.perf_counter() - start,
+        stopped=callback.stopped,
+        evaluations=len(callback.history),
+    )

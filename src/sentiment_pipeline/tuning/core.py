@@ -1,0 +1,305 @@
+"""optimize(): the one trial loop of every tuned stage.
+
+A tuned stage supplies its search space (`suggest`, returning a frozen parameter model), how to
+fit one trial (`fit_one(params, reporter) -> TrialResult`) and how to save a model; the core
+opens or resumes the study, owes the right number of trials, runs each one as a nested MLflow
+run under one parent, keeps the best model so far outside the DVC outs, handles pruned, failed
+and stale trials the same way for every stage, shows progress and writes one result schema.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+from pydantic import BaseModel
+
+from sentiment_pipeline import tracking
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.io import atomic_dir, copy_dir, read_json, write_json
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.tuning import study as studies
+from sentiment_pipeline.tuning.progress import StudyProgress
+from sentiment_pipeline.tuning.results import TuningSummary, write_results
+from sentiment_pipeline.tuning.trial import TrialFailure, TrialReporter, TrialResult
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+# Failures a trial may legitimately hit in any stage; a stage adds its own (e.g. CUDA OOM).
+TRIAL_ERRORS: tuple[type[BaseException], ...] = (TrialFailure, MemoryError)
+BEST_MODEL, BEST_RECORD = "model", "trial.json"
+
+
+@dataclass(frozen=True)
+class TunedStage(Generic[P]):
+    """What a tuned stage supplies to the core."""
+
+    prefix: str  # study-name prefix and model name, e.g. "lightgbm"
+    stage: str  # DVC stage and MLflow experiment, e.g. "train_lightgbm"
+    suggest: Callable[[optuna.Trial], P]
+    fit_one: Callable[[P, TrialReporter], TrialResult]
+    # save_model(result.model, target folder, info): info has trial_number, study_name, value,
+    # metrics, params and mlflow_run_id (the trial's run).
+    save_model: Callable[[Any, Path, Mapping[str, Any]], None]
+    trial_errors: tuple[type[BaseException], ...] = ()
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The study a stage tunes: its key (what changes what a trial measures), budget, pruner."""
+
+    key: Mapping[str, Any]
+    n_trials: int
+    timeout: float | None
+    seed: int
+    pruner: optuna.pruners.BasePruner
+    n_startup_trials: int = 10
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The DVC outs of a tuned stage."""
+
+    model_dir: Path
+    results_dir: Path
+    metrics_path: Path
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class OptunaReporter:
+    """A TrialReporter for one Optuna trial: reports to Optuna and the trial's MLflow run."""
+
+    def __init__(self, trial: optuna.Trial, progress: StudyProgress | None = None) -> None:
+        self.trial = trial
+        self.progress = progress
+
+    def report(
+        self, step: int, value: float, metrics: Mapping[str, float | None] | None = None
+    ) -> bool:
+        tracking.log_metrics({"val_macro_f1": value, **(metrics or {})}, step=step)
+        self.trial.report(float(value), step=step)
+        return self.trial.should_prune()
+
+    def advance(self, done: int, total: int, samples: int | None = None) -> None:
+        if self.progress is not None:
+            self.progress.advance(done, total, samples)
+
+
+def best_dir(paths: ProjectPaths, prefix: str, study_name: str) -> Path:
+    """Best-so-far model of a study; outside the DVC outs, which DVC deletes before a rerun."""
+    return paths.root / ".optuna" / prefix / study_name / "best"
+
+
+def best_record(path: Path) -> dict[str, Any] | None:
+    """{"number", "value"} of the trial whose model is kept in `path`, or None."""
+    try:
+        record = read_json(path / BEST_RECORD)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not (path / BEST_MODEL).is_dir():
+        return None
+    return record
+
+
+def reconcile_best(study: optuna.Study, path: Path) -> None:
+    """Drop a best-so-far folder that no complete trial of the study accounts for."""
+    record = best_record(path)
+    complete = {
+        t.number: t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    }
+    if record is not None and complete.get(record.get("number")) == record.get("value"):
+        return
+    if path.exists():
+        logger.warning("discarding %s: it belongs to no complete trial of %s", path,
+                       study.study_name)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _keep_if_best(
+    stage: TunedStage, path: Path, trial: optuna.Trial, result: TrialResult, info: dict[str, Any]
+) -> None:
+    record = best_record(path)
+    if record is not None and result.value <= float(record["value"]):
+        return
+    with atomic_dir(path) as tmp:
+        stage.save_model(result.model, tmp / BEST_MODEL, info)
+        write_json(tmp / BEST_RECORD, {"number": trial.number, "value": result.value})
+    logger.info("trial %d is the best so far (val macro-F1 %.4f); kept in %s",
+                trial.number, result.value, path)
+
+
+def make_objective(
+    stage: TunedStage[P], name: str, path: Path, progress: StudyProgress
+) -> Callable[[optuna.Trial], float]:
+    """One trial: fit, report, record its state in its MLflow run, keep its model if best."""
+
+    def objective(trial: optuna.Trial) -> float:
+        params = stage.suggest(trial)
+        progress.start_trial(trial.number)
+        tags = {"optuna_study": name, "optuna_trial": str(trial.number)}
+        state, start = "failed", time.perf_counter()
+        with tracking.child_run(
+            f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags
+        ) as child:
+            trial.set_user_attr("mlflow_run_id", child.info.run_id)
+            try:
+                result = stage.fit_one(params, OptunaReporter(trial, progress))
+                for key, value in result.metrics.items():
+                    trial.set_user_attr(key, value)
+                tracking.log_metrics(dict(result.metrics))
+                if result.pruned:
+                    state = "pruned"
+                elif not math.isfinite(result.value):
+                    raise TrialFailure(
+                        f"trial {trial.number} ended with val macro-F1 {result.value}: a "
+                        "numerical failure (e.g. a NaN loss)"
+                    )
+                else:
+                    tracking.log_metrics({"final_val_macro_f1": result.value})
+                    info = {
+                        "trial_number": trial.number,
+                        "study_name": name,
+                        "value": result.value,
+                        "metrics": {"val_macro_f1": result.value, **result.metrics},
+                        "params": params.model_dump(mode="json"),
+                        "mlflow_run_id": child.info.run_id,
+                    }
+                    _keep_if_best(stage, path, trial, result, info)
+                    state = "complete"
+            finally:
+                mlflow.set_tag("state", state)
+                trial.set_user_attr("duration_s", time.perf_counter() - start)
+                tracking.log_metrics({"duration_s": time.perf_counter() - start})
+        if state == "pruned":
+            raise optuna.TrialPruned(f"trial {trial.number} pruned")
+        return result.value
+
+    return objective
+
+
+class _RunCallbacks:
+    """Progress after each trial, and the failure budget of this run."""
+
+    def __init__(self, progress: StudyProgress, max_failures: int) -> None:
+        self.progress = progress
+        self.max_failures = max_failures
+        self.failures = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = studies.state_name(trial.state)
+        best = study.best_value if studies.has_complete_trial(study) else None
+        self.progress.finish_trial(trial.number, state, trial.value, best)
+        if trial.state == TrialState.FAIL:
+            self.failures += 1
+            if self.failures >= self.max_failures:
+                logger.error("%d trials failed in this run; stopping the study", self.failures)
+                study.stop()
+
+
+def _run_trials(
+    stage: TunedStage, study: optuna.Study, spec: StudySpec, owed: int, path: Path
+) -> None:
+    progress = StudyProgress(stage.prefix, owed)
+    # Every owed trial needs one finished (complete or pruned) trial; failed ones (out of
+    # memory, NaN) may use a budget of as many again, shared by the whole run, after which the
+    # study stops rather than loop on a trial that always fails.
+    callbacks = _RunCallbacks(progress, max_failures=owed)
+    try:
+        study.optimize(
+            make_objective(stage, study.study_name, path, progress),
+            n_trials=2 * owed,
+            timeout=spec.timeout,
+            catch=TRIAL_ERRORS + stage.trial_errors,
+            callbacks=[
+                optuna.study.MaxTrialsCallback(spec.n_trials, states=studies.FINISHED),
+                callbacks,
+            ],
+            gc_after_trial=True,
+        )
+    finally:
+        progress.close()
+
+
+def optimize(
+    stage: TunedStage,
+    spec: StudySpec,
+    config: BaseModel,
+    paths: ProjectPaths,
+    outputs: Outputs,
+) -> TuningSummary:
+    """Open or resume the study, run the trials it is owed, publish the best model and results."""
+    start = time.perf_counter()
+    name = studies.study_name(stage.prefix, spec.key)
+    storage, shared = studies.storage_url(paths)
+    study = studies.open_study(
+        name, storage, shared=shared, pruner=spec.pruner, seed=spec.seed,
+        n_startup_trials=spec.n_startup_trials, prefix=stage.prefix, key=spec.key,
+    )
+    path = best_dir(paths, stage.prefix, name)
+    reconcile_best(study, path)
+    owed = studies.owed_trials(study, spec.n_trials)
+    logger.info("study %s (%s): %d of %d trials owed", name, studies.redact(storage), owed,
+                spec.n_trials)
+    before = len(study.get_trials(deepcopy=False))
+    with tracking.stage_run(stage.stage, config, paths, run_name=f"{stage.stage} {name}") as run:
+        mlflow.set_tags({"optuna_study": name, "optuna_storage": studies.redact(storage)})
+        if owed:
+            _run_trials(stage, study, spec, owed, path)
+        counts = studies.count_states(study)
+        if not studies.has_complete_trial(study):
+            raise PipelineError(
+                f"no trial of study {name} in {studies.redact(storage)} completed ({counts}); "
+                f"see the failed trials' runs in MLflow experiment "
+                f"{tracking.experiment_name(stage.stage)}, fix the cause and rerun"
+            )
+        best = study.best_trial
+        record = best_record(path)
+        if record is None or record.get("number") != best.number:
+            raise PipelineError(
+                f"the model of the best trial {best.number} of study {name} is missing from "
+                f"{path}; delete the study (optuna delete-study --study-name {name} "
+                f"--storage {studies.redact(storage)}) and rerun"
+            )
+        summary = TuningSummary(
+            status="trained",
+            study_name=name,
+            storage=studies.redact(storage),
+            best_val_macro_f1=best.value,
+            best_val_accuracy=best.user_attrs.get("val_accuracy"),
+            best_params=best.params,
+            best_trial=best.number,
+            trials=counts,
+            trials_run_now=len(study.get_trials(deepcopy=False)) - before,
+            n_trials=spec.n_trials,
+            mlflow_run_id=run.info.run_id,
+            wall_seconds=round(time.perf_counter() - start, 3),
+            train_samples_per_second=best.user_attrs.get("train_samples_per_second"),
+            details=dict(outputs.details),
+        )
+        write_results(study, outputs.results_dir, summary)
+        copy_dir(path / BEST_MODEL, outputs.model_dir)
+        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
+        tracking.log_metrics(
+            {
+                "best_val_macro_f1": best.value,
+                "best_val_accuracy": summary.best_val_accuracy,
+                "best_trial": best.number,
+                **{f"trials_{state}": n for state, n in counts.items()},
+            }
+        )
+        mlflow.log_artifacts(str(outputs.results_dir), artifact_path=outputs.results_dir.name)
+        write_json(outputs.metrics_path, summary.model_dump(mode="json"))
+    logger.info("best trial %d: val macro-F1 %.4f (%s)", best.number, best.value,
+                json.dumps(best.params))
+    return summary

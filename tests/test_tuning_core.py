@@ -1,0 +1,250 @@
+"""The tuning core with a tiny stand-in stage: trial loop, states, MLflow runs, result files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from sentiment_pipeline import tracking
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.io import read_json
+from sentiment_pipeline.tuning import core
+from sentiment_pipeline.tuning.results import TuningSummary
+from sentiment_pipeline.tuning.trial import TrialFailure, TrialResult
+
+STAGE = "train_toy"
+
+
+class ToyParams(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    x: float
+
+
+class ToyConfig(BaseModel):
+    n_trials: int = 3
+
+
+def suggest(trial: optuna.Trial) -> ToyParams:
+    return ToyParams(x=trial.suggest_float("x", 0.0, 1.0))
+
+
+def save_model(model, target: Path, info) -> None:  # noqa: ANN001
+    target.mkdir(parents=True)
+    (target / "model.json").write_text(json.dumps({"x": model, **info}))
+
+
+def toy_stage(behaviour=None, **changes) -> core.TunedStage:  # noqa: ANN001
+    """A stage whose trial n reports x/2 then x; behaviour(n) may raise or return a result."""
+    calls = []
+
+    def fit_one(params: ToyParams, reporter) -> TrialResult:  # noqa: ANN001
+        number = len(calls)
+        calls.append(number)
+        if behaviour is not None:
+            outcome = behaviour(number, params)
+            if outcome is not None:
+                return outcome
+        for step, value in enumerate((params.x / 2, params.x), start=1):
+            reporter.advance(step, 2)
+            if reporter.report(step, value, {"val_accuracy": value}):
+                return TrialResult(value, pruned=True)
+        return TrialResult(params.x, metrics={"val_accuracy": params.x}, model=params.x)
+
+    return core.TunedStage(
+        prefix="toy", stage=STAGE, suggest=suggest, fit_one=fit_one, save_model=save_model,
+        **changes,
+    )
+
+
+def spec(n_trials: int = 3, pruner=None, key=None) -> core.StudySpec:  # noqa: ANN001
+    return core.StudySpec(
+        key=key or {"space": "x in [0, 1]"},
+        n_trials=n_trials,
+        timeout=None,
+        seed=7,
+        pruner=pruner or optuna.pruners.NopPruner(),
+        n_startup_trials=2,
+    )
+
+
+def outputs(project) -> core.Outputs:  # noqa: ANN001
+    base = project.models_dir / "toy"
+    return core.Outputs(base / "model", base / "results", base / "metrics.json", {"rows": 3})
+
+
+def optimize(project, stage=None, study=None, n_trials: int = 3) -> TuningSummary:  # noqa: ANN001
+    return core.optimize(
+        stage or toy_stage(), study or spec(n_trials), ToyConfig(n_trials=n_trials), project,
+        outputs(project),
+    )
+
+
+def child_runs(project, parent_id: str) -> list:  # noqa: ANN001
+    tracking.configure(project)
+    runs = mlflow.search_runs(experiment_names=[tracking.experiment_name(STAGE)],
+                              output_format="list")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    return sorted(children, key=lambda r: int(r.data.tags["optuna_trial"]))
+
+
+def load(project, name: str) -> optuna.Study:  # noqa: ANN001
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{project.optuna_db}")
+
+
+def test_a_study_runs_its_trials_keeps_the_best_and_writes_one_schema(project) -> None:
+    summary = optimize(project)
+
+    study = load(project, summary.study_name)
+    assert summary.status == "trained" and summary.trials["complete"] == 3
+    assert summary.best_trial == study.best_trial.number
+    assert summary.best_val_macro_f1 == pytest.approx(study.best_value)
+    assert summary.best_params == study.best_params and summary.details == {"rows": 3}
+    assert summary.trials_run_now == 3 and summary.n_trials == 3 and summary.wall_seconds > 0
+    out = outputs(project)
+    metrics = read_json(out.metrics_path)
+    assert set(metrics) == set(TuningSummary.model_fields)
+    kept = read_json(out.model_dir / "model.json")
+    assert kept["x"] == pytest.approx(study.best_value) and kept["trial_number"] == (
+        summary.best_trial
+    )
+    trials = pd.read_csv(out.results_dir / "trials.csv")
+    assert trials["state"].tolist() == ["complete"] * 3
+    assert {"params_x", "val_accuracy", "mlflow_run_id"} <= set(trials.columns)
+    assert (out.results_dir / "optimization_history.png").stat().st_size > 1000
+    assert read_json(out.results_dir / "study.json")["best_trial"] == summary.best_trial
+
+    children = child_runs(project, summary.mlflow_run_id)
+    assert [c.data.tags["state"] for c in children] == ["complete"] * 3
+    assert kept["mlflow_run_id"] == children[summary.best_trial].info.run_id
+    history = mlflow.MlflowClient().get_metric_history(children[0].info.run_id, "val_macro_f1")
+    assert [m.step for m in history] == [1, 2]
+
+
+class PruneSecond(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:  # noqa: ANN001
+        return trial.number == 1
+
+
+def test_pruned_and_legitimately_failed_trials_are_recorded_and_the_study_goes_on(
+    project,
+) -> None:
+    def behaviour(number: int, params: ToyParams):  # noqa: ANN202
+        if number == 2:
+            raise TrialFailure("out of memory (simulated)")
+        if number == 3:
+            return TrialResult(float("nan"))  # a numerical failure
+
+    summary = optimize(project, toy_stage(behaviour), spec(3, pruner=PruneSecond()))
+
+    states = [t.state.name for t in load(project, summary.study_name).trials]
+    assert states == ["COMPLETE", "PRUNED", "FAIL", "FAIL", "COMPLETE"]
+    assert summary.trials == {"complete": 2, "pruned": 1, "failed": 2, "running": 0, "waiting": 0}
+    children = child_runs(project, summary.mlflow_run_id)
+    assert [c.data.tags["state"] for c in children] == [
+        "complete", "pruned", "failed", "failed", "complete"
+    ]
+    assert [c.info.status for c in children] == [
+        "FINISHED", "FINISHED", "FAILED", "FAILED", "FINISHED"
+    ]
+
+
+def test_a_programming_error_stops_the_stage_with_its_traceback(project) -> None:
+    def behaviour(number: int, params: ToyParams):  # noqa: ANN202
+        if number == 1:
+            raise TypeError("a bug in our own code")
+
+    with pytest.raises(TypeError, match="a bug in our own code"):
+        optimize(project, toy_stage(behaviour))
+    assert not outputs(project).metrics_path.exists()
+    (study,) = optuna.get_all_study_names(f"sqlite:///{project.optuna_db}")
+    assert [t.state.name for t in load(project, study).trials] == ["COMPLETE", "FAIL"]
+
+
+def test_a_stage_may_declare_its_own_legitimate_errors(project) -> None:
+    def behaviour(number: int, params: ToyParams):  # noqa: ANN202
+        if number == 0:
+            raise ZeroDivisionError("stands in for torch.cuda.OutOfMemoryError")
+
+    summary = optimize(project, toy_stage(behaviour, trial_errors=(ZeroDivisionError,)), n_trials=2)
+    assert summary.trials["failed"] == 1 and summary.trials["complete"] == 2
+
+
+def test_failures_have_a_budget_and_a_study_without_a_complete_trial_is_an_error(project) -> None:
+    def always(number: int, params: ToyParams):  # noqa: ANN202
+        raise TrialFailure("always")
+
+    expected = r"no trial of study toy-\w+ .* completed .*'failed': 2"
+    with pytest.raises(PipelineError, match=expected):
+        optimize(project, toy_stage(always), n_trials=2)
+
+
+def test_an_interrupted_study_resumes_and_a_deleted_out_is_republished(project) -> None:
+    def interrupt(number: int, params: ToyParams):  # noqa: ANN202
+        if number == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize(project, toy_stage(interrupt))
+    load(project, optuna.get_all_study_names(f"sqlite:///{project.optuna_db}")[0]).ask()
+
+    summary = optimize(project)
+    assert summary.trials == {"complete": 3, "pruned": 0, "failed": 2, "running": 0, "waiting": 0}
+    assert summary.trials_run_now == 2
+
+    import shutil
+
+    out = outputs(project)
+    shutil.rmtree(out.model_dir.parent)  # DVC deletes the outs before a rerun
+    again = optimize(project)
+    assert again.trials_run_now == 0 and again.best_trial == summary.best_trial
+    assert read_json(out.model_dir / "model.json")["trial_number"] == summary.best_trial
+
+
+def test_a_best_model_no_trial_accounts_for_is_discarded(project, caplog) -> None:
+    summary = optimize(project, n_trials=1)
+    path = core.best_dir(project, "toy", summary.study_name)
+    (path / core.BEST_RECORD).write_text(json.dumps({"number": 0, "value": 0.123}))
+    optimize(project, n_trials=2)
+    assert "belongs to no complete trial" in caplog.text
+    assert core.best_record(path)["number"] == load(project, summary.study_name).best_trial.number
+
+
+def test_a_changed_key_starts_a_new_study_and_says_why(project, caplog) -> None:
+    first = optimize(project, n_trials=1)
+    caplog.set_level("INFO")
+    second = core.optimize(
+        toy_stage(), spec(1, key={"space": "x in [0, 2]"}), ToyConfig(n_trials=1), project,
+        outputs(project),
+    )
+    assert second.study_name != first.study_name
+    expected = f"starting study {second.study_name} afresh instead of resuming {first.study_name}"
+    assert expected in caplog.text
+    assert "these keys differ: space" in caplog.text
+
+
+def test_a_study_from_before_study_keys_is_not_resumed_and_the_log_says_so(project, caplog):
+    optuna.create_study(study_name="toy-0123456789ab", storage=f"sqlite:///{project.optuna_db}")
+    caplog.set_level("INFO")
+    optimize(project, n_trials=1)
+    assert "instead of resuming toy-0123456789ab (0 trials)" in caplog.text
+    assert "made before study keys were recorded, by an earlier version" in caplog.text
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_the_reporter_reports_to_optuna_and_the_trial_run_and_relays_pruning(project, prune):
+    from fake_trial import FakeTrial
+
+    trial = FakeTrial(prune)
+    tracking.use_experiment(STAGE, project)
+    with mlflow.start_run() as run:
+        stop = core.OptunaReporter(trial).report(2, 0.4, {"val_loss": 0.9, "val_accuracy": None})
+    assert stop is prune
+    assert trial.reports == [(0.4, 2)]
+    logged = mlflow.MlflowClient().get_run(run.info.run_id).data.metrics
+    assert logged == {"val_macro_f1": 0.4, "val_loss": 0.9}
