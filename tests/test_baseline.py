@@ -9,8 +9,9 @@ import pytest
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models import baseline
-from sentiment_pipeline.models.artifacts import load_model, read_manifest
-from sentiment_pipeline.models.text_features import load_split, plain_vocabulary, scores
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.models.artifacts.manifest import read_manifest
+from sentiment_pipeline.models.text_features import plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import LABELS
 
@@ -64,22 +65,6 @@ def test_plain_vocabulary_keeps_the_features(processed):
     assert (vectorizer.transform(texts) != before).nnz == 0
 
 
-def test_load_split_names_the_missing_column(processed):
-    pd.DataFrame({"body": ["a"], "label": [0]}).to_parquet(processed.split("val"), index=False)
-
-    with pytest.raises(DataError, match=r"expected columns \['text', 'label'\] in .*val.parquet"):
-        load_split(processed, "val", len(LABELS))
-
-
-def test_load_split_rejects_label_ids_outside_labels_json(processed):
-    pd.DataFrame({"text": ["a", "b"], "label": [0, 7]}).to_parquet(
-        processed.split("train"), index=False
-    )
-
-    with pytest.raises(DataError, match=r"holds ids \[7\] outside 0..2"):
-        load_split(processed, "train", len(LABELS))
-
-
 def test_run_without_processed_data_says_which_stage_to_run(manager, project):
     config = manager(project).get_baseline_config()
 
@@ -104,7 +89,7 @@ def test_run_trains_saves_and_tracks_the_baseline(manager, data):
     assert metrics["run_model_uri"] == f"runs:/{result.mlflow_run_id}/model"
     assert result.val_macro_f1 > majority_rate(data, "val")
 
-    model = load_model(data.baseline_model, expected_labels=LABELS, trusted_roots=[data.root])
+    model = load_model(data.baseline_model, expected_labels=LABELS, project=data)
     test = pd.read_parquet(data.split("test"))
     predicted = np.argmax(model.predict_proba(test["text"].tolist()), axis=1)
     assert (predicted == test["label"].to_numpy()).mean() > majority_rate(data, "test")
@@ -139,6 +124,6 @@ def test_logged_mlflow_model_predicts_the_same_ids(manager, data, monkeypatch):
 
     served = mlflow.pyfunc.load_model(result.run_model_uri)
 
-    local = load_model(data.baseline_model, trusted_roots=[data.root])
+    local = load_model(data.baseline_model, project=data)
     expected = np.argmax(local.predict_proba(texts), axis=1)
     assert served.predict(np.asarray(texts, dtype=object)).tolist() == expected.tolist()

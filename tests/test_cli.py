@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -28,6 +31,20 @@ def test_config_show_prints_resolved_yaml(project):
     assert tree["train"]["distilbert"]["enable"] is True
 
 
+def test_config_show_loads_no_heavy_library(project):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sentiment_pipeline.cli import app\n"
+        "assert CliRunner().invoke(app, ['config', 'show']).exit_code == 0\n"
+        "print([m for m in ('torch', 'transformers', 'mlflow', 'optuna', 'sklearn') "
+        "if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_config_show_with_params_file(project, tmp_path):
     other = tmp_path / "other.yaml"
     other.write_text("split:\n  seed: 11\n")
@@ -44,6 +61,22 @@ def test_bad_value_exits_2_before_anything_runs(project, command):
     assert not (project.root / "data").exists()
     # nothing was written into params.yaml either
     assert "1.2" not in (project.root / "params.yaml").read_text()
+
+
+def test_verbose_shows_the_cause_chain_of_an_error(project):
+    args = ["stage", "prepare", "--set", "split.test_fraction=1.2"]
+
+    quiet = runner.invoke(app, args)
+    loud = runner.invoke(app, [*args, "--verbose"])
+
+    assert quiet.exit_code == loud.exit_code == 2
+    assert "error: invalid configuration" in quiet.output and "Traceback" not in quiet.output
+    cause, effect = loud.output.split(
+        "The above exception was the direct cause of the following exception:"
+    )
+    assert "pydantic_core._pydantic_core.ValidationError" in cause
+    assert "sentiment_pipeline.errors.ConfigError: invalid configuration" in effect
+    assert loud.output.rstrip().splitlines()[-1].startswith("  - split.test_fraction: got 1.2")
 
 
 def test_unknown_stage(project):
@@ -100,10 +133,14 @@ def test_tune_worker_uses_the_shared_storage(processed, monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert shared.is_file() and not processed.optuna_db.exists()
     assert (processed.lightgbm_model / "model.json").is_file()
+    first = json.loads(processed.lightgbm_metrics.read_text())
+    assert (first["trials"]["complete"], first["trials_run_now"]) == (2, 2)
     # a second worker on the same storage finds the study finished: nothing owed
     again = runner.invoke(app, [*args, *[a for o in overrides for a in ("--set", o)]])
     assert again.exit_code == 0, again.output
-    assert "'complete': 2" in again.output and "trials_run_now=0" in again.output
+    second = json.loads(processed.lightgbm_metrics.read_text())
+    assert (second["trials"]["complete"], second["trials_run_now"]) == (2, 0)
+    assert second["study_name"] == first["study_name"]
     assert "SENTIMENT_PIPELINE_OPTUNA_STORAGE" not in os.environ
 
 

@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 from sentiment_pipeline.config.entities import EvaluationConfig
 from sentiment_pipeline.errors import DataError, PipelineError
 from sentiment_pipeline.evaluation import metrics, model_evaluation
-from sentiment_pipeline.models import artifacts
-from sentiment_pipeline.models.artifacts import ArtifactError
+from sentiment_pipeline.models.artifacts.manifest import ArtifactError
+from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
 
@@ -28,7 +28,7 @@ def _config(**changes) -> EvaluationConfig:
 
 def test_real_model_evaluated_and_placeholder_skipped(processed):
     save_tiny_model(processed.baseline_model, run_id="train-run-42")
-    artifacts.save_placeholder(processed.distilbert_model, "distilbert", LABELS, "no CUDA device")
+    save_placeholder(processed.distilbert_model, "distilbert", LABELS, "no CUDA device")
 
     result = model_evaluation.run(_config(latency_batch_size=8), processed)
 
@@ -87,8 +87,8 @@ def test_real_model_evaluated_and_placeholder_skipped(processed):
 
 
 def test_every_model_a_placeholder_fails_and_writes_nothing(processed):
-    artifacts.save_placeholder(processed.baseline_model, "baseline", LABELS, "solver diverged")
-    artifacts.save_placeholder(processed.distilbert_model, "distilbert", LABELS, "no CUDA device")
+    save_placeholder(processed.baseline_model, "baseline", LABELS, "solver diverged")
+    save_placeholder(processed.distilbert_model, "distilbert", LABELS, "no CUDA device")
     with pytest.raises(
         PipelineError,
         match=r"every model in evaluation.models is a placeholder \(baseline: solver diverged; "
@@ -115,9 +115,15 @@ def test_model_trained_for_other_labels_is_refused(processed):
         model_evaluation.run(_config(models=["baseline"]), processed)
 
 
-def test_missing_test_split_names_the_prepare_stage(project):
-    with pytest.raises(DataError, match="test.parquet.*labels.json; run the prepare stage first"):
+def test_missing_processed_data_names_the_prepare_stage(project):
+    with pytest.raises(DataError, match="no labels file at .*labels.json; run the prepare stage"):
         model_evaluation.run(_config(), project)
+
+
+def test_the_test_split_is_read_through_the_data_contract(processed):
+    processed.split("test").unlink()
+    with pytest.raises(DataError, match="no test split at .*test.parquet; run the prepare stage"):
+        model_evaluation.run(_config(), processed)
 
 
 def test_champion_tie_break_is_deterministic():

@@ -10,7 +10,7 @@ import pytest
 from mlflow_server import mlflow_server
 from sentiment_pipeline.config.entities import RegisterConfig
 from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.evaluation.model_evaluation import BestModel
+from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.registry import register_model
 from sentiment_pipeline.settings import get_settings
@@ -141,10 +141,10 @@ def test_pyfunc_requires_a_text_column(processed):
 def test_champion_of_the_evaluation_stage_is_registered(processed):
     from sentiment_pipeline.config.entities import EvaluationConfig
     from sentiment_pipeline.evaluation import model_evaluation
-    from sentiment_pipeline.models import artifacts
+    from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 
     save_tiny_model(processed.lightgbm_model, name="lightgbm")
-    artifacts.save_placeholder(processed.distilbert_model, "distilbert", LABELS, "disabled")
+    save_placeholder(processed.distilbert_model, "distilbert", LABELS, "disabled")
     best = model_evaluation.run(
         EvaluationConfig(models=["lightgbm", "distilbert"], behavioural_tests=False), processed
     )
@@ -162,13 +162,13 @@ def test_transformers_model_is_evaluated_and_registered(processed, tiny_transfor
 
     from sentiment_pipeline.config.entities import EvaluationConfig
     from sentiment_pipeline.evaluation import model_evaluation
-    from sentiment_pipeline.models.artifacts import ModelManifest
-    from sentiment_pipeline.models.transformers_model import copy_transformers
+    from sentiment_pipeline.models.artifacts.manifest import ModelManifest, copy_model
+    from sentiment_pipeline.models.artifacts.transformers_model import transformers_manifest
 
     manifest = ModelManifest(
         name="distilbert", kind="transformers", labels=LABELS, params={"max_length": 32}
     )
-    copy_transformers(tiny_transformer, processed.distilbert_model, manifest)
+    copy_model(tiny_transformer, processed.distilbert_model, transformers_manifest(manifest))
     save_tiny_model(processed.baseline_model)
     best = model_evaluation.run(
         EvaluationConfig(models=["baseline", "distilbert"], behavioural_tests=False), processed

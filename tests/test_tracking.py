@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
@@ -58,7 +60,17 @@ def test_parent_and_nested_child_runs(project):
     assert mlflow.active_run() is None
 
 
-def test_git_commit_of_this_checkout(repo_root, tmp_path):
-    commit = tracking.git_commit(repo_root)
-    assert commit is None or len(commit) == 40
-    assert tracking.git_commit(tmp_path) is None
+def test_git_commit_is_the_commit_checked_out(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "f.txt"], [*identity, "commit", "-qm", "one"]):
+        (repo / "f.txt").write_text("x")
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    # Read the commit from git's files, not through the command under test.
+    branch = (repo / ".git" / "HEAD").read_text().removeprefix("ref: ").strip()
+    expected = (repo / ".git" / branch).read_text().strip()
+
+    assert len(expected) == 40
+    assert tracking.git_commit(repo) == expected
+    assert tracking.git_commit(tmp_path) is None  # a folder outside any repository

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -17,8 +18,9 @@ import typer
 
 from sentiment_pipeline.config.manager import DEFAULT_PARAMS, ConfigurationManager, parse_override
 from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.logs import configure_logging
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.stages import STAGES, configure_logging, run_stage
+from sentiment_pipeline.stages import STAGES, run_stage
 
 logger = logging.getLogger("sentiment_pipeline.cli")
 
@@ -44,11 +46,19 @@ SetOpt = Annotated[
     ),
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Debug logging and the Trainer's progress bars.")
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Debug logging, library progress bars, and an error's traceback with its causes.",
+    ),
 ]
 
 
-def _fail(exc: PipelineError) -> typer.Exit:
+def _fail(exc: PipelineError, verbose: bool = False) -> typer.Exit:
+    """Print the error (with --verbose after its traceback and causes); exit with its code."""
+    if verbose:
+        typer.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(exc.exit_code)
 
@@ -102,7 +112,7 @@ def run(
     try:
         _manager(params, overrides)
     except PipelineError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from exc
     if not Path("dvc.yaml").is_file():
         raise _fail(PipelineError("no dvc.yaml here; run from the project root"))
     if overrides or params.resolve() != DEFAULT_PARAMS.resolve():
@@ -113,6 +123,8 @@ def run(
     if dvc is None:
         raise _fail(PipelineError("dvc is not installed; pip install dvc"))
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if verbose:  # the stages (`python -m`, run by DVC) log at DEBUG and print tracebacks too
+        env["SENTIMENT_PIPELINE_VERBOSE"] = "true"
     cmd = [dvc, "repro"] + (["--force"] if force else []) + (["--verbose"] if verbose else [])
     code = subprocess.call(cmd, env=env)
     if code != 0:
@@ -135,11 +147,11 @@ def stage(
     if name not in STAGES:
         raise _fail(
             PipelineError(f"unknown stage {name!r}; expected one of: {', '.join(STAGES)}")
-        ) from None
+        )
     try:
         result = run_stage(name, _manager(params, overrides), ProjectPaths.at("."))
     except PipelineError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from exc
     typer.echo(f"{name}: {result}")
 
 
@@ -173,7 +185,7 @@ def tune(
         with _environment("SENTIMENT_PIPELINE_OPTUNA_STORAGE", storage):
             result = run_stage(TUNED[model], _manager(params, overrides), ProjectPaths.at("."))
     except PipelineError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from exc
     typer.echo(f"tune {model}: {result}")
 
 
@@ -198,12 +210,14 @@ def _environment(name: str, value: str | None) -> Iterator[None]:
 
 
 @config_app.command("show")
-def config_show(params: ParamsOpt = DEFAULT_PARAMS, overrides: SetOpt = None) -> None:
+def config_show(
+    params: ParamsOpt = DEFAULT_PARAMS, overrides: SetOpt = None, verbose: VerboseOpt = False
+) -> None:
     """Print the resolved, validated configuration (defaults filled in) as YAML."""
     try:
         typer.echo(_manager(params, overrides).to_yaml(), nl=False)
     except PipelineError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from exc
 
 
 @app.command()
@@ -223,16 +237,21 @@ def predict(
         Path | None, typer.Option("--output", "-o", help="Write predictions to this CSV.")
     ] = None,
     trust: Annotated[
-        bool,
-        typer.Option("--trust", help="Load a scikit-learn model from outside ./models."),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--trust/--no-trust",
+            help="Load a scikit-learn model from outside ./models "
+            "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
+        ),
+    ] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Classify texts with any model directory and print labels and probabilities."""
     from sentiment_pipeline.predict import predict_frame, read_texts
 
-    configure_logging(False)
+    configure_logging(verbose)
     try:
         if params.is_file() or overrides:
             _manager(params, overrides)  # a broken config is reported even here
@@ -242,11 +261,9 @@ def predict(
             batch = list(texts)
         else:
             raise PipelineError("give texts as arguments or --input FILE")
-        frame = predict_frame(
-            model, batch, trust=trust, trusted_roots=[ProjectPaths.at(".").models_dir]
-        )
+        frame = predict_frame(model, batch, trust=trust, project=ProjectPaths.at("."))
     except PipelineError as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, verbose) from exc
     if output is not None:
         from sentiment_pipeline.io import atomic_path
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     trust_artifacts: bool = Field(
         False, description="Allow loading scikit-learn artifacts from outside the project folder."
     )
+    verbose: bool = Field(
+        False,
+        description="Stage entries log at DEBUG and print tracebacks; `run --verbose` sets it.",
+    )
     host: str = Field("127.0.0.1", description="Serving host.")
     port: int = Field(8000, ge=1, le=65535, description="Serving port.")
 

@@ -39,7 +39,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from None
+        raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from exc
     return parts, value
 
 
@@ -82,7 +82,7 @@ def validate_tree(tree: Mapping[str, Any], source: str) -> PipelineConfig:
         raise ConfigError(
             f"invalid configuration in {source} ({len(lines)} problem"
             f"{'s' if len(lines) != 1 else ''}):\n  - " + "\n  - ".join(lines)
-        ) from None
+        ) from exc
 
 
 def load_params(path: Path) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def load_params(path: Path) -> dict[str, Any]:
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, found {type(tree).__name__}")
     return tree

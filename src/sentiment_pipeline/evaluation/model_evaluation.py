@@ -11,15 +11,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
-from sentiment_pipeline import stages
-from sentiment_pipeline.config.entities import EvaluationConfig
-from sentiment_pipeline.errors import DataError, PipelineError
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import EvaluationConfig, PipelineConfig
+from sentiment_pipeline.data.contract import read_labels, read_split
+from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation import behavioural, plots
+from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.evaluation.metrics import classification_metrics, latency_ms_per_1000
-from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable, write_json
-from sentiment_pipeline.models.artifacts import SentimentModel, load_model
+from sentiment_pipeline.io import atomic_dir, to_jsonable, write_json
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
@@ -31,23 +33,6 @@ TRAIN_STAGES = {
     "distilbert": "train_distilbert",
 }
 TIE_BREAK = ("macro_f1", "accuracy")
-
-
-class BestModel(BaseModel):
-    """models/evaluation/best_model.json: the champion, read by register_model."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
-
-    name: str
-    path: str
-    kind: str
-    primary_metric: str
-    score: float | None
-    metrics: dict[str, Any]
-    mlflow_run_id: str | None
-    evaluation_run_id: str | None
-    evaluated: list[str]
-    skipped: dict[str, str]
 
 
 @dataclass
@@ -65,23 +50,8 @@ class ModelReport:
 
 
 def read_test_data(paths: ProjectPaths) -> tuple[pd.DataFrame, list[str]]:
-    test_path, labels_path = paths.split("test"), paths.labels
-    missing = [str(p) for p in (test_path, labels_path) if not p.is_file()]
-    if missing:
-        raise DataError(f"missing {', '.join(missing)}; run the prepare stage first")
-    labels = read_json(labels_path)
-    frame = pd.read_parquet(test_path)
-    absent = [c for c in ("text", "label") if c not in frame.columns]
-    if absent:
-        raise DataError(
-            f"expected columns ['text', 'label'] in {test_path}, found {list(frame.columns)}"
-        )
-    bad = sorted(set(frame["label"].unique()) - set(range(len(labels))))
-    if bad:
-        raise DataError(
-            f"{test_path} has label ids {bad} outside 0..{len(labels) - 1} ({labels_path})"
-        )
-    return frame, list(labels)
+    labels = read_labels(paths)
+    return read_split(paths, "test", labels), labels
 
 
 def load_models(
@@ -97,9 +67,7 @@ def load_models(
                 f"(`sentiment-pipeline stage {stage}` or `dvc repro {stage}`), or remove "
                 f"{name!r} from evaluation.models"
             )
-        models[name] = load_model(
-            directory, expected_labels=labels, trusted_roots=[paths.models_dir]
-        )
+        models[name] = load_model(directory, expected_labels=labels, project=paths)
     return models
 
 
@@ -291,8 +259,12 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
     return result
 
 
+def section(config: PipelineConfig) -> EvaluationConfig:
+    return config.evaluation
+
+
 def main() -> None:
-    stages.main(STAGE)
+    runner.main(STAGE, run, section)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from sentiment_pipeline import stages, tracking
-from sentiment_pipeline.config.entities import BaselineConfig
+from sentiment_pipeline import runner, tracking
+from sentiment_pipeline.config.entities import BaselineConfig, PipelineConfig
+from sentiment_pipeline.data.contract import read_labels, read_split
 from sentiment_pipeline.io import write_json
-from sentiment_pipeline.models.artifacts import ModelManifest, save_sklearn
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 from sentiment_pipeline.models.text_features import (
     MLFLOW_MODEL_NAME,
-    load_labels,
-    load_split,
     log_sklearn_model,
     make_tfidf,
     plain_vocabulary,
@@ -72,9 +72,9 @@ def train(config: BaselineConfig, train_frame: pd.DataFrame) -> Pipeline:
 
 
 def run(config: BaselineConfig, paths: ProjectPaths) -> BaselineResult:
-    labels = load_labels(paths)
-    train_frame = load_split(paths, "train", len(labels))
-    val_frame = load_split(paths, "val", len(labels))
+    labels = read_labels(paths)
+    train_frame = read_split(paths, "train", labels)
+    val_frame = read_split(paths, "val", labels)
 
     start = time.perf_counter()
     pipeline = train(config, train_frame)
@@ -125,8 +125,12 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> BaselineResult:
     return result
 
 
+def section(config: PipelineConfig) -> BaselineConfig:
+    return config.train.baseline
+
+
 def main() -> None:
-    stages.main(STAGE)
+    runner.main(STAGE, run, section)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,15 @@
-"""Shared pieces of the classical models: data loading, TF-IDF, scores, MLflow model logging."""
+"""Shared pieces of the classical models: TF-IDF, scores, MLflow model logging."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 
 from sentiment_pipeline.config.entities import TfidfConfig
-from sentiment_pipeline.errors import DataError
-from sentiment_pipeline.paths import ProjectPaths
 
 MLFLOW_MODEL_NAME = "model"
 
@@ -38,57 +34,6 @@ def plain_vocabulary(vectorizer: TfidfVectorizer) -> TfidfVectorizer:
     return vectorizer
 
 
-def load_labels(paths: ProjectPaths) -> list[str]:
-    """The ordered class names of labels.json."""
-    path = paths.labels
-    if not path.is_file():
-        raise DataError(f"no labels file at {path}; run the prepare stage first")
-    try:
-        labels = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); rerun the prepare stage") from None
-    if (
-        not isinstance(labels, list)
-        or len(labels) < 2
-        or not all(isinstance(x, str) for x in labels)
-    ):
-        raise DataError(
-            f"{path} must hold a list of at least two class names, found {labels!r}; "
-            "rerun the prepare stage"
-        )
-    return labels
-
-
-def load_split(paths: ProjectPaths, name: str, n_classes: int) -> pd.DataFrame:
-    """One processed split, checked against the data contract (text str, label id 0..K-1)."""
-    path = paths.split(name)
-    if not path.is_file():
-        raise DataError(f"no {name} split at {path}; run the prepare stage first")
-    frame = pd.read_parquet(path)
-    missing = [c for c in ("text", "label") if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"expected columns ['text', 'label'] in {path}, found {list(frame.columns)}; "
-            "rerun the prepare stage"
-        )
-    if frame.empty:
-        raise DataError(f"{path} has no rows; the {name} split must not be empty")
-    if not pd.api.types.is_integer_dtype(frame["label"]):
-        raise DataError(
-            f"column 'label' of {path} must hold integer class ids, found dtype "
-            f"{frame['label'].dtype}; rerun the prepare stage"
-        )
-    bad = sorted(int(x) for x in set(frame["label"].unique()) - set(range(n_classes)))
-    if bad:
-        raise DataError(
-            f"column 'label' of {path} holds ids {bad[:10]} outside 0..{n_classes - 1} "
-            "(labels.json); rerun the prepare stage"
-        )
-    return pd.DataFrame(
-        {"text": frame["text"].astype(str).to_numpy(), "label": frame["label"].astype("int64")}
-    )
-
-
 def scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     """Macro-F1, accuracy and F1 per class name, over every class in `labels`."""
     ids = list(range(len(labels)))
@@ -108,7 +53,7 @@ def log_sklearn_model(estimator: Any, example_texts: Sequence[str]) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    from sentiment_pipeline.models.artifacts import sklearn_trusted_types
+    from sentiment_pipeline.models.artifacts.sklearn_model import ALLOWED_TYPES
 
     example = np.asarray(list(example_texts), dtype=object)
     info = mlflow.sklearn.log_model(
@@ -117,7 +62,7 @@ def log_sklearn_model(estimator: Any, example_texts: Sequence[str]) -> str:
         signature=infer_signature(example, estimator.predict(example)),
         input_example=example,
         serialization_format="skops",
-        skops_trusted_types=sklearn_trusted_types(estimator) or None,
+        skops_trusted_types=list(ALLOWED_TYPES),  # fixed in our code, as for load_model
         # Naming the requirements skips MLflow's slow inference (it imports the model).
         pip_requirements=_pip_requirements(estimator),
     )

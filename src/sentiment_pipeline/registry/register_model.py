@@ -10,12 +10,13 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sentiment_pipeline import stages
-from sentiment_pipeline.config.entities import RegisterConfig
+from sentiment_pipeline import runner
+from sentiment_pipeline.config.entities import PipelineConfig, RegisterConfig
 from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.evaluation.model_evaluation import BestModel
+from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import read_json, write_json
-from sentiment_pipeline.models.artifacts import SentimentModel, load_model
+from sentiment_pipeline.models.artifacts.loader import load_model
+from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def read_best_model(paths: ProjectPaths) -> BestModel:
         raise PipelineError(
             f"{paths.best_model} is not a champion record written by model_evaluation ({exc}); "
             "rerun the model_evaluation stage"
-        ) from None
+        ) from exc
 
 
 def refusal_reason(best: BestModel, config: RegisterConfig) -> str | None:
@@ -135,7 +136,7 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
         return result
 
     model_dir: Path = paths.resolve(best.path)
-    model = load_model(model_dir, require_real=True, trusted_roots=[paths.models_dir])
+    model = load_model(model_dir, require_real=True, project=paths)
 
     with tracking.stage_run(STAGE, config, paths) as active:
         mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
@@ -176,8 +177,12 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
     return result
 
 
+def section(config: PipelineConfig) -> RegisterConfig:
+    return config.register_
+
+
 def main() -> None:
-    stages.main(STAGE)
+    runner.main(STAGE, run, section)
 
 
 if __name__ == "__main__":

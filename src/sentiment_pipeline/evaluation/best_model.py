@@ -1,0 +1,24 @@
+"""The champion record model_evaluation writes and register_model reads (best_model.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class BestModel(BaseModel):
+    """models/evaluation/best_model.json: the champion, read by register_model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    name: str
+    path: str
+    kind: str
+    primary_metric: str
+    score: float | None
+    metrics: dict[str, Any]
+    mlflow_run_id: str | None
+    evaluation_run_id: str | None
+    evaluated: list[str]
+    skipped: dict[str, str]
