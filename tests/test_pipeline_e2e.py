@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,11 @@ def test_whole_pipeline_through_dvc(tmp_path, tiny_transformer):
     set_args = [arg for item in overrides for arg in ("--set", item)]
     first = sh("sentiment-pipeline", "run", *set_args, cwd=root, env=env)
     assert "params.yaml updated" in first.stdout
+    # Progress a person sees without --verbose: a line per trial of each tuned stage.
+    log = first.stdout + first.stderr
+    for model in ("lightgbm", "distilbert"):
+        assert f"{model} trial 0 complete (val macro-F1" in log
+        assert re.search(rf"{model} trial \d \w+ .*2/2 trials done, best 0\.\d+", log)
 
     # Every declared out is there, and the transformer was really trained.
     for stage in yaml.safe_load((root / "dvc.lock").read_text())["stages"].values():
