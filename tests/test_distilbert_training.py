@@ -186,3 +186,21 @@ def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
     assert "torch and transformers not installed" in out.stderr
     assert "pip install 'sentiment-pipeline[transformers]'" in out.stderr
     _assert_placeholders(processed, "missing_dependency")
+
+
+def test_the_seeded_search_still_proposes_the_trials_of_the_recorded_benchmark(repo_root) -> None:
+    """BENCHMARKS.md's pruning study (made before the parameters took the Trainer's names): a
+    reordered or renamed search space would silently make the benchmark propose other trials."""
+    recorded = json.loads((repo_root / "benchmarks/results/pruning_curves.json").read_text())
+    names = {"lr": "learning_rate", "batch_size": "per_device_train_batch_size",
+             "weight_decay": "weight_decay", "epochs": "num_train_epochs",
+             "warmup_ratio": "warmup_steps"}
+    config = DistilBERTConfig(lr=(1e-5, 1e-4), batch_size=[16, 32])
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=42, n_startup_trials=5)
+    )
+    for curve in recorded["curves"][:5]:
+        params = dt.search_space(study.ask(), config).model_dump()
+        expected = {names[k]: v for k, v in curve["params"].items()}
+        assert params == pytest.approx(expected)
+        study.tell(study.trials[-1].number, curve["values"][-1])
