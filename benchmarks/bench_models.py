@@ -22,7 +22,8 @@ from common import (
     print_table,
     write_result,
 )
-from sentiment_pipeline.stages import configure_logging, run_stage
+from sentiment_pipeline.logs import configure_logging
+from sentiment_pipeline.stages import run_stage
 
 STAGES = ["train_baseline", "train_lightgbm", "train_distilbert", "model_evaluation"]
 

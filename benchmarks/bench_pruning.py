@@ -23,7 +23,8 @@ from common import (
     print_table,
     write_result,
 )
-from sentiment_pipeline.stages import configure_logging, run_stage
+from sentiment_pipeline.logs import configure_logging
+from sentiment_pipeline.stages import run_stage
 
 
 def study(pruner: str, args: argparse.Namespace) -> dict:
@@ -51,7 +52,7 @@ def study(pruner: str, args: argparse.Namespace) -> dict:
         "pruned": int((trials["state"] == "pruned").sum()),
         "optimizer_steps": int(trials["optimizer_steps"].sum()),
         "wall_s": round(wall, 1),
-        "best_val_macro_f1": round(float(summary["best_value"]), 4),
+        "best_val_macro_f1": round(float(summary["best_val_macro_f1"]), 4),
     }
 
 

@@ -13,7 +13,6 @@ import pandas as pd
 
 from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.stages import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 AIRLINE = REPO.parent / "shared" / "data" / "airline_tweets.csv"
@@ -38,6 +37,9 @@ def minilm_path() -> Path:
 
 def airline_project(name: str, *overrides: str) -> tuple[ProjectPaths, ConfigurationManager]:
     """A project under benchmarks/.work with the airline data prepared (70/15/15, seed 42)."""
+    # Here, not at the top: the replay uses this module and needs no stage code.
+    from sentiment_pipeline.stages import run_stage
+
     if not AIRLINE.is_file():
         raise SystemExit(f"benchmark data not found at {AIRLINE}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +50,7 @@ def airline_project(name: str, *overrides: str) -> tuple[ProjectPaths, Configura
     paths = ProjectPaths.at(root)
     manager = ConfigurationManager(params, [*AIRLINE_OVERRIDES, *overrides])
     if not paths.labels.is_file():
-        for stage in ("ingest", "validate", "prepare"):
+        for stage in ("source", "ingest", "validate", "prepare"):
             run_stage(stage, manager, paths)
     return paths, manager
 
@@ -58,16 +60,49 @@ def load_split(paths: ProjectPaths, name: str) -> pd.DataFrame:
 
 
 def machine() -> dict[str, Any]:
-    import torch
+    try:
+        import torch
+    except ImportError:  # the replay runs without the transformer extra
+        torch = None
 
     info = {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__ if torch else None,
+        "cpu_threads": torch.get_num_threads() if torch else None,
+        "cuda": torch.cuda.get_device_name(0) if torch and torch.cuda.is_available() else None,
         "date": time.strftime("%Y-%m-%d"),
+        **cpu(),
     }
+    if torch:
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["torch_interop_threads"] = torch.get_num_interop_threads()
     return info
+
+
+# Vector extensions that decide which kernels torch, oneDNN and MKL pick.
+VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+# Environment variables that restrict (or pin) those choices for the whole process.
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+           "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu() -> dict[str, Any]:
+    """The CPU model, its vector extensions (from /proc/cpuinfo) and any ISA restriction set."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:  # not Linux
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_model": fields.get("model name") or platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "cpu_vector_extensions": [flag for flag in VECTOR_FLAGS if flag in flags],
+        "isa_env": {name: os.environ[name] for name in ISA_ENV if name in os.environ},
+    }
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:

@@ -118,3 +118,18 @@ def test_a_stop_at_the_last_evaluation_leaves_the_trial_complete(
 
     outcome = tr.run_trial(_setup(tiny_transformer, tokenizer, splits), PARAMS, StopAtThird())
     assert not outcome.stopped and outcome.evaluations == 3 and outcome.optimizer_steps == 6
+
+
+def test_evaluation_reads_the_validation_texts_in_length_order(
+    tiny_transformer, tokenizer, splits, tmp_path
+) -> None:
+    """Padding per batch costs little only if a batch holds texts of similar length; a renamed
+    Trainer hook (the eval sampler) would silently bring random batches back."""
+    import dataclasses
+
+    setup = dataclasses.replace(_setup(tiny_transformer, tokenizer, splits), eval_batch_size=4)
+    trainer = tr.build_trainer(setup, PARAMS, str(tmp_path))
+    widths = [batch["input_ids"].shape[1] for batch in trainer.get_eval_dataloader()]
+    assert len(widths) == 6 and widths == sorted(widths) and widths[0] < widths[-1]
+    lengths = [len(item["input_ids"]) for item in trainer.eval_dataset]
+    assert lengths == sorted(lengths) and len(lengths) == len(setup.val)

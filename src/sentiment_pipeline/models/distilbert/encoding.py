@@ -48,6 +48,18 @@ def encode(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> EncodedDatas
     return EncodedDataset(dict(encodings), frame["label"].tolist())
 
 
+def by_length(dataset: EncodedDataset) -> torch.utils.data.Subset:
+    """The same texts in length order, for evaluation: each batch then pads to similar lengths.
+
+    Read in order (LengthOrderedEvalTrainer), batches of 64 airline tweets make the model compute
+    1.03-1.11 positions per real token instead of 1.69-1.73 in random or dataset order; the
+    benchmark's 500-text evaluation took 2.07 s instead of 2.93 s. Macro-F1, accuracy and the
+    mean loss do not depend on the order (equal to 6 decimals there).
+    """
+    order = sorted(range(len(dataset)), key=dataset.lengths.__getitem__)
+    return torch.utils.data.Subset(dataset, order)
+
+
 def collator(tokenizer: Any, precision: Precision = "fp32") -> DataCollatorWithPadding:
     """Dynamic padding to the longest text of each batch (multiples of 8 help tensor cores)."""
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if precision != "fp32" else None)
