@@ -179,8 +179,9 @@ def make_objective(
                     state = "complete"
             finally:
                 mlflow.set_tag("state", state)
-                trial.set_user_attr("duration_s", time.perf_counter() - start)
-                tracking.log_metrics({"duration_s": time.perf_counter() - start})
+                duration = time.perf_counter() - start
+                trial.set_user_attr("duration_s", duration)
+                tracking.log_metrics({"duration_s": duration})
         if state == "pruned":
             raise optuna.TrialPruned(f"trial {trial.number} pruned")
         return result.value
