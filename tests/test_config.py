@@ -77,6 +77,8 @@ def test_label_map_keys_are_strings():
         ("train.baseline.ngram_range=[0, 2]", r"train\.baseline\.ngram_range: .*start at 1"),
         ("train.baseline.C=-1", r"train\.baseline\.C: got -1"),
         ("data.format=xlsx", r"data\.format: got 'xlsx'"),
+        ("data.source=ftp://example.com/x.csv", r"data\.source: got 'ftp://.*scheme 'ftp' is not"),
+        ("data.source=file:///etc/x.csv", r"data\.source: got 'file:///etc/x\.csv'; the scheme"),
         ("data.min_text_chars=6000", r"data: data\.min_text_chars \(6000\) must not exceed"),
         ("data.max_rejected_fraction=2", r"data\.max_rejected_fraction: got 2"),
         ("evaluation.models=[baseline, svm]", r"evaluation\.models\.1: got 'svm'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,6 +48,18 @@ class DataConfig(_Frozen):
     min_rows_per_class: int = Field(
         10, ge=1, description="Fail validation when a class keeps fewer rows than this."
     )
+
+    @field_validator("source")
+    @classmethod
+    def _local_or_http(cls, value: str) -> str:
+        # A one-letter scheme is a Windows drive ("C:\\data.csv"), not a URL.
+        scheme = urlparse(value).scheme
+        if len(scheme) > 1 and scheme not in ("http", "https"):
+            raise ValueError(
+                f"the scheme {scheme!r} is not supported; give an http(s) URL or a local path "
+                "(relative to the project folder, or absolute)"
+            )
+        return value
 
     @field_validator("label_map", mode="before")
     @classmethod
