@@ -84,3 +84,32 @@ def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
 
     return build_tiny_transformer(tmp_path_factory.mktemp("tiny-distilbert") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_model(tiny_transformer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ready `transformers` model folder (model.json, safetensors, tokenizer) of the tiny model.
+
+    Read-only for tests: copy it (shutil.copytree) before changing anything in it.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+    from sentiment_pipeline.models.artifacts.transformers_model import save_transformers
+    from synthetic import LABELS
+
+    target = tmp_path_factory.mktemp("tiny-model") / "distilbert_model"
+    manifest = ModelManifest(
+        name="distilbert",
+        kind="transformers",
+        labels=list(LABELS),
+        params={"max_length": 32},
+        metrics={"test_macro_f1": 0.5},
+    )
+    save_transformers(
+        target,
+        AutoModelForSequenceClassification.from_pretrained(tiny_transformer),
+        AutoTokenizer.from_pretrained(tiny_transformer),
+        manifest,
+    )
+    return target

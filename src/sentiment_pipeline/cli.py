@@ -32,6 +32,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+export_app = typer.Typer(help="Export a model to another runtime.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 ParamsOpt = Annotated[
     Path,
@@ -272,6 +274,83 @@ def predict(
         typer.echo(f"wrote {len(frame)} predictions to {output}")
     else:
         typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+ModelSpecOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; default: "
+        "serve.model, else models:/<register.model_name>@champion, else the evaluation's "
+        "champion (models/evaluation/best_model.json).",
+    ),
+]
+
+
+@app.command()
+def serve(
+    model: ModelSpecOpt = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Default: SENTIMENT_PIPELINE_HOST (127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Default: SENTIMENT_PIPELINE_PORT (8000).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes, one model each.")
+    ] = 1,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Serve a model over HTTP: /predict (TEI), /invocations (MLflow), /health, /info, /metrics."""
+    from sentiment_pipeline.serving.server import run_server
+
+    configure_logging(verbose)
+    try:
+        manager = _manager(params, overrides)
+        run_server(
+            manager.config,
+            ProjectPaths.at("."),
+            model=model,
+            host=host,
+            port=port,
+            workers=workers,
+        )
+    except PipelineError as exc:
+        raise _fail(exc, verbose) from exc
+
+
+@export_app.command("onnx")
+def export_onnx(
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="A transformers model directory.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Target folder (default: <model>_onnx)."),
+    ] = None,
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help="Also write an int8 copy: --quantize int8.")
+    ] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Export a transformers model directory to ONNX (fp32, optionally int8 beside it)."""
+    from sentiment_pipeline.models.onnx_export import export_command
+
+    configure_logging(verbose)
+    try:
+        if quantize not in (None, "int8"):
+            raise PipelineError(f"--quantize {quantize!r} is not supported; expected int8")
+        config = _manager(params, overrides).get_onnx_export_config()
+        written = export_command(model, output, quantize=quantize == "int8", config=config)
+    except PipelineError as exc:
+        raise _fail(exc, verbose) from exc
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

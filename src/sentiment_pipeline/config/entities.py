@@ -240,6 +240,15 @@ class EvaluationConfig(_Frozen):
     )
     latency_batch_size: int = Field(64, ge=1, description="Batch size of the latency timing.")
     behavioural_tests: bool = Field(True, description="Run the behavioural (CheckList) suite.")
+    onnx_max_logit_diff: float = Field(
+        1e-3, gt=0, description="fp32 ONNX parity: largest absolute logit difference allowed."
+    )
+    onnx_min_argmax_agreement: float = Field(
+        0.999, gt=0, le=1, description="fp32 ONNX parity: share of test texts with equal argmax."
+    )
+    int8_max_metric_drop: float = Field(
+        0.01, ge=0, le=1, description="int8 ONNX: largest drop of the primary metric allowed."
+    )
 
     @field_validator("models")
     @classmethod
@@ -258,6 +267,69 @@ class RegisterConfig(_Frozen):
     )
 
 
+class OnnxExportConfig(_Frozen):
+    """ONNX export of the fine-tuned transformer (export_onnx stage, `export onnx`)."""
+
+    enable: bool = Field(True, description="false: write placeholders instead of exports.")
+    opset: int = Field(18, ge=14, le=23, description="ONNX opset version of the export.")
+    quantize: bool = Field(True, description="Also write a dynamically quantised int8 copy.")
+    per_channel: bool = Field(True, description="int8: one scale per output channel of weights.")
+    reduce_range: Literal["auto", "true", "false"] = Field(
+        "auto",
+        description="int8: 7-bit weights; 'auto': on CPUs without VNNI, as ONNX Runtime advises.",
+    )
+    fp32_head: bool = Field(
+        True, description="int8: keep the classifier head in fp32 (only the encoder quantised)."
+    )
+
+
+class ExportConfig(_Frozen):
+    onnx: OnnxExportConfig = Field(default_factory=OnnxExportConfig)
+
+
+class ServeConfig(_Frozen):
+    """The HTTP service (`sentiment-pipeline serve`); host and port come from the environment."""
+
+    model: str | None = Field(
+        None,
+        description="Model directory or models:/<name>@<alias> | models:/<name>/<version>; "
+        "null: models:/<register.model_name>@champion, else the evaluation's champion folder.",
+    )
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto",
+        description="Transformer runtime; 'auto': int8 ONNX where exported, then fp32 ONNX, "
+        "then torch. Scikit-learn models ignore it.",
+    )
+    max_texts_per_request: int = Field(
+        256, ge=1, le=100_000, description="Texts one request may hold (more: 413)."
+    )
+    max_text_chars: int = Field(
+        2000, ge=1, description="Characters per text; longer: truncated if truncate, else 413."
+    )
+    max_body_bytes: int = Field(
+        4_000_000, ge=1024, description="Largest request body in bytes (more: 413)."
+    )
+    max_concurrent_requests: int = Field(
+        512, ge=1, description="Requests in flight per worker; beyond it: 429 at once."
+    )
+    max_batch_tokens: int = Field(
+        16384, ge=1, description="Token budget of one model call that batches requests."
+    )
+    max_batch_requests: int = Field(
+        32, ge=1, description="Requests one model call may batch together (1: no batching)."
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="How long a batch waits for more requests to join."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Inference threads per worker; null: cores // workers."
+    )
+    reload_interval_s: float = Field(
+        60.0, ge=0, description="Poll the registry alias this often (s) and swap in a new "
+        "champion; 0: never.",
+    )
+
+
 class TrainConfig(_Frozen):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
@@ -273,3 +345,5 @@ class PipelineConfig(_Frozen):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     # `register` would shadow BaseModel's ABC method, hence the alias.
     register_: RegisterConfig = Field(default_factory=RegisterConfig, alias="register")
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)

@@ -18,8 +18,10 @@ from sentiment_pipeline.config.entities import (
     DistilBERTConfig,
     EvaluationConfig,
     LightGBMConfig,
+    OnnxExportConfig,
     PipelineConfig,
     RegisterConfig,
+    ServeConfig,
     SplitConfig,
 )
 from sentiment_pipeline.errors import ConfigError
@@ -136,6 +138,12 @@ class ConfigurationManager:
 
     def get_register_config(self) -> RegisterConfig:
         return self.config.register_
+
+    def get_onnx_export_config(self) -> OnnxExportConfig:
+        return self.config.export.onnx
+
+    def get_serve_config(self) -> ServeConfig:
+        return self.config.serve
 
     def to_yaml(self) -> str:
         """The resolved, validated configuration (defaults filled in) as YAML."""

@@ -22,3 +22,6 @@ class BestModel(BaseModel):
     evaluation_run_id: str | None
     evaluated: list[str]
     skipped: dict[str, str]
+    # Exports of the champion that passed their checks, by serve.backend name
+    # ("onnx", "onnx-int8") -> project-relative folder.
+    variants: dict[str, str] = {}

@@ -20,7 +20,12 @@ KindLoader = Callable[..., SentimentModel]
 
 
 def _load_transformers(
-    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
 ) -> SentimentModel:
     try:  # torch and transformers are an optional extra: import them only for this kind
         from sentiment_pipeline.models.artifacts import transformers_model
@@ -30,7 +35,7 @@ def _load_transformers(
             f"({exc}); pip install 'sentiment-pipeline[transformers]'"
         ) from exc
     return transformers_model.load(
-        directory, manifest, trusted=trusted, symlink_root=symlink_root
+        directory, manifest, trusted=trusted, symlink_root=symlink_root, threads=threads
     )
 
 
@@ -48,6 +53,7 @@ def load_model(
     require_real: bool = False,
     project: ProjectPaths | None = None,
     trust: bool | None = None,
+    threads: int | None = None,
 ) -> SentimentModel:
     """Load any model folder written by this pipeline; every problem is one ArtifactError.
 
@@ -57,6 +63,8 @@ def load_model(
     folder may be symbolic links into its DVC cache (nowhere else).
     trust: load a scikit-learn artifact from outside the project's models/ (it is still checked
     against the allow-list); None reads SENTIMENT_PIPELINE_TRUST_ARTIFACTS.
+    threads: intra-op threads of the kinds that run a thread pool (transformers, onnx); None
+    leaves the library's default (all cores). A serving worker passes its share of the cores.
     """
     symlink_root = project.dvc_cache if project is not None else None
     directory = model_folder(path, symlink_root)
@@ -75,5 +83,9 @@ def load_model(
         trust = get_settings().trust_artifacts
     in_project = project is not None and directory.is_relative_to(project.models_dir.resolve())
     return LOADERS[manifest.kind](
-        directory, manifest, trusted=trust or in_project, symlink_root=symlink_root
+        directory,
+        manifest,
+        trusted=trust or in_project,
+        symlink_root=symlink_root,
+        threads=threads,
     )

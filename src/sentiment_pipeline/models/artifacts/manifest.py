@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,7 +21,8 @@ from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable
 logger = logging.getLogger(__name__)
 
 MANIFEST = "model.json"
-Kind = Literal["sklearn", "transformers", "placeholder"]
+Kind = Literal["sklearn", "transformers", "onnx", "placeholder"]
+Precision = Literal["fp32", "int8"]
 # Manifests written before the skops allow-list moved into our code carry this key.
 LEGACY_KEYS = ("trusted_types",)
 
@@ -43,6 +45,12 @@ class ModelManifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     mlflow_run_id: str | None = None
+    precision: Precision | None = Field(
+        None, description="Numeric precision of an exported (onnx) model: fp32 or int8."
+    )
+    source_hash: str | None = Field(
+        None, description="content_hash of the model folder this one was exported from."
+    )
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     files: dict[str, str] = Field(
         default_factory=dict, description="Role -> file name, relative to the model folder."
@@ -68,11 +76,30 @@ class SentimentModel(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def raw_scores(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]: ...
+
     def predict(self, texts: Sequence[str]) -> list[str]: ...
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of raw scores (logits), computed stably in float64."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 class LabelledModel:
-    """Base class of the model kinds: `labels` and `predict` on top of `predict_proba`."""
+    """Base class of the model kinds: `labels` and `predict` on top of `predict_proba`.
+
+    A kind with logits (transformers, onnx) implements `raw_scores` and inherits
+    `predict_proba` = softmax(raw_scores); a kind with probabilities (sklearn) implements
+    `predict_proba` and inherits `raw_scores` = log-probabilities. `token_lengths` is what a
+    serving batcher budgets with: the tokenizer's count where there is one, else words + 2.
+    """
 
     manifest: ModelManifest
 
@@ -80,8 +107,18 @@ class LabelledModel:
     def labels(self) -> list[str]:
         return list(self.manifest.labels)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if type(self).raw_scores is LabelledModel.raw_scores:  # pragma: no cover - abstract
+            raise NotImplementedError(f"{type(self).__name__} implements no scores")
+        return softmax(self.raw_scores(texts))
+
+    def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Unnormalised class scores: logits, or log-probabilities for a probabilistic model."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(texts))
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(str(text).split()) + 2 for text in texts]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         proba = self.predict_proba(texts)
@@ -143,6 +180,34 @@ def resolve_file(directory: Path, name: str, symlink_root: Path | None) -> Path:
     return resolved
 
 
+# What differs between two writes of the same model: left out of its content hash.
+VOLATILE_KEYS = ("created_at", "mlflow_run_id")
+
+
+def content_hash(directory: Path) -> str:
+    """The project's one content hash of a model folder: sha256 over its files' names and bytes.
+
+    Every regular file below `directory` counts (sorted by relative path), model.json without
+    VOLATILE_KEYS, so retraining to the same weights, or registering the same model again,
+    gives the same hash. Returns "sha256:<hex>".
+    """
+    digest = hashlib.sha256()
+    root = Path(directory)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        if relative == MANIFEST:
+            payload = read_json(path)
+            if isinstance(payload, dict):
+                for key in VOLATILE_KEYS:
+                    payload.pop(key, None)
+            data = json.dumps(payload, sort_keys=True).encode()
+        else:
+            data = path.read_bytes()
+        digest.update(relative.encode() + b"\0" + str(len(data)).encode() + b"\0")
+        digest.update(data)
+    return f"sha256:{digest.hexdigest()}"
+
+
 def write_manifest(directory: Path, manifest: ModelManifest) -> None:
     payload = to_jsonable(manifest.model_dump(mode="json"))
     (directory / MANIFEST).write_text(json.dumps(payload, indent=2) + "\n")
@@ -159,7 +224,7 @@ def read_manifest(path: str | Path, *, symlink_root: Path | None = None) -> Mode
     if not manifest_path.is_file():
         raise ArtifactError(
             f"{path} has no {MANIFEST} manifest; it is not a model directory written by "
-            "this pipeline (expected kind sklearn, transformers or placeholder)"
+            "this pipeline (expected kind sklearn, transformers, onnx or placeholder)"
         )
     try:
         payload = read_json(manifest_path)

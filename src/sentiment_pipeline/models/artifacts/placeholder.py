@@ -47,7 +47,12 @@ def save_placeholder(
 
 
 def load(
-    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
 ) -> PlaceholderModel:
     """The PlaceholderModel of a placeholder folder (nothing but its manifest is read)."""
     return PlaceholderModel(manifest)

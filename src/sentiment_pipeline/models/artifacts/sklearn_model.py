@@ -136,7 +136,12 @@ def save_sklearn(target: Path, estimator: Any, manifest: ModelManifest) -> Model
 
 
 def load(
-    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
 ) -> SklearnModel:
     """The SklearnModel of an `sklearn` model folder.
 

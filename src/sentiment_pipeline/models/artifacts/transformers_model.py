@@ -44,8 +44,8 @@ class TransformersModel(LabelledModel):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities; texts are batched by length so padding stays short."""
+    def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (float64); texts are batched by length so padding stays short."""
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
         if not texts:
@@ -59,9 +59,14 @@ class TransformersModel(LabelledModel):
                     {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
                 )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                logits = self.model(**batch).logits.double()
-                out[index] = torch.softmax(logits, dim=-1).cpu().numpy()
+                out[index] = self.model(**batch).logits.double().cpu().numpy()
         return out
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        encoded = self.tokenizer(
+            [str(t) for t in texts], truncation=True, max_length=self.max_length
+        )["input_ids"]
+        return [len(ids) for ids in encoded]
 
 
 def transformers_manifest(manifest: ModelManifest) -> ModelManifest:
@@ -86,7 +91,12 @@ def save_transformers(
 
 
 def load(
-    directory: Path, manifest: ModelManifest, *, trusted: bool, symlink_root: Path | None
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
 ) -> TransformersModel:
     """The TransformersModel of a `transformers` model folder.
 
@@ -118,5 +128,7 @@ def load(
             f"{directory}: the model has {model.config.num_labels} output classes but its "
             f"manifest lists {len(manifest.labels)} labels {manifest.labels}; retrain it"
         )
+    if threads is not None:  # a serving worker shares the cores with its siblings
+        torch.set_num_threads(threads)
     max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
     return TransformersModel(manifest, model, tokenizer, max_length=max_length)
