@@ -87,7 +87,9 @@ def tiny_transformer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_transformer_model(tiny_transformer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_transformer_model(
+    tiny_transformer: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A ready `transformers` model folder (model.json, safetensors, tokenizer) of the tiny model.
 
     Read-only for tests: copy it (shutil.copytree) before changing anything in it.
