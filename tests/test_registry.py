@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,8 @@ from sentiment_pipeline.config.entities import RegisterConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
-from sentiment_pipeline.registry import register_model
+from sentiment_pipeline.models.artifacts.manifest import content_hash
+from sentiment_pipeline.registry import pyfunc_code, register_model
 from sentiment_pipeline.settings import get_settings
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -99,6 +101,74 @@ def test_registration_moves_champion_to_previous_and_loads_back(store, processed
     assert out[[f"p_{label}" for label in LABELS]].sum(axis=1).round(6).tolist() == [1.0, 1.0]
 
 
+def test_registration_is_pickle_free_and_records_the_content_hash(processed, caplog):
+    """Models-from-code: the registry holds our code file and the model folders, no pickle."""
+    import mlflow
+
+    from sentiment_pipeline.models.artifacts.manifest import ModelManifest, write_manifest
+    from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
+
+    best = _write_champion(processed, 0.9)
+    onnx, int8 = processed.root / "models/advanced/onnx", processed.root / "models/advanced/int8"
+    onnx.mkdir(parents=True)
+    (onnx / "model.onnx").write_bytes(b"stand-in")
+    write_manifest(onnx, ModelManifest(name="distilbert", kind="onnx", labels=LABELS,
+                                       precision="fp32", files={"model": "model.onnx"}))
+    save_placeholder(int8, "distilbert", LABELS, "onnxruntime missing")
+    variants = {"onnx": "models/advanced/onnx", "onnx-int8": "models/advanced/int8"}
+    write_json(processed.best_model, {**best.model_dump(mode="json"), "variants": variants})
+
+    result = register_model.run(RegisterConfig(model_name=NAME, min_score=0.6), processed)
+
+    expected = content_hash(processed.baseline_model)
+    assert result.content_hash == expected
+    assert result.variants == {"onnx": "models/advanced/onnx"}  # not the placeholder
+    assert json.loads(processed.registration.read_text())["content_hash"] == expected
+    client = _client(processed)
+    version = client.get_model_version(NAME, result.version)
+    assert version.tags["content_hash"] == expected
+    assert version.tags["content_hash.onnx"] == content_hash(onnx)
+    logged = Path(mlflow.artifacts.download_artifacts(
+        client.get_model_version_download_uri(NAME, result.version)
+    ))
+    files = sorted(p.relative_to(logged).as_posix() for p in logged.rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))], files
+    assert "pyfunc_code.py" in files
+    assert {"artifacts/logistic_baseline/model.json", "artifacts/onnx/model.onnx"} <= set(files)
+    # the user-facing check (never done by the pipeline itself): MLflow loads it and predicts
+    out = mlflow.pyfunc.load_model(result.model_uri).predict(
+        pd.DataFrame({"text": ["awful delayed flight", "great friendly crew"]})
+    )
+    assert out["label"].tolist() == ["negative", "positive"]
+
+
+def test_the_registered_champion_resolves_from_the_store(store, processed):
+    """resolve_model downloads the model folder from either store (a server: mlflow-artifacts:)."""
+    import numpy as np
+
+    from sentiment_pipeline.models.artifacts.loader import load_model
+    from sentiment_pipeline.registry.resolve import NotRegistered, resolve_model
+
+    name = f"{NAME}-resolved"  # the server outlives one test
+    _write_champion(processed, 0.9)
+    result = register_model.run(RegisterConfig(model_name=name, min_score=0.6), processed)
+
+    resolved = resolve_model(None, model_name=name, paths=processed)
+
+    assert (resolved.source, resolved.version) == (f"models:/{name}@champion", result.version)
+    assert content_hash(resolved.path) == result.content_hash
+    texts = ["awful delayed flight", "great friendly crew"]
+    np.testing.assert_allclose(
+        load_model(resolved.path, trust=resolved.trusted).predict_proba(texts),
+        load_model(processed.baseline_model, project=processed).predict_proba(texts),
+    )
+    # the store's answer for a missing alias reads as "not registered" from either store
+    with pytest.raises(NotRegistered, match=f"models:/{name}@nope is not in the MLflow registry"):
+        resolve_model(f"models:/{name}@nope", model_name=name, paths=processed)
+    fallback = resolve_model(None, model_name=f"{name}-absent", paths=processed)
+    assert fallback.source == str(processed.best_model)
+
+
 def test_registration_refused_below_min_score(store, processed):
     name = f"{NAME}-refused"  # the server outlives one test
     _write_champion(processed, 0.5)
@@ -132,7 +202,7 @@ def test_pyfunc_requires_a_text_column(processed):
     class Context:
         artifacts = {"model_dir": str(processed.baseline_model)}
 
-    model = register_model.SentimentPyfunc()
+    model = pyfunc_code.SentimentPyfunc()
     model.load_context(Context())
     with pytest.raises(PipelineError, match=r"expected a column 'text' .*found \['body'\]"):
         model.predict(None, pd.DataFrame({"body": ["x"]}))

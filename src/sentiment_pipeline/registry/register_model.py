@@ -8,26 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import PipelineConfig, RegisterConfig
-from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation.best_model import BestModel
-from sentiment_pipeline.io import read_json, write_json
+from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.loader import load_model
-from sentiment_pipeline.models.artifacts.manifest import SentimentModel
+from sentiment_pipeline.models.artifacts.manifest import content_hash
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.registry import pyfunc_code
+from sentiment_pipeline.registry.resolve import (
+    CHAMPION,
+    MODEL_DIR,
+    existing_variants,
+    hash_tag,
+    read_best_model,
+)
 
 logger = logging.getLogger(__name__)
 
 STAGE = "register_model"
-CHAMPION, PREVIOUS = "champion", "previous"
-
-try:
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # pragma: no cover - mlflow is a core dependency
-    PythonModel = object  # type: ignore[misc,assignment]
+PREVIOUS = "previous"  # the alias the former champion moves to
 
 
 class RegistrationResult(BaseModel):
@@ -46,39 +48,10 @@ class RegistrationResult(BaseModel):
     previous_version: str | None = None
     model_uri: str | None = None
     run_id: str | None = None
-
-
-class SentimentPyfunc(PythonModel):
-    """An MLflow pyfunc around any model directory of this pipeline (every kind)."""
-
-    def load_context(self, context: Any) -> None:
-        self.model: SentimentModel = load_model(context.artifacts["model_dir"], trust=True)
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        if "text" not in model_input.columns:
-            raise PipelineError(
-                f"expected a column 'text' in the model input, found {list(model_input.columns)}"
-            )
-        texts = model_input["text"].fillna("").astype(str).tolist()
-        proba = self.model.predict_proba(texts)
-        out = pd.DataFrame({"label": [self.model.labels[i] for i in proba.argmax(axis=1)]})
-        for i, label in enumerate(self.model.labels):
-            out[f"p_{label}"] = proba[:, i]
-        return out
-
-
-def read_best_model(paths: ProjectPaths) -> BestModel:
-    if not paths.best_model.is_file():
-        raise PipelineError(
-            f"no {paths.best_model}; run the model_evaluation stage first"
-        )
-    try:
-        return BestModel.model_validate(read_json(paths.best_model))
-    except (ValueError, ValidationError) as exc:
-        raise PipelineError(
-            f"{paths.best_model} is not a champion record written by model_evaluation ({exc}); "
-            "rerun the model_evaluation stage"
-        ) from exc
+    # content_hash of the registered champion folder (also the model version's tag)
+    content_hash: str | None = None
+    # the ONNX exports registered with it, by serve.backend name -> project-relative folder
+    variants: dict[str, str] = {}
 
 
 def refusal_reason(best: BestModel, config: RegisterConfig) -> str | None:
@@ -126,8 +99,12 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
     from sentiment_pipeline import tracking
 
     best = read_best_model(paths)
-    base = {"model_name": config.model_name, "champion": best.name, "score": best.score,
-            "min_score": config.min_score}
+    base = {
+        "model_name": config.model_name,
+        "champion": best.name,
+        "score": best.score,
+        "min_score": config.min_score,
+    }
     reason = refusal_reason(best, config)
     if reason is not None:
         logger.warning("not registering: %s", reason)
@@ -137,14 +114,16 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
 
     model_dir: Path = paths.resolve(best.path)
     model = load_model(model_dir, require_real=True, project=paths)
+    folders = {MODEL_DIR: model_dir, **existing_variants(best.variants, paths)}
+    hashes = {key: content_hash(folder) for key, folder in folders.items()}
 
     with tracking.stage_run(STAGE, config, paths) as active:
         mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
         tracking.log_metrics({f"champion.{best.primary_metric}": best.score})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=SentimentPyfunc(),
-            artifacts={"model_dir": str(model_dir)},
+            python_model=pyfunc_code.__file__,  # models-from-code: no python_model.pkl
+            artifacts={key: str(folder) for key, folder in folders.items()},
             signature=signature(model.labels),
             input_example=pd.DataFrame({"text": ["the crew was great"]}),
             pip_requirements=pip_requirements(best.kind),
@@ -152,7 +131,11 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
         version = mlflow.register_model(
             info.model_uri,
             config.model_name,
-            tags={"champion": best.name, best.primary_metric: str(best.score)},
+            tags={
+                "champion": best.name,
+                best.primary_metric: str(best.score),
+                **{hash_tag(key): value for key, value in hashes.items()},
+            },
         )
         client = MlflowClient()
         try:
@@ -170,6 +153,8 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
         previous_version=str(previous) if previous is not None else None,
         model_uri=f"models:/{config.model_name}@{CHAMPION}",
         run_id=run_id,
+        content_hash=hashes[MODEL_DIR],
+        variants={key: best.variants[key] for key in folders if key != MODEL_DIR},
         **base,
     )
     write_json(paths.registration, result.model_dump(mode="json"))
