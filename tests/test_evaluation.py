@@ -184,3 +184,138 @@ def test_latency_warms_up_then_times_batches_scaled_to_1000_texts():
     assert calls == [100, 100, 100, 50]  # one warm-up, then the timed batches
     assert value == pytest.approx(0.5 * 1000 * 1000 / 250)
     assert metrics.latency_ms_per_1000(lambda b: None, [], 10) is None
+
+
+# --- exported variants (ONNX) of the transformer ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_exports(tiny_transformer_model, tmp_path_factory):
+    """fp32 and int8 exports of the tiny transformer, made once; copy them into a project."""
+    for name in ("onnxruntime", "onnxscript"):
+        pytest.importorskip(name)
+    from sentiment_pipeline.config.entities import OnnxExportConfig
+    from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
+
+    root = tmp_path_factory.mktemp("exports")
+    export_transformers(tiny_transformer_model, root / "fp32", OnnxExportConfig())
+    quantize_int8(root / "fp32", root / "int8", OnnxExportConfig())
+    return root / "fp32", root / "int8"
+
+
+def _with_exports(project, tiny_transformer_model, onnx_exports):
+    import shutil
+
+    shutil.copytree(tiny_transformer_model, project.distilbert_model)
+    shutil.copytree(onnx_exports[0], project.distilbert_onnx)
+    shutil.copytree(onnx_exports[1], project.distilbert_onnx_int8)
+    return project
+
+
+def test_onnx_variants_are_rows_beneath_their_source_and_served_with_the_champion(
+    processed, tiny_transformer_model, onnx_exports
+):
+    _with_exports(processed, tiny_transformer_model, onnx_exports)
+
+    result = model_evaluation.run(_config(models=["distilbert"], latency_batch_size=16), processed)
+
+    assert result.name == "distilbert" and result.evaluated == ["distilbert"]
+    assert result.variants == {
+        "onnx": "models/advanced/distilbert_onnx",
+        "onnx-int8": "models/advanced/distilbert_onnx_int8",
+    }
+    report = processed.evaluation_dir
+    rows = [line for line in (report / "comparison.md").read_text().splitlines()
+            if line.startswith("| distilbert")]
+    assert [row.split(" | ")[:2] for row in rows[:3]] == [
+        ["| distilbert", "champion"], ["| distilbert · onnx fp32", "variant"],
+        ["| distilbert · onnx int8", "variant"],
+    ]
+    fp32 = json.loads((report / "distilbert_onnx_test_metrics.json").read_text())
+    assert (fp32["variant"], fp32["precision"], fp32["check"]) == ("onnx", "fp32", "passed")
+    assert fp32["parity"]["max_abs_logit_diff"] <= 1e-3
+    assert fp32["parity"]["argmax_agreement"] == 1.0
+    assert fp32["n_samples"] == 48
+    int8 = json.loads((report / "distilbert_onnx-int8_test_metrics.json").read_text())
+    assert int8["precision"] == "int8" and int8["parity"]["metric_drop"] <= 0.01
+
+    import mlflow
+
+    run = mlflow.get_run(result.evaluation_run_id)
+    assert run.data.metrics["distilbert.onnx.max_abs_logit_diff"] <= 1e-3
+    assert run.data.metrics["distilbert.onnx-int8.check_passed"] == 1
+    assert "distilbert.onnx-int8.macro_f1" in run.data.metrics
+    assert run.data.tags["failed_variants"] == "none"
+
+
+def test_a_variant_failing_its_check_is_reported_and_not_served(
+    processed, tiny_transformer_model, onnx_exports, caplog
+):
+    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    config = _config(models=["distilbert"], onnx_max_logit_diff=1e-15,
+                     onnx_min_argmax_agreement=1.0, int8_max_metric_drop=1.0)
+
+    result = model_evaluation.run(config, processed)
+
+    assert result.variants == {"onnx-int8": "models/advanced/distilbert_onnx_int8"}
+    comparison = (processed.evaluation_dir / "comparison.md").read_text()
+    assert "| distilbert · onnx fp32 | variant, failed check |" in comparison
+    assert "failed: max abs logit diff " in comparison and "> evaluation.onnx_max_logit_diff" in (
+        comparison
+    )
+    assert "distilbert · onnx fp32 failed its check and is not served" in caplog.text
+    import mlflow
+
+    assert mlflow.get_run(result.evaluation_run_id).data.tags["failed_variants"] == (
+        "distilbert.onnx"
+    )
+
+
+def test_a_stale_or_skipped_variant_is_not_served(processed, tiny_transformer_model, onnx_exports):
+    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    save_placeholder(processed.distilbert_onnx_int8, "distilbert", LABELS, "disabled")
+    tokenizer_config = processed.distilbert_model / "tokenizer_config.json"
+    tokenizer_config.write_text(tokenizer_config.read_text() + "\n")  # another source model
+
+    result = model_evaluation.run(_config(models=["distilbert"]), processed)
+
+    assert result.variants == {}
+    comparison = (processed.evaluation_dir / "comparison.md").read_text()
+    assert "| distilbert · onnx int8 | skipped |" in comparison
+    assert "- distilbert · onnx int8: disabled" in comparison
+    assert "stale: exported from sha256:" in comparison
+    assert "run the export_onnx stage again" in comparison
+    assert result.skipped == {}  # variants are never candidates of their own
+
+
+def test_variants_of_a_model_that_is_not_champion_are_scored_but_not_served(
+    processed, tiny_transformer_model, onnx_exports
+):
+    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    save_tiny_model(processed.baseline_model)
+
+    result = model_evaluation.run(_config(), processed)
+
+    assert result.name == "baseline" and result.variants == {}
+    assert sorted(result.evaluated) == ["baseline", "distilbert"]
+    assert (processed.evaluation_dir / "distilbert_onnx_test_metrics.json").is_file()
+
+
+def test_variant_checks():
+    from sentiment_pipeline.evaluation.variants import check
+
+    config = EvaluationConfig()
+    ok = {"max_abs_logit_diff": 1e-4, "argmax_agreement": 1.0, "metric_drop": 0.2}
+    assert check("onnx", ok, config) is None
+    bad = {"max_abs_logit_diff": 2e-3, "argmax_agreement": 0.99, "metric_drop": 0.0}
+    assert check("onnx", bad, config) == (
+        "max abs logit diff 2.00e-03 > evaluation.onnx_max_logit_diff 0.001; argmax agreement "
+        "0.9900 < evaluation.onnx_min_argmax_agreement 0.999"
+    )
+    assert check("onnx-int8", {**bad, "metric_drop": 0.01}, config) is None
+    assert check("onnx-int8", {**ok, "metric_drop": 0.011}, config) == (
+        "macro_f1 drop 0.0110 > evaluation.int8_max_metric_drop 0.01"
+    )
+    assert check("onnx-int8", {**ok, "metric_drop": None}, config) == (
+        "macro_f1 is undefined on the test split"
+    )

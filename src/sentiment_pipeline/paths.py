@@ -101,6 +101,22 @@ class ProjectPaths:
     def distilbert_metrics(self) -> Path:
         return self.models_dir / "advanced" / "distilbert_metrics.json"
 
+    @property
+    def distilbert_onnx(self) -> Path:
+        """The fine-tuned transformer exported to ONNX (fp32), by export_onnx."""
+        return self.models_dir / "advanced" / "distilbert_onnx"
+
+    @property
+    def distilbert_onnx_int8(self) -> Path:
+        """Its dynamically quantised int8 copy, by export_onnx."""
+        return self.models_dir / "advanced" / "distilbert_onnx_int8"
+
+    def model_variants(self, name: str) -> dict[str, Path]:
+        """The exports of a model named in evaluation.models, by serve.backend name."""
+        if name == "distilbert":
+            return {"onnx": self.distilbert_onnx, "onnx-int8": self.distilbert_onnx_int8}
+        return {}
+
     def model_dir(self, name: str) -> Path:
         """The artifact directory of a model named in evaluation.models."""
         return {

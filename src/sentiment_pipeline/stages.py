@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "train_baseline": "sentiment_pipeline.models.baseline",
     "train_lightgbm": "sentiment_pipeline.models.lightgbm_tuning",
     "train_distilbert": "sentiment_pipeline.models.distilbert_training",
+    "export_onnx": "sentiment_pipeline.models.onnx_export",
     "model_evaluation": "sentiment_pipeline.evaluation.model_evaluation",
     "register_model": "sentiment_pipeline.registry.register_model",
 }

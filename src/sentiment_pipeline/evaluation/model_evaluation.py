@@ -16,9 +16,10 @@ from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import EvaluationConfig, PipelineConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
 from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.evaluation import behavioural, plots
+from sentiment_pipeline.evaluation import behavioural, plots, variants
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.evaluation.metrics import classification_metrics, latency_ms_per_1000
+from sentiment_pipeline.evaluation.variants import VariantReport
 from sentiment_pipeline.io import atomic_dir, to_jsonable, write_json
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
@@ -46,6 +47,7 @@ class ModelReport:
     skipped_reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     proba: np.ndarray | None = None
+    scores: np.ndarray | None = None
     behavioural: dict[str, Any] | None = None
 
 
@@ -85,7 +87,7 @@ def evaluate_model(
         report.skipped_reason = manifest.reason or "placeholder"
         return report
     texts = frame["text"].tolist()
-    report.proba = model.predict_proba(texts)
+    report.scores, report.proba = variants.scores_of(model, texts)
     report.metrics = classification_metrics(frame["label"].to_numpy(), report.proba, model.labels)
     report.metrics["latency_ms_per_1000"] = latency_ms_per_1000(
         model.predict_proba, texts, config.latency_batch_size
@@ -113,9 +115,28 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _variant_row(v: VariantReport) -> str:
+    if v.skipped_reason is not None:
+        return f"| {v.title} | skipped | | | | | | | |"
+    if not v.metrics:
+        return f"| {v.title} | variant, failed check | | | | | | | |"
+    m = v.metrics
+    status = "variant" if v.passed else "variant, failed check"
+    return (
+        f"| {v.title} | {status} | {_fmt(m['macro_f1'])} | {_fmt(m['weighted_f1'])} "
+        f"| {_fmt(m['accuracy'])} | {_fmt(m['roc_auc_ovr'])} | {_fmt(m['log_loss'])} "
+        f"| {_fmt(m['latency_ms_per_1000'], 1)} | |"
+    )
+
+
 def comparison_markdown(
-    reports: Sequence[ModelReport], champion: str, primary_metric: str
+    reports: Sequence[ModelReport],
+    champion: str,
+    primary_metric: str,
+    exported: Mapping[str, Sequence[VariantReport]] | None = None,
 ) -> str:
+    """The comparison table; each model's exported variants are rows beneath it."""
+    exported = exported or {}
     lines = [
         "# Model comparison (test set)",
         "",
@@ -138,10 +159,14 @@ def comparison_markdown(
             f"| {_fmt(m['accuracy'])} | {_fmt(m['roc_auc_ovr'])} | {_fmt(m['log_loss'])} "
             f"| {_fmt(m['latency_ms_per_1000'], 1)} | {_fmt(rate)} |"
         )
-    skipped = [r for r in reports if r.skipped_reason is not None]
+        lines += [_variant_row(v) for v in exported.get(r.name, [])]
+    skipped = [(r.name, r.skipped_reason) for r in reports if r.skipped_reason is not None]
+    skipped += [(v.title, v.skipped_reason) for vs in exported.values() for v in vs
+                if v.skipped_reason is not None]
     if skipped:
         lines += ["", "Skipped models:", ""]
-        lines += [f"- {r.name}: {r.skipped_reason}" for r in skipped]
+        lines += [f"- {name}: {reason}" for name, reason in skipped]
+    lines += variants.parity_markdown([v for vs in exported.values() for v in vs], primary_metric)
     evaluated = [r for r in reports if r.behavioural]
     if evaluated:
         lines += ["", "## Behavioural tests (pass rate)", "",
@@ -171,7 +196,9 @@ def write_report(
     labels: Sequence[str],
     champion: str,
     config: EvaluationConfig,
+    exported: Mapping[str, Sequence[VariantReport]] | None = None,
 ) -> None:
+    exported = exported or {}
     evaluated = [r for r in reports if r.skipped_reason is None]
     for r in evaluated:
         (directory / f"{r.name}_test_metrics.json").write_text(
@@ -191,8 +218,12 @@ def write_report(
     }
     (directory / "behavioural.json").write_text(json.dumps(to_jsonable(behaviour), indent=2) + "\n")
     (directory / "comparison.md").write_text(
-        comparison_markdown(reports, champion, config.primary_metric)
+        comparison_markdown(reports, champion, config.primary_metric, exported)
     )
+    for v in (v for vs in exported.values() for v in vs):
+        (directory / f"{v.source}_{v.backend}_test_metrics.json").write_text(
+            json.dumps(to_jsonable(variants.metrics_payload(v)), indent=2) + "\n"
+        )
 
 
 def _tracked_metrics(report: ModelReport) -> dict[str, Any]:
@@ -203,6 +234,17 @@ def _tracked_metrics(report: ModelReport) -> dict[str, Any]:
             **{t: v["pass_rate"] for t, v in report.behavioural["tests"].items()},
         }
     return {report.name: metrics}
+
+
+def _served_variants(exported: Sequence[VariantReport], paths: ProjectPaths) -> dict[str, str]:
+    """The variants of the champion that passed their checks -> project-relative folder."""
+    return {v.backend: v.path.relative_to(paths.root).as_posix() for v in exported if v.passed}
+
+
+def _variant_tags(exported: Mapping[str, Sequence[VariantReport]]) -> dict[str, str]:
+    failed = [f"{v.source}.{v.backend}" for vs in exported.values() for v in vs
+              if v.failure is not None]
+    return {"failed_variants": ",".join(failed) or "none"} if exported else {}
 
 
 def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
@@ -228,6 +270,13 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
     champion = select_champion(scores, config.primary_metric)
     for name, reason in skipped.items():
         logger.warning("model %s skipped: %s", name, reason)
+    exported = {
+        r.name: variants.evaluate_variants(
+            r.name, r.path, r.scores, r.metrics, frame, labels, config, paths
+        )
+        for r in reports
+        if r.skipped_reason is None and paths.model_variants(r.name)
+    }
     best = next(r for r in reports if r.name == champion)
     logger.info(
         "champion: %s (%s %s)", champion, config.primary_metric,
@@ -238,9 +287,13 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
         for r in reports:
             if r.skipped_reason is None:
                 tracking.log_metrics(_tracked_metrics(r))
-        mlflow.set_tags({"champion": champion, "skipped_models": ",".join(skipped) or "none"})
+        for v in (v for vs in exported.values() for v in vs if v.skipped_reason is None):
+            tracking.log_metrics(variants.tracked_metrics(v))
+        mlflow.set_tags({"champion": champion, "skipped_models": ",".join(skipped) or "none",
+                         **_variant_tags(exported)})
         with atomic_dir(paths.evaluation_dir) as tmp:
-            write_report(tmp, reports, frame["label"].to_numpy(), labels, champion, config)
+            write_report(tmp, reports, frame["label"].to_numpy(), labels, champion, config,
+                         exported)
         result = BestModel(
             name=champion,
             path=best.path.relative_to(paths.root).as_posix(),
@@ -252,6 +305,7 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
             evaluation_run_id=active.info.run_id,
             evaluated=list(scores),
             skipped=skipped,
+            variants=_served_variants(exported.get(champion, []), paths),
         )
         write_json(paths.best_model, result.model_dump(mode="json"))
         mlflow.log_artifacts(str(paths.evaluation_dir), artifact_path="evaluation")

@@ -39,9 +39,30 @@ def _load_transformers(
     )
 
 
+def _load_onnx(
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
+) -> SentimentModel:
+    try:  # onnxruntime is an optional extra: import it only for this kind
+        from sentiment_pipeline.models.artifacts import onnx_model
+    except ImportError as exc:
+        raise ArtifactError(
+            f"{directory} holds an ONNX model but onnxruntime is not installed ({exc}); "
+            "pip install 'sentiment-pipeline[onnx]'"
+        ) from exc
+    return onnx_model.load(
+        directory, manifest, trusted=trusted, symlink_root=symlink_root, threads=threads
+    )
+
+
 LOADERS: dict[str, KindLoader] = {
     "sklearn": sklearn_model.load,
     "transformers": _load_transformers,
+    "onnx": _load_onnx,
     "placeholder": placeholder.load,
 }
 

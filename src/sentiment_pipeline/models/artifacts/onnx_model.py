@@ -1,0 +1,172 @@
+"""The `onnx` kind: a transformer exported to ONNX (fp32 or int8), run by ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from sentiment_pipeline.models.artifacts.manifest import (
+    ArtifactError,
+    LabelledModel,
+    ModelManifest,
+    resolve_file,
+)
+
+MODEL_FILE = "model.onnx"
+DEFAULT_MAX_LENGTH = 128
+DEFAULT_BATCH_SIZE = 64
+# The inputs an exported classifier may declare; each is fed from the tokenizer's output.
+FEEDABLE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+INSTALL_HINT = "pip install 'sentiment-pipeline[onnx]'"
+
+
+class OnnxModel(LabelledModel):
+    """An exported sequence classifier in an ONNX Runtime session, with its tokenizer."""
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        session: Any,
+        tokenizer: Any,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.manifest = manifest
+        self.session = session
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(
+            [str(t) for t in texts], truncation=True, max_length=self.max_length
+        )["input_ids"]
+
+    def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (float64) in input order; texts are batched by length so padding stays short."""
+        out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
+        if not len(texts):
+            return out
+        encoded = self._encode(texts)
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in index]},
+                                       return_tensors="np")
+            feed = {name: _int64(batch, name) for name in self.input_names}
+            out[index] = self.session.run(None, feed)[0]
+        return out
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self._encode(texts)]
+
+
+def _int64(batch: Any, name: str) -> np.ndarray:
+    if name == "token_type_ids" and name not in batch:  # one segment: all zeros
+        return np.zeros_like(batch["input_ids"], dtype=np.int64)
+    return np.asarray(batch[name], dtype=np.int64)
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    """One thread pool of `threads` (None: ONNX Runtime's default, all cores); no inter-op pool."""
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+def open_session(file: Path, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session of `file`; a damaged or unreadable graph is one ArtifactError."""
+    try:
+        return ort.InferenceSession(
+            str(file), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... kinds on damage
+        raise ArtifactError(
+            f"cannot load the ONNX model {file} ({type(exc).__name__}: {exc}); it is damaged or "
+            "was not written by this pipeline: export it again (sentiment-pipeline export onnx, "
+            "dvc repro export_onnx) or restore the folder (dvc checkout)"
+        ) from exc
+
+
+def check_session(session: Any, manifest: ModelManifest, directory: Path) -> None:
+    """Refuse a graph whose inputs we cannot feed or whose output width is not len(labels)."""
+    names = [i.name for i in session.get_inputs()]
+    unknown = [n for n in names if n not in FEEDABLE_INPUTS]
+    if unknown or "input_ids" not in names:
+        raise ArtifactError(
+            f"{directory / MODEL_FILE} takes the inputs {names}; an exported classifier takes "
+            f"input_ids and optionally {list(FEEDABLE_INPUTS[1:])}: export it again"
+        )
+    outputs = session.get_outputs()
+    width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+    if not isinstance(width, int) or width != len(manifest.labels):
+        raise ArtifactError(
+            f"{directory / MODEL_FILE} outputs {width} scores per text but its manifest lists "
+            f"{len(manifest.labels)} labels {manifest.labels}; export the model again"
+        )
+
+
+def check_files(directory: Path, manifest: ModelManifest, symlink_root: Path | None) -> Path:
+    """Every file of the folder stays inside it; every file the manifest names exists.
+
+    Returns the graph file. ONNX Runtime itself refuses external data outside the folder.
+    """
+    for item in sorted(directory.iterdir()):
+        resolve_file(directory, item.name, symlink_root)
+    files = {"model": MODEL_FILE, **manifest.files}
+    for role, name in files.items():
+        if not resolve_file(directory, name, symlink_root).is_file():
+            raise ArtifactError(
+                f"{directory} lists {name} as its {role} in its manifest but the file is "
+                "missing; export the model again or restore the folder (dvc checkout)"
+            )
+    return resolve_file(directory, files["model"], symlink_root)
+
+
+def load_tokenizer(directory: Path) -> Any:
+    """The tokenizer saved beside the graph (transformers' AutoTokenizer, local files only)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise ArtifactError(
+            f"{directory} holds an ONNX model whose tokenizer needs transformers ({exc}); "
+            "pip install 'sentiment-pipeline[onnx,transformers]'"
+        ) from exc
+    try:
+        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ArtifactError(
+            f"cannot load the tokenizer in {directory} ({type(exc).__name__}: {exc}); its "
+            "tokenizer files are damaged: export the model again or restore the folder"
+        ) from exc
+
+
+def load(
+    directory: Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    symlink_root: Path | None,
+    threads: int | None = None,
+) -> OnnxModel:
+    """The OnnxModel of an `onnx` model folder.
+
+    An ONNX graph runs no Python code, so `trusted` changes nothing; every file of the folder
+    (model.onnx, its external-data file, the tokenizer) must stay inside it.
+    threads: ONNX Runtime's intra-op threads (None: all cores).
+    """
+    graph = check_files(directory, manifest, symlink_root)
+    session = open_session(graph, threads)
+    check_session(session, manifest, directory)
+    tokenizer = load_tokenizer(directory)
+    max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
+    return OnnxModel(manifest, session, tokenizer, max_length=max_length)
