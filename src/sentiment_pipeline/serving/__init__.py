@@ -1,0 +1,1 @@
+"""The HTTP inference service: TEI's /predict, MLflow's /invocations, health, info and metrics."""

@@ -1,0 +1,130 @@
+"""ASGI middleware in front of the routes: body size, requests in flight, request metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.serving.errors import ServingError, error_response
+from sentiment_pipeline.serving.metrics import ServingMetrics
+
+INFERENCE_ROUTES = ("/predict", "/invocations")
+ROUTES = (*INFERENCE_ROUTES, "/health", "/info", "/metrics", "/docs", "/openapi.json")
+START = "sentiment_pipeline.start"  # scope key: when the request arrived (perf_counter)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+def declared_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def too_large(size: int | str, limit: int) -> ServingError:
+    return ServingError(
+        413, "validation",
+        f"the request body has {size} bytes, more than serve.max_body_bytes = {limit}; "
+        "split it into several requests",
+    )
+
+
+async def read_body(scope: Scope, receive: Any, limit: int) -> bytes | None:
+    """The whole body, refused (413) as soon as it is known to exceed `limit` bytes.
+
+    None when the client left before sending it all.
+    """
+    length = declared_length(scope)
+    if length is not None and length > limit:
+        raise too_large(length, limit)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"more than {limit}", limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def receive_again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again
+
+
+class Guard:
+    """Refuses what is too large (413) or too many (429) before a route parses anything."""
+
+    def __init__(self, app: Any, *, config: ServeConfig, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        scope[START] = start
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = 500
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            if not observed:
+                observed = True
+                self.metrics.observe_request(route, status, time.perf_counter() - start)
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                observe()  # before the client has it all, so a /metrics call after sees it
+            await send(message)
+
+        admitted = False
+        try:
+            if path in INFERENCE_ROUTES and scope["method"] == "POST":
+                limit = self.config.max_concurrent_requests
+                if self.in_flight >= limit:
+                    raise ServingError(
+                        429, "overloaded",
+                        f"model is overloaded: {self.in_flight} requests in flight in this "
+                        f"worker, the limit (serve.max_concurrent_requests) is {limit}; retry",
+                    )
+                self.in_flight += 1
+                admitted = True
+                body = await read_body(scope, receive, self.config.max_body_bytes)
+                if body is None:
+                    status = 499  # the client closed the connection
+                    return
+                receive = replay(body, receive)
+            await self.app(scope, receive, send_status)
+        except ServingError as exc:
+            await error_response(path, exc)(scope, receive, send_status)
+        finally:
+            if admitted:
+                self.in_flight -= 1
+            observe()

@@ -1,0 +1,225 @@
+"""The endpoints: /predict (TEI), /invocations (MLflow), /health, /info, /metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from sentiment_pipeline.models.artifacts.manifest import softmax
+from sentiment_pipeline.serving.batcher import Scored
+from sentiment_pipeline.serving.errors import ServingError
+from sentiment_pipeline.serving.guard import START
+from sentiment_pipeline.serving.inputs import invocation_texts, predict_request, predict_texts
+from sentiment_pipeline.serving.schemas import (
+    Batching,
+    ErrorResponse,
+    InfoResponse,
+    InvocationsResponse,
+    Limits,
+    MlflowError,
+    PredictResponse,
+)
+from sentiment_pipeline.serving.service import Service
+
+router = APIRouter()
+FLOAT_MAX = float(np.finfo(np.float32).max)
+TIMING = {
+    "x-queue-time": "Time the texts waited for a model call (ms).",
+    "x-inference-time": "Time from the request's first model call to its last one's end (ms).",
+    "x-total-time": "Time from arrival to the response (ms).",
+}
+TIMING_HEADERS = {name: {"description": text, "schema": {"type": "string"}}
+                  for name, text in TIMING.items()}
+TEI_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "An empty batch (error_type empty)."},
+    413: {"model": ErrorResponse, "description": "Beyond a limit: texts, characters or bytes."},
+    422: {"model": ErrorResponse, "description": "Malformed: not JSON, wrong types, a pair."},
+    424: {"model": ErrorResponse, "description": "The model call failed (error_type backend)."},
+    429: {"model": ErrorResponse, "description": "Too many requests in flight (overloaded)."},
+    503: {"model": ErrorResponse, "description": "The model is not loaded yet (unhealthy)."},
+}
+MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": MlflowError, "description": "Malformed input (BAD_REQUEST)."},
+    413: {"model": MlflowError, "description": "Beyond a limit: rows, characters or bytes."},
+    415: {"model": MlflowError, "description": "A content type other than JSON or CSV."},
+    424: {"model": MlflowError, "description": "The model call failed."},
+    429: {"model": MlflowError, "description": "Too many requests in flight."},
+    503: {"model": MlflowError, "description": "The model is not loaded yet."},
+}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+        },
+    }
+}
+INVOCATIONS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/InvocationsRequest"}},
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "text\nLost my bag\nGreat crew\n",
+            },
+        },
+    }
+}
+
+
+def get_service(request: Request) -> Service:
+    """The app's service, once its model answers (503 before); tests may override it."""
+    service = request.app.state.service
+    if service is None or not service.ready:
+        raise ServingError(503, "unhealthy", "the model is not loaded (yet); retry shortly")
+    return service
+
+
+def finite(scores: np.ndarray) -> np.ndarray:
+    """Scores JSON can carry: NaN is a model failure (424); infinities become float32's limits."""
+    bad = np.isnan(scores).any(axis=1)
+    if bad.any():
+        raise ServingError(
+            424, "backend", f"the model returned NaN scores for text {int(np.argmax(bad))}"
+        )
+    return np.nan_to_num(scores, posinf=FLOAT_MAX, neginf=-FLOAT_MAX)
+
+
+def ranked(row: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    return [{"label": labels[i], "score": float(row[i])} for i in np.argsort(-row, kind="stable")]
+
+
+def timing(request: Request, scored: Scored) -> dict[str, str]:
+    total = time.perf_counter() - request.scope.get(START, time.perf_counter())
+    service: Service = request.app.state.service
+    service.metrics.queue_duration.observe(scored.queue_s)
+    service.metrics.inference_duration.observe(scored.inference_s)
+    return {
+        "x-queue-time": f"{scored.queue_s * 1000:.3f}",
+        "x-inference-time": f"{scored.inference_s * 1000:.3f}",
+        "x-total-time": f"{total * 1000:.3f}",
+    }
+
+
+def json_response(payload: Any, headers: dict[str, str]) -> Response:
+    return Response(
+        json.dumps(payload, allow_nan=False), media_type="application/json", headers=headers
+    )
+
+
+@router.post(
+    "/predict",
+    response_model=None,
+    summary="Classify texts (Hugging Face text-embeddings-inference's /predict)",
+    openapi_extra=PREDICT_BODY,
+    responses={
+        200: {"model": PredictResponse, "description": "Every class, highest score first.",
+              "headers": TIMING_HEADERS},
+        **TEI_ERRORS,
+    },
+)
+async def predict(request: Request, service: Service = Depends(get_service)) -> Response:
+    """TEI's request and response: one text gives a list of {label, score}; a batch
+    [["t1"], ["t2"]] a list of such lists. Softmax probabilities unless raw_scores."""
+    body = predict_request(await request.body())
+    texts, single = predict_texts(body.inputs, truncate=body.truncate, limits=service.config)
+    scored = await service.score(texts)
+    scores = finite(scored.scores if body.raw_scores else softmax(scored.scores))
+    rows = [ranked(row, scored.labels) for row in scores]
+    return json_response(rows[0] if single else rows, timing(request, scored))
+
+
+@router.post(
+    "/invocations",
+    response_model=None,
+    summary="Classify rows (MLflow's scoring protocol)",
+    openapi_extra=INVOCATIONS_BODY,
+    responses={
+        200: {"model": InvocationsResponse, "description": "One prediction per row.",
+              "headers": TIMING_HEADERS},
+        **MLFLOW_ERRORS,
+    },
+)
+async def invocations(request: Request, service: Service = Depends(get_service)) -> Response:
+    """MLflow's `mlflow models serve` protocol: a JSON body with exactly one of
+    dataframe_split, dataframe_records, instances or inputs (a `text` column, or the only
+    column), or a text/csv body with a header row. Parquet bodies are not taken."""
+    texts = invocation_texts(await request.body(), request.headers.get("content-type"),
+                             service.config)
+    scored = await service.score(texts)
+    proba = finite(softmax(scored.scores))
+    labels = scored.labels
+    predictions = []
+    for row in proba:
+        best = int(np.argmax(row))
+        predictions.append({
+            "label": labels[best],
+            "score": float(row[best]),
+            **{f"p_{label}": float(p) for label, p in zip(labels, row, strict=True)},
+        })
+    return json_response({"predictions": predictions}, timing(request, scored))
+
+
+@router.get(
+    "/health",
+    summary="Ready: the model is loaded and has answered a warm-up batch",
+    responses={200: {"description": "Ready."}, 503: TEI_ERRORS[503]},
+)
+async def health(request: Request) -> Response:
+    get_service(request)
+    return Response(status_code=200)
+
+
+@router.get("/info", summary="The model served, its runtime, limits and test metrics")
+async def info(service: Service = Depends(get_service)) -> InfoResponse:
+    loaded = service.current
+    assert loaded is not None  # get_service checked that the service is ready
+    config = service.config
+    manifest = loaded.model.manifest
+    return InfoResponse(
+        model_name=loaded.resolved.name,
+        model_version=loaded.resolved.version,
+        model_source=loaded.resolved.source,
+        model_path=str(loaded.path),
+        kind=manifest.kind,
+        backend=loaded.backend,
+        labels=loaded.model.labels,
+        limits=Limits(**config.model_dump(include=set(Limits.model_fields))),
+        batching=Batching(
+            **config.model_dump(include={"max_batch_tokens", "max_batch_requests",
+                                         "max_wait_ms"}),
+            threads=service.provider.threads,
+        ),
+        metrics=json_safe(manifest.metrics),
+        loaded_at=loaded.loaded_at.isoformat(),
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats as null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (te_* like TEI's)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Exposition format."}},
+)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics
+    return Response(registry.render(), media_type=registry.content_type)

@@ -1,0 +1,174 @@
+"""run_server: resolve the model once, then uvicorn with N workers, each building the app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sentiment_pipeline.config.entities import PipelineConfig, ServeConfig
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.logs import configure_logging
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.registry.resolve import ResolvedModel, resolve_model
+from sentiment_pipeline.serving.app import create_app
+from sentiment_pipeline.serving.backends import RegistryProvider, backend_choices
+from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
+from sentiment_pipeline.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+# What the workers need (JSON of Launch): uvicorn starts them as fresh processes.
+LAUNCH_ENV = "SENTIMENT_PIPELINE_SERVE_LAUNCH"
+FACTORY = "sentiment_pipeline.serving.server:app_from_environment"
+# How long requests in flight may take to finish after SIGTERM/SIGINT.
+GRACEFUL_SHUTDOWN_S = 30
+
+
+class Launch(BaseModel):
+    """The resolved model and the serve config, handed from run_server to every worker."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    serve: ServeConfig
+    model_name: str
+    project_root: str
+    threads: int | None
+    path: str
+    name: str
+    source: str
+    version: str | None = None
+    variants: dict[str, str] = {}
+    trusted: bool = False
+
+    @classmethod
+    def of(
+        cls, resolved: ResolvedModel, serve: ServeConfig, *, model_name: str,
+        paths: ProjectPaths, threads: int | None,
+    ) -> Launch:
+        return cls(
+            serve=serve, model_name=model_name, project_root=str(paths.root), threads=threads,
+            path=str(resolved.path), name=resolved.name, source=resolved.source,
+            version=resolved.version, trusted=resolved.trusted,
+            variants={key: str(folder) for key, folder in resolved.variants.items()},
+        )
+
+    def resolved(self) -> ResolvedModel:
+        return ResolvedModel(
+            path=Path(self.path), name=self.name, source=self.source, version=self.version,
+            variants={key: Path(folder) for key, folder in self.variants.items()},
+            trusted=self.trusted,
+        )
+
+    def provider(self) -> RegistryProvider:
+        return RegistryProvider(
+            resolved=self.resolved(), backend=self.serve.backend, model_name=self.model_name,
+            paths=ProjectPaths.at(self.project_root), threads=self.threads,
+        )
+
+
+def worker_threads(serve: ServeConfig, workers: int) -> int:
+    """Inference threads per worker: serve.threads, else the cores shared among the workers."""
+    return serve.threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+@contextlib.contextmanager
+def launch_environment(launch: Launch, workers: int) -> Iterator[None]:
+    """LAUNCH_ENV for the workers and, with several, a fresh multiprocess metrics folder."""
+    saved = {key: os.environ.get(key) for key in (LAUNCH_ENV, MULTIPROC_ENV)}
+    metrics_dir = tempfile.mkdtemp(prefix="sentiment-serve-metrics-") if workers > 1 else None
+    os.environ[LAUNCH_ENV] = launch.model_dump_json()
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    else:
+        os.environ.pop(MULTIPROC_ENV, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sigterm_exits_cleanly() -> Iterator[None]:
+    """Make SIGTERM a normal stop (exit 0) for the single-process server.
+
+    uvicorn shuts down gracefully on SIGTERM and then raises the signal again for the handler
+    that was there before it; with the default handler that kills the process (exit -15).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: logger.info("stopped by SIGTERM"))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_server(
+    config: PipelineConfig,
+    paths: ProjectPaths,
+    *,
+    model: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int,
+) -> None:
+    """Serve until SIGINT/SIGTERM; requests in flight then finish (up to GRACEFUL_SHUTDOWN_S).
+
+    The model is resolved here, once, so a bad --model or serve.backend fails before any
+    worker starts; each worker then loads it (one model per process) with its share of the
+    cores as inference threads. With several workers the parent also loads it once first:
+    uvicorn would restart a worker that cannot start, forever.
+    """
+    import uvicorn
+
+    serve = config.serve
+    resolved = resolve_model(
+        model or serve.model, model_name=config.register_.model_name, paths=paths
+    )
+    backend_choices(resolved, serve.backend, paths.dvc_cache)
+    launch = Launch.of(
+        resolved, serve, model_name=config.register_.model_name, paths=paths,
+        threads=worker_threads(serve, workers),
+    )
+    if workers > 1:
+        launch.provider().load()
+    settings = get_settings()
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    logger.info("serving %s on http://%s:%d with %d worker(s), %d inference thread(s) each",
+                resolved.source, host, port, workers, launch.threads)
+    with launch_environment(launch, workers), sigterm_exits_cleanly():
+        uvicorn.run(
+            FACTORY, factory=True, host=host, port=port, workers=workers,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory, in each worker: the app for the Launch run_server put in LAUNCH_ENV."""
+    configure_logging(get_settings().verbose)
+    try:
+        launch = Launch.model_validate_json(os.environ[LAUNCH_ENV])
+    except (KeyError, ValidationError) as exc:
+        raise PipelineError(
+            f"{LAUNCH_ENV} is missing or invalid ({exc}); start the server with "
+            "`sentiment-pipeline serve`, which sets it"
+        ) from exc
+    return create_app(launch.serve, launch.provider())

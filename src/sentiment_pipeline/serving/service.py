@@ -1,0 +1,136 @@
+"""The model served: loaded and warmed up at start-up, batched, swapped when the alias moves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+
+from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.models.artifacts.manifest import ArtifactError, SentimentModel
+from sentiment_pipeline.serving.backends import LoadedModel, ModelProvider
+from sentiment_pipeline.serving.batcher import Batcher, Scored
+from sentiment_pipeline.serving.errors import ServingError
+from sentiment_pipeline.serving.metrics import ServingMetrics
+
+logger = logging.getLogger(__name__)
+
+WARM_UP_TEXTS = [
+    "warm-up",
+    "A longer warm-up text, so that the first real request finds the model ready to answer.",
+]
+
+
+def check_warm_up(model: SentimentModel, scores: np.ndarray) -> None:
+    """The warm-up answer must be finite scores, one row per text, one column per label."""
+    scores = np.asarray(scores)
+    expected = (len(WARM_UP_TEXTS), len(model.labels))
+    if scores.shape != expected or not np.isfinite(scores).all():
+        raise ArtifactError(
+            f"the {model.manifest.kind} model {model.manifest.name!r} answered the warm-up batch "
+            f"with scores of shape {scores.shape} (expected {expected}, all finite): "
+            f"{np.array2string(scores, precision=3)[:200]}"
+        )
+
+
+def describe(loaded: LoadedModel) -> str:
+    version = f" version {loaded.resolved.version}" if loaded.resolved.version else ""
+    return (f"{loaded.resolved.name}{version} ({loaded.model.manifest.kind}) from {loaded.path} "
+            f"on {loaded.backend}")
+
+
+class Service:
+    """One worker's model, its batcher and its reload loop."""
+
+    def __init__(
+        self, config: ServeConfig, provider: ModelProvider, metrics: ServingMetrics
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.metrics = metrics
+        self.current: LoadedModel | None = None
+        self.batcher: Batcher | None = None
+        self.ready = False
+        self._reloader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the model, answer a warm-up batch, then serve; any failure is raised."""
+        loaded = await asyncio.to_thread(self.provider.load)
+        self.batcher = Batcher(
+            loaded.model,
+            max_batch_tokens=self.config.max_batch_tokens,
+            max_batch_requests=self.config.max_batch_requests,
+            max_wait_ms=self.config.max_wait_ms,
+            observer=self.metrics,
+            on_queue_size=self.metrics.queue_size.set,
+        )
+        self.batcher.start()
+        try:
+            check_warm_up(loaded.model, await self.batcher.run(loaded.model, WARM_UP_TEXTS))
+        except BaseException:
+            await self.batcher.stop()
+            raise
+        self.current = loaded
+        self.metrics.serving(loaded.info_labels)
+        self.ready = True
+        logger.info("serving %s", describe(loaded))
+        if self.config.reload_interval_s > 0 and self.provider.reloadable():
+            self._reloader = asyncio.get_running_loop().create_task(self._watch(), name="reload")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop (uvicorn has let the requests in flight finish)."""
+        self.ready = False
+        if self._reloader is not None:
+            self._reloader.cancel()
+            await asyncio.gather(self._reloader, return_exceptions=True)
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.metrics.process_exited()
+
+    async def score(self, texts: list[str]) -> Scored:
+        """Raw scores of `texts` from the current model; a failed model call is a 424."""
+        if not self.ready or self.batcher is None:
+            raise ServingError(503, "unhealthy", "the model is not loaded (yet); retry shortly")
+        try:
+            return await self.batcher.scores(texts)
+        except Exception as exc:  # noqa: BLE001 - the batcher logged it; the client gets a 424
+            raise ServingError(
+                424, "backend", f"inference failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_interval_s)
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Swap in a new model if the provider has one; the old one serves until then.
+
+        A failed reload (the registry, the download, loading or the warm-up) is logged and
+        keeps the current model.
+        """
+        current = self.current
+        if current is None or self.batcher is None:
+            return False
+        try:
+            loaded = await asyncio.to_thread(self.provider.poll, current)
+            if loaded is None:
+                return False
+            if loaded.model.labels != current.model.labels:
+                raise ArtifactError(
+                    f"the new model has labels {loaded.model.labels}, the served one "
+                    f"{current.model.labels}; restart the server to change the label set"
+                )
+            scores = await asyncio.to_thread(loaded.model.raw_scores, WARM_UP_TEXTS)
+            check_warm_up(loaded.model, scores)
+        except Exception:  # noqa: BLE001 - a failed reload must not stop the service
+            logger.exception("reloading the model failed; still serving %s", describe(current))
+            self.metrics.reloads.labels(result="failure").inc()
+            return False
+        self.batcher.model = loaded.model
+        self.current = loaded
+        self.metrics.serving(loaded.info_labels, current.info_labels)
+        self.metrics.reloads.labels(result="success").inc()
+        logger.info("now serving %s (was %s)", describe(loaded), describe(current))
+        return True

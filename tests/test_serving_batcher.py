@@ -1,0 +1,219 @@
+"""The batch planner (a pure function) and the batching loop, with a fake model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.serving.batcher import Batcher, QueuedText, plan_batch
+
+
+def queue_of(*requests: list[int]) -> list[QueuedText]:
+    """Texts of each request (their token counts), in arrival order."""
+    return [QueuedText(number, tokens) for number, texts in enumerate(requests) for tokens in texts]
+
+
+def test_an_empty_queue_plans_nothing() -> None:
+    assert plan_batch([], max_batch_tokens=100, max_batch_requests=4) == []
+
+
+def test_everything_that_fits_goes_shortest_first() -> None:
+    queue = queue_of([7], [3], [5, 4])
+
+    assert plan_batch(queue, max_batch_tokens=1000, max_batch_requests=8) == [1, 3, 2, 0]
+
+
+def test_the_padded_size_stays_within_the_token_budget() -> None:
+    queue = queue_of([10], [10], [10], [10], [10])
+
+    chosen = plan_batch(queue, max_batch_tokens=30, max_batch_requests=8)
+
+    assert len(chosen) == 3 and 0 in chosen
+
+
+def test_the_oldest_text_always_goes_even_alone_over_the_budget() -> None:
+    queue = queue_of([100], [5], [5])
+
+    assert plan_batch(queue, max_batch_tokens=50, max_batch_requests=8) == [0]
+
+
+def test_only_the_oldest_requests_join_a_call() -> None:
+    queue = queue_of([4, 4], [4], [4, 4])
+
+    assert sorted(plan_batch(queue, max_batch_tokens=1000, max_batch_requests=2)) == [0, 1, 2]
+    assert plan_batch(queue, max_batch_tokens=1000, max_batch_requests=1) == [0, 1]
+
+
+def test_texts_of_similar_length_are_grouped() -> None:
+    queue = queue_of([20], [5], [21], [60], [19])
+
+    assert plan_batch(queue, max_batch_tokens=63, max_batch_requests=8) == [4, 0, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.lists(st.lists(st.integers(1, 80), min_size=1, max_size=6), min_size=1,
+                      max_size=12),
+    budget=st.integers(1, 400),
+    max_requests=st.integers(1, 6),
+)
+def test_every_plan_is_a_valid_batch(requests: list[list[int]], budget: int,
+                                     max_requests: int) -> None:
+    queue = queue_of(*requests)
+
+    chosen = plan_batch(queue, max_batch_tokens=budget, max_batch_requests=max_requests)
+
+    assert 0 in chosen and len(set(chosen)) == len(chosen)
+    tokens = [queue[i].tokens for i in chosen]
+    assert tokens == sorted(tokens)
+    assert len(chosen) == 1 or max(tokens) * len(chosen) <= budget
+    assert len({queue[i].request for i in chosen}) <= max_requests
+
+
+class FakeModel:
+    """Scores each text by its length; counts and times its calls; can fail or block."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: str | None = None) -> None:
+        self.manifest = ModelManifest(name="fake", kind="sklearn",
+                                      labels=["negative", "neutral", "positive"])
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    def raw_scores(self, texts: list[str]) -> np.ndarray:
+        self.gate.wait(5)
+        self.calls.append(list(texts))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay_s)
+        if self.fail_on is not None and self.fail_on in texts:
+            raise RuntimeError(f"cannot score {self.fail_on!r}")
+        return np.array([[len(t), 0.0, -len(t)] for t in texts])
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
+
+
+def batcher_for(model: FakeModel, **overrides: float) -> Batcher:
+    settings = {"max_batch_tokens": 16384, "max_batch_requests": 32, "max_wait_ms": 5.0}
+    settings.update(overrides)
+    return Batcher(model, **settings)  # type: ignore[arg-type]
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
+def test_concurrent_requests_share_model_calls_off_the_event_loop() -> None:
+    model = FakeModel(delay_s=0.02)
+
+    async def scenario():
+        batcher = batcher_for(model)
+        batcher.start()
+        texts = [["a" * (i + 1)] for i in range(16)]
+        results = await asyncio.gather(*(batcher.scores(t) for t in texts))
+        await batcher.stop()
+        return texts, results, batcher.calls
+
+    texts, results, calls = run(scenario())
+
+    assert calls == len(model.calls) < len(texts)
+    for request, scored in zip(texts, results, strict=True):
+        assert scored.scores.tolist() == [[len(request[0]), 0.0, -len(request[0])]]
+        assert scored.labels == model.labels
+    assert model.threads and all(name.startswith("inference") for name in model.threads)
+
+
+def test_max_batch_requests_1_gives_each_request_its_own_calls() -> None:
+    model = FakeModel(delay_s=0.01)
+
+    async def scenario():
+        batcher = batcher_for(model, max_batch_requests=1)
+        batcher.start()
+        await asyncio.gather(*(batcher.scores(["x", "yy"]) for _ in range(5)))
+        await batcher.stop()
+
+    run(scenario())
+
+    assert len(model.calls) == 5 and all(call == ["x", "yy"] for call in model.calls)
+
+
+def test_a_request_over_the_budget_is_split_and_reassembled_in_order() -> None:
+    model = FakeModel()
+    texts = [" ".join(["w"] * n) for n in (1, 9, 3, 7, 2)]
+
+    async def scenario():
+        batcher = batcher_for(model, max_batch_tokens=12)
+        batcher.start()
+        scored = await batcher.scores(texts)
+        await batcher.stop()
+        return scored
+
+    scored = run(scenario())
+
+    assert len(model.calls) > 1
+    assert scored.scores[:, 0].tolist() == [len(t) for t in texts]
+    assert scored.queue_s >= 0 and scored.inference_s >= 0
+
+
+def test_a_failed_call_fails_its_requests_and_the_batcher_goes_on() -> None:
+    model = FakeModel(fail_on="boom")
+
+    async def scenario():
+        batcher = batcher_for(model, max_batch_requests=1)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="cannot score 'boom'"):
+            await batcher.scores(["boom"])
+        scored = await batcher.scores(["fine"])
+        await batcher.stop()
+        return scored
+
+    assert run(scenario()).scores.shape == (1, 3)
+
+
+def test_texts_of_a_request_that_went_away_are_not_scored() -> None:
+    model = FakeModel()
+
+    async def scenario():
+        batcher = batcher_for(model, max_batch_requests=1)
+        batcher.start()
+        model.gate.clear()  # the first call blocks in the inference thread
+        first = asyncio.ensure_future(batcher.scores(["first"]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(batcher.scores(["gone"]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        model.gate.set()
+        await first
+        await batcher.stop()
+
+    run(scenario())
+
+    assert model.calls == [["first"]]
+
+
+def test_stop_serves_what_is_queued() -> None:
+    model = FakeModel(delay_s=0.01)
+
+    async def scenario():
+        batcher = batcher_for(model, max_batch_requests=1)
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.scores([f"t{i}"])) for i in range(4)]
+        await asyncio.sleep(0)
+        await batcher.stop()
+        return [p.result().scores.shape for p in pending]
+
+    assert run(scenario()) == [(1, 3)] * 4
