@@ -226,18 +226,51 @@ def config_show(
 def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="A model directory (with model.json).")
-    ] = Path("models/baseline/logistic_baseline"),
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; "
+            "default: models:/<register.model_name>@champion, else the evaluation's champion "
+            "(models/evaluation/best_model.json).",
+        ),
+    ] = None,
     input_file: Annotated[
         Path | None,
-        typer.Option("--input", "-i", help="CSV/TSV/Parquet/JSONL file with texts to classify."),
+        typer.Option(
+            "--input", "-i", help="CSV/TSV/Parquet/JSONL file with texts, read in chunks."
+        ),
     ] = None,
     text_column: Annotated[
         str, typer.Option("--text-column", help="Column of --input holding the text.")
     ] = "text",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write predictions to this CSV.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write predictions to this .parquet/.csv/.tsv/.jsonl file (written whole or "
+            "not at all).",
+        ),
     ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--output-format", help="parquet|csv|tsv|jsonl instead of the extension."),
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", help="csv|tsv|parquet|jsonl instead of the extension."),
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, help="Rows read, classified and written at once.")
+    ] = 10_000,
+    keep_columns: Annotated[
+        bool,
+        typer.Option(
+            "--keep-columns/--no-keep-columns",
+            help="Write every input column before the predictions (else only the text column).",
+        ),
+    ] = True,
     trust: Annotated[
         bool | None,
         typer.Option(
@@ -250,30 +283,53 @@ def predict(
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Classify texts with any model directory and print labels and probabilities."""
-    from sentiment_pipeline.predict import predict_frame, read_texts
+    """Classify texts, or a whole file streamed in chunks, with any model."""
+    from sentiment_pipeline import predict as batch
+    from sentiment_pipeline.config.entities import RegisterConfig
 
     configure_logging(verbose)
     try:
-        if params.is_file() or overrides:
-            _manager(params, overrides)  # a broken config is reported even here
-        if input_file is not None:
-            batch = read_texts(input_file, text_column)
-        elif texts:
-            batch = list(texts)
-        else:
+        register = RegisterConfig()
+        if params.is_file() or overrides:  # a broken config is reported even here
+            register = _manager(params, overrides).get_register_config()
+        if input_file is not None and texts:
+            raise PipelineError("give texts as arguments or --input FILE, not both")
+        if input_file is None and not texts:
             raise PipelineError("give texts as arguments or --input FILE")
-        frame = predict_frame(model, batch, trust=trust, project=ProjectPaths.at("."))
+        if input_file is not None and output is None:
+            raise PipelineError("--input needs --output FILE (.parquet, .csv, .tsv or .jsonl)")
+        if output is not None:  # refuse a bad output before loading the model
+            batch.check_paths(input_file, output)
+            batch.output_format(output, output_format)
+        if input_file is not None:  # and an input without the text column
+            batch.check_column(
+                input_file, batch.input_format(input_file, input_format), text_column
+            )
+        paths = ProjectPaths.at(".")
+        loaded = batch.open_model(
+            model, model_name=register.model_name, paths=paths, trust=trust
+        )
+        if input_file is not None and output is not None:
+            result = batch.predict_file(
+                loaded,
+                input_file,
+                output,
+                text_column=text_column,
+                chunk_size=chunk_size,
+                in_format=input_format,
+                out_format=output_format,
+                keep_columns=keep_columns,
+            )
+            typer.echo(batch.describe_result(result))
+            return
+        if output is not None:
+            rows = batch.write_texts(loaded, texts or [], output, output_format)
+            typer.echo(f"wrote {rows} predictions to {output}")
+            return
+        frame = batch.predict_texts(loaded, texts or [])
     except PipelineError as exc:
         raise _fail(exc, verbose) from exc
-    if output is not None:
-        from sentiment_pipeline.io import atomic_path
-
-        with atomic_path(output) as tmp:
-            frame.to_csv(tmp, index=False)
-        typer.echo(f"wrote {len(frame)} predictions to {output}")
-    else:
-        typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 ModelSpecOpt = Annotated[
