@@ -10,37 +10,24 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
 from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
 from sentiment_pipeline.models.artifacts.manifest import (  # noqa: E402
     ArtifactError,
-    ModelManifest,
     copy_model,
 )
 from sentiment_pipeline.models.artifacts.transformers_model import (  # noqa: E402
     WEIGHTS_FILE,
     TransformersModel,
-    save_transformers,
 )
 from synthetic import LABELS  # noqa: E402
 
 TEXTS = ["great flight", "the crew was rude and the plane was delayed again today", "seat", ""]
 
 
-@pytest.fixture(scope="module")
-def saved(tiny_transformer, tmp_path_factory):
-    target = tmp_path_factory.mktemp("saved") / "distilbert_model"
-    manifest = ModelManifest(
-        name="distilbert", kind="transformers", labels=LABELS, params={"max_length": 16}
-    )
-    save_transformers(
-        target,
-        AutoModelForSequenceClassification.from_pretrained(tiny_transformer),
-        AutoTokenizer.from_pretrained(tiny_transformer),
-        manifest,
-    )
-    return target
+@pytest.fixture
+def saved(tiny_transformer_model):
+    return tiny_transformer_model  # read-only: tests that change files copy it first
 
 
 def test_saved_directory_holds_safetensors_tokenizer_and_manifest(saved) -> None:
@@ -52,7 +39,7 @@ def test_saved_directory_holds_safetensors_tokenizer_and_manifest(saved) -> None
 def test_load_model_predicts_probabilities_in_input_order(saved) -> None:
     model = load_model(saved)
     assert isinstance(model, TransformersModel) and model.labels == LABELS
-    assert model.max_length == 16
+    assert model.max_length == 32  # params.max_length of the fixture's manifest
     proba = model.predict_proba(TEXTS)
     assert proba.shape == (len(TEXTS), 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)

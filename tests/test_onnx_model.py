@@ -259,3 +259,12 @@ def test_no_pickle_and_no_temp_folders_are_left(exported) -> None:
         assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
         payload = json.loads((folder / "model.json").read_text())
         assert payload["kind"] == "onnx"
+
+
+def test_sessions_do_not_spin() -> None:
+    """Idle ONNX Runtime threads sleep: a serving process needs its cores for the event loop."""
+    from sentiment_pipeline.models.artifacts.onnx_model import session_options
+
+    options = session_options(2)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2

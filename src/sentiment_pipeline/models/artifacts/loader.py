@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sentiment_pipeline.models.artifacts import placeholder, sklearn_model
 from sentiment_pipeline.models.artifacts.manifest import (
@@ -19,44 +20,35 @@ from sentiment_pipeline.settings import get_settings
 KindLoader = Callable[..., SentimentModel]
 
 
-def _load_transformers(
-    directory: Path,
-    manifest: ModelManifest,
-    *,
-    trusted: bool,
-    symlink_root: Path | None,
-    threads: int | None = None,
-) -> SentimentModel:
-    try:  # torch and transformers are an optional extra: import them only for this kind
+def _not_installed(directory: Path, missing: str, extra: str, exc: ImportError) -> ArtifactError:
+    """`missing`: what the folder holds and which libraries it lacks, as one phrase."""
+    return ArtifactError(
+        f"{directory} holds {missing} ({exc}); pip install 'sentiment-pipeline[{extra}]'"
+    )
+
+
+# torch, transformers and onnxruntime are optional extras: import a kind only when it is loaded.
+def _load_transformers(directory: Path, manifest: ModelManifest, **options: Any) -> SentimentModel:
+    try:
         from sentiment_pipeline.models.artifacts import transformers_model
     except ImportError as exc:
-        raise ArtifactError(
-            f"{directory} holds a transformers model but torch/transformers are not installed "
-            f"({exc}); pip install 'sentiment-pipeline[transformers]'"
+        raise _not_installed(
+            directory,
+            "a transformers model but torch/transformers are not installed",
+            "transformers",
+            exc,
         ) from exc
-    return transformers_model.load(
-        directory, manifest, trusted=trusted, symlink_root=symlink_root, threads=threads
-    )
+    return transformers_model.load(directory, manifest, **options)
 
 
-def _load_onnx(
-    directory: Path,
-    manifest: ModelManifest,
-    *,
-    trusted: bool,
-    symlink_root: Path | None,
-    threads: int | None = None,
-) -> SentimentModel:
-    try:  # onnxruntime is an optional extra: import it only for this kind
+def _load_onnx(directory: Path, manifest: ModelManifest, **options: Any) -> SentimentModel:
+    try:
         from sentiment_pipeline.models.artifacts import onnx_model
     except ImportError as exc:
-        raise ArtifactError(
-            f"{directory} holds an ONNX model but onnxruntime is not installed ({exc}); "
-            "pip install 'sentiment-pipeline[onnx]'"
+        raise _not_installed(
+            directory, "an ONNX model but onnxruntime is not installed", "onnx", exc
         ) from exc
-    return onnx_model.load(
-        directory, manifest, trusted=trusted, symlink_root=symlink_root, threads=threads
-    )
+    return onnx_model.load(directory, manifest, **options)
 
 
 LOADERS: dict[str, KindLoader] = {

@@ -180,6 +180,45 @@ def resolve_file(directory: Path, name: str, symlink_root: Path | None) -> Path:
     return resolved
 
 
+class TokenizedModel(LabelledModel):
+    """Base of the kinds that tokenise (transformers, onnx): `logits` of one padded batch.
+
+    Texts are tokenised once, sorted by length and run in batches of `batch_size` texts of
+    similar length, so padding stays short; scores come back in input order.
+    """
+
+    tokenizer: Any
+    max_length: int
+    batch_size: int
+    tensor_type = "np"  # what tokenizer.pad hands to `logits`: "np" or "pt"
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(
+            [str(t) for t in texts], truncation=True, max_length=self.max_length
+        )["input_ids"]
+
+    def logits(self, batch: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (float64) in input order."""
+        out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
+        if not len(texts):
+            return out
+        encoded = self.encode(texts)
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad(
+                {"input_ids": [encoded[i] for i in index]}, return_tensors=self.tensor_type
+            )
+            out[index] = self.logits(batch)
+        return out
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.encode(texts)]
+
+
 # What differs between two writes of the same model: left out of its content hash.
 VOLATILE_KEYS = ("created_at", "mlflow_run_id")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from safetensors import SafetensorError
 from sentiment_pipeline.io import atomic_dir
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
-    LabelledModel,
     ModelManifest,
+    TokenizedModel,
     resolve_file,
     write_manifest,
 )
@@ -24,7 +23,7 @@ DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 64
 
 
-class TransformersModel(LabelledModel):
+class TransformersModel(TokenizedModel):
     """A fine-tuned sequence classifier and its tokenizer, ready for inference."""
 
     def __init__(
@@ -44,29 +43,12 @@ class TransformersModel(LabelledModel):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
 
-    def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits (float64); texts are batched by length so padding stays short."""
-        texts = [str(t) for t in texts]
-        out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
-        if not texts:
-            return out
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                index = order[start : start + self.batch_size]
-                batch = self.tokenizer.pad(
-                    {"input_ids": [encoded[i] for i in index]}, return_tensors="pt"
-                )
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                out[index] = self.model(**batch).logits.double().cpu().numpy()
-        return out
+    tensor_type = "pt"
 
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.tokenizer(
-            [str(t) for t in texts], truncation=True, max_length=self.max_length
-        )["input_ids"]
-        return [len(ids) for ids in encoded]
+    def logits(self, batch: Any) -> np.ndarray:
+        with torch.inference_mode():
+            inputs = {k: v.to(self.device) for k, v in batch.items()}
+            return self.model(**inputs).logits.double().cpu().numpy()
 
 
 def transformers_manifest(manifest: ModelManifest) -> ModelManifest:
