@@ -157,6 +157,9 @@ def test_the_registered_champion_resolves_from_the_store(store, processed):
 
     assert (resolved.source, resolved.version) == (f"models:/{name}@champion", result.version)
     assert content_hash(resolved.path) == result.content_hash
+    # the registry's copy carries the champion's test metrics (GET /info shows them)
+    registered = load_model(resolved.path, trust=resolved.trusted)
+    assert registered.manifest.metrics["test_macro_f1"] == 0.9
     texts = ["awful delayed flight", "great friendly crew"]
     np.testing.assert_allclose(
         load_model(resolved.path, trust=resolved.trusted).predict_proba(texts),

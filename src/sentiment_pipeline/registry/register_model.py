@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,12 @@ from sentiment_pipeline.config.entities import PipelineConfig, RegisterConfig
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.loader import load_model
-from sentiment_pipeline.models.artifacts.manifest import content_hash
+from sentiment_pipeline.models.artifacts.manifest import (
+    SentimentModel,
+    content_hash,
+    copy_model,
+    read_manifest,
+)
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import pyfunc_code
 from sentiment_pipeline.registry.resolve import (
@@ -92,12 +99,6 @@ def pip_requirements(kind: str) -> list[str]:
 
 
 def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from sentiment_pipeline import tracking
-
     best = read_best_model(paths)
     base = {
         "model_name": config.model_name,
@@ -114,9 +115,47 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
 
     model_dir: Path = paths.resolve(best.path)
     model = load_model(model_dir, require_real=True, project=paths)
-    folders = {MODEL_DIR: model_dir, **existing_variants(best.variants, paths)}
-    hashes = {key: content_hash(folder) for key, folder in folders.items()}
+    staging = Path(tempfile.mkdtemp(prefix=".register-", dir=paths.root))
+    try:
+        champion = with_test_metrics(model_dir, best, staging / model_dir.name)
+        folders = {MODEL_DIR: champion, **existing_variants(best.variants, paths)}
+        return _register(config, paths, best, base, model, folders)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
+
+def with_test_metrics(model_dir: Path, best: BestModel, target: Path) -> Path:
+    """A copy of the champion whose manifest also holds its test metrics (`test_<name>`).
+
+    That copy is what the registry keeps, so a served model can tell how it scored (GET /info).
+    Metrics are left out of content_hash: the copy hashes as the trained folder does.
+    """
+    manifest = read_manifest(model_dir)
+    scores = {
+        f"test_{name}": value
+        for name, value in best.metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    copy_model(model_dir, target, manifest.model_copy(update={"metrics": {**manifest.metrics,
+                                                                          **scores}}))
+    return target
+
+
+def _register(
+    config: RegisterConfig,
+    paths: ProjectPaths,
+    best: BestModel,
+    base: dict[str, Any],
+    model: SentimentModel,
+    folders: dict[str, Path],
+) -> RegistrationResult:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from sentiment_pipeline import tracking
+
+    hashes = {key: content_hash(folder) for key, folder in folders.items()}
     with tracking.stage_run(STAGE, config, paths) as active:
         mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
         tracking.log_metrics({f"champion.{best.primary_metric}": best.score})

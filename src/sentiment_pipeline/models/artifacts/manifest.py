@@ -219,16 +219,16 @@ class TokenizedModel(LabelledModel):
         return [len(ids) for ids in self.encode(texts)]
 
 
-# What differs between two writes of the same model: left out of its content hash.
-VOLATILE_KEYS = ("created_at", "mlflow_run_id")
+# Records about a model rather than the model: left out of its content hash, so the same weights
+# trained again, or the registry's copy annotated with its test metrics, hash the same.
+VOLATILE_KEYS = ("created_at", "mlflow_run_id", "metrics")
 
 
 def content_hash(directory: Path) -> str:
     """The project's one content hash of a model folder: sha256 over its files' names and bytes.
 
     Every regular file below `directory` counts (sorted by relative path), model.json without
-    VOLATILE_KEYS, so retraining to the same weights, or registering the same model again,
-    gives the same hash. Returns "sha256:<hex>".
+    VOLATILE_KEYS. Returns "sha256:<hex>".
     """
     digest = hashlib.sha256()
     root = Path(directory)
