@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest
-from sentiment_pipeline.serving.batcher import Batcher, QueuedText, plan_batch
+from sentiment_pipeline.serving.batcher import Batcher, InFlight, QueuedText, plan_batch
 
 
 def queue_of(*requests: list[int]) -> list[QueuedText]:
@@ -135,6 +135,32 @@ def test_concurrent_requests_share_model_calls_off_the_event_loop() -> None:
         assert scored.scores.tolist() == [[len(request[0]), 0.0, -len(request[0])]]
         assert scored.labels == model.labels
     assert model.threads and all(name.startswith("inference") for name in model.threads)
+
+
+def test_a_lone_request_does_not_wait_but_one_on_its_way_is_waited_for() -> None:
+    """max_wait_ms holds a call back only while another admitted request has yet to queue."""
+    model = FakeModel()
+    in_flight = InFlight()
+
+    async def scenario():
+        batcher = Batcher(model, max_batch_tokens=16384, max_batch_requests=32,
+                          max_wait_ms=2000, in_flight=in_flight)
+        batcher.start()
+        in_flight.count = 1  # the guard admitted one request: it is the one queued
+        start = time.perf_counter()
+        await batcher.scores(["alone"])
+        lone_s = time.perf_counter() - start
+        in_flight.count = 2  # two admitted; the second queues 0.2 s after the first
+        first = asyncio.ensure_future(batcher.scores(["first"]))
+        await asyncio.sleep(0.2)
+        await asyncio.gather(first, batcher.scores(["second"]))
+        await batcher.stop()
+        return lone_s
+
+    lone_s = run(scenario())
+
+    assert lone_s < 1.0  # not the 2 s max_wait_ms
+    assert model.calls[-1] == ["first", "second"] or model.calls[-1] == ["second", "first"]
 
 
 def test_max_batch_requests_1_gives_each_request_its_own_calls() -> None:

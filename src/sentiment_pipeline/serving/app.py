@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from sentiment_pipeline.config.entities import ServeConfig
 from sentiment_pipeline.serving.backends import ModelProvider
+from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.errors import ServingError, error_response
 from sentiment_pipeline.serving.guard import Guard
 from sentiment_pipeline.serving.metrics import ServingMetrics
@@ -49,10 +50,11 @@ def create_app(config: ServeConfig, provider: ModelProvider) -> FastAPI:
     starts. `provider` is the seam for tests (a model directory, a fake, a reloading one).
     """
     metrics = ServingMetrics()
+    in_flight = InFlight()  # counted by the guard, read by the batcher
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(config, provider, metrics)
+        service = Service(config, provider, metrics, in_flight)
         await service.start()
         app.state.service = service
         try:
@@ -71,7 +73,7 @@ def create_app(config: ServeConfig, provider: ModelProvider) -> FastAPI:
     app.state.service = None
     app.include_router(router)
     add_error_handlers(app)
-    app.add_middleware(Guard, config=config, metrics=metrics)
+    app.add_middleware(Guard, config=config, metrics=metrics, in_flight=in_flight)
     app.openapi = lambda: openapi_schema(app, config)  # type: ignore[method-assign]
     return app
 

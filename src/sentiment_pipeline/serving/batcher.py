@@ -103,12 +103,21 @@ class _Pending:
     tokens: int
 
 
+class InFlight:
+    """How many inference requests this worker has admitted and not yet answered (the guard's
+    count): the batcher waits for more texts only while some of them have not queued theirs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class Batcher:
     """Queues texts from requests and runs them through the model in one worker thread.
 
     Inference never runs on the event loop. While a model call runs, new texts queue up; the
     next call takes what `plan_batch` picks. A call waits up to `max_wait_ms` after its oldest
-    text arrived for more requests to join, unless the batch is already full.
+    text arrived for more requests to join, unless the batch is already full or no other
+    admitted request is on its way (`in_flight`): a lone request never waits.
     `max_batch_requests` 1 serves each request in calls of its own (no batching).
     """
 
@@ -121,8 +130,10 @@ class Batcher:
         max_wait_ms: float,
         observer: BatchObserver | None = None,
         on_queue_size: Callable[[int], None] | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.model = model
+        self.in_flight = in_flight
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_requests = max_batch_requests
         self.max_wait_s = max_wait_ms / 1000
@@ -231,7 +242,7 @@ class Batcher:
         """Wait for more requests to join, up to max_wait after the oldest text arrived."""
         if self.max_batch_requests == 1 or self._closing:
             return
-        while not self._full():
+        while not self._full() and self._others_coming():
             delay = self._queue[0].request.enqueued + self.max_wait_s - time.perf_counter()
             if delay <= 0:
                 return
@@ -240,6 +251,12 @@ class Batcher:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
             except TimeoutError:
                 return
+
+    def _others_coming(self) -> bool:
+        """Whether admitted requests have yet to queue their texts (unknown: assume so)."""
+        if self.in_flight is None:
+            return True
+        return self.in_flight.count > len({p.number for p in self._queue})
 
     def _take(self) -> list[_Pending]:
         queue = self._queue

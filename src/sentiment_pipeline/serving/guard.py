@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.errors import ServingError, error_response
 from sentiment_pipeline.serving.metrics import ServingMetrics
 
@@ -73,11 +74,13 @@ def replay(body: bytes, receive: Any) -> Any:
 class Guard:
     """Refuses what is too large (413) or too many (429) before a route parses anything."""
 
-    def __init__(self, app: Any, *, config: ServeConfig, metrics: ServingMetrics) -> None:
+    def __init__(
+        self, app: Any, *, config: ServeConfig, metrics: ServingMetrics, in_flight: InFlight
+    ) -> None:
         self.app = app
         self.config = config
         self.metrics = metrics
-        self.in_flight = 0
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -108,13 +111,13 @@ class Guard:
         try:
             if path in INFERENCE_ROUTES and scope["method"] == "POST":
                 limit = self.config.max_concurrent_requests
-                if self.in_flight >= limit:
+                if self.in_flight.count >= limit:
                     raise ServingError(
                         429, "overloaded",
-                        f"model is overloaded: {self.in_flight} requests in flight in this "
+                        f"model is overloaded: {self.in_flight.count} requests in flight in this "
                         f"worker, the limit (serve.max_concurrent_requests) is {limit}; retry",
                     )
-                self.in_flight += 1
+                self.in_flight.count += 1
                 admitted = True
                 body = await read_body(scope, receive, self.config.max_body_bytes)
                 if body is None:
@@ -126,5 +129,5 @@ class Guard:
             await error_response(path, exc)(scope, receive, send_status)
         finally:
             if admitted:
-                self.in_flight -= 1
+                self.in_flight.count -= 1
             observe()

@@ -10,7 +10,7 @@ import numpy as np
 from sentiment_pipeline.config.entities import ServeConfig
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, SentimentModel
 from sentiment_pipeline.serving.backends import LoadedModel, ModelProvider
-from sentiment_pipeline.serving.batcher import Batcher, Scored
+from sentiment_pipeline.serving.batcher import Batcher, InFlight, Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.metrics import ServingMetrics
 
@@ -44,9 +44,14 @@ class Service:
     """One worker's model, its batcher and its reload loop."""
 
     def __init__(
-        self, config: ServeConfig, provider: ModelProvider, metrics: ServingMetrics
+        self,
+        config: ServeConfig,
+        provider: ModelProvider,
+        metrics: ServingMetrics,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.config = config
+        self.in_flight = in_flight
         self.provider = provider
         self.metrics = metrics
         self.current: LoadedModel | None = None
@@ -64,6 +69,7 @@ class Service:
             max_wait_ms=self.config.max_wait_ms,
             observer=self.metrics,
             on_queue_size=self.metrics.queue_size.set,
+            in_flight=self.in_flight,
         )
         self.batcher.start()
         try:
