@@ -7,22 +7,71 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+# Where Linux shows the process umask without changing it (since Linux 4.7).
+PROC_STATUS = Path("/proc/self/status")
+# How much of a target's name its hidden temporary siblings repeat: a name near the file
+# system's limit (255 bytes) must not make the temporary name too long.
+TEMP_NAME_CHARS = 40
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system shows it (/proc).
+
+    Elsewhere it is read by setting it and back; a thread creating a file in that instant gets
+    the stricter 0o077, never a looser mode than it asked for.
+    """
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain open() gives a new file: 0o666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode a plain mkdir gives a new folder: 0o777 less the umask."""
+    return 0o777 & ~current_umask()
+
+
+def honour_umask(path: Path) -> None:
+    """Give a file or folder made by tempfile (0o600 / 0o700) the mode the umask allows."""
+    os.chmod(path, dir_mode() if path.is_dir() else file_mode())
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name[:TEMP_NAME_CHARS]}."
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary file path next to `target`; rename it onto `target` on success."""
+    """Yield a temporary file path next to `target`; rename it onto `target` on success.
+
+    The file ends with the mode a plain open() would give it under the process umask.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -33,14 +82,18 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield an empty temporary directory next to `target`; swap it in for `target` on success.
 
     A crash leaves the previous `target` untouched (or absent) and only a hidden temp folder.
+    The folder ends with the mode a plain mkdir would give it under the process umask; the
+    files in it keep the modes their writers gave them.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    prefix = _temp_prefix(target)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, dir_mode())  # after the writers: copytree copies its source's mode
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f"{prefix}old-{os.getpid()}")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
         os.replace(tmp, target)
