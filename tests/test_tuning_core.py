@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import time
 from pathlib import Path
 
 import mlflow
@@ -11,10 +15,13 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from mlflow_server import free_port, mlflow_server
 from sentiment_pipeline import tracking
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import read_json
+from sentiment_pipeline.settings import get_settings
 from sentiment_pipeline.tuning import core
+from sentiment_pipeline.tuning import study as studies
 from sentiment_pipeline.tuning.results import TuningSummary
 from sentiment_pipeline.tuning.trial import TrialFailure, TrialResult
 
@@ -241,10 +248,140 @@ def test_the_reporter_reports_to_optuna_and_the_trial_run_and_relays_pruning(pro
     from fake_trial import FakeTrial
 
     trial = FakeTrial(prune)
-    tracking.use_experiment(STAGE, project)
-    with mlflow.start_run() as run:
-        stop = core.OptunaReporter(trial).report(2, 0.4, {"val_loss": 0.9, "val_accuracy": None})
+    guard = tracking.LoggingGuard(tracking.tracking_uri(project))
+    with tracking.stage_run(STAGE, ToyConfig(), project), guard.child_run(
+        "trial 0", "trial-0"
+    ) as run_id:
+        log = functools.partial(guard.log_metrics, "trial 0", run_id)
+        stop = core.OptunaReporter(trial, log=log).report(
+            2, 0.4, {"val_loss": 0.9, "val_accuracy": None}
+        )
     assert stop is prune
     assert trial.reports == [(0.4, 2)]
-    logged = mlflow.MlflowClient().get_run(run.info.run_id).data.metrics
+    logged = mlflow.MlflowClient().get_run(run_id).data.metrics
     assert logged == {"val_macro_f1": 0.4, "val_loss": 0.9}
+    assert not guard.missed
+
+
+# --- the things around a study failing ------------------------------------------------------
+
+
+def point_mlflow_at(monkeypatch, uri: str) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    get_settings.cache_clear()
+
+
+def test_mlflow_unreachable_fails_a_tuned_stage_within_seconds_before_any_trial(
+    project, monkeypatch
+) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    point_mlflow_at(monkeypatch, uri)
+
+    started = time.monotonic()
+    with pytest.raises(tracking.TrackingUnavailable,
+                       match=rf"^the MLflow server {uri} cannot be reached \(ConnectionRefused"):
+        optimize(project)
+    assert time.monotonic() - started < 10
+    (name,) = optuna.get_all_study_names(f"sqlite:///{project.optuna_db}")
+    assert load(project, name).trials == []
+
+
+def test_a_storage_that_goes_away_mid_study_keeps_its_trials_and_the_best_model(
+    project, monkeypatch
+) -> None:
+    opened = []
+    real_open = studies.open_storage
+
+    def open_storage(url: str) -> optuna.storages.RDBStorage:
+        opened.append(real_open(url))
+        return opened[-1]
+
+    monkeypatch.setattr(studies, "open_storage", open_storage)
+    db, gone = project.optuna_db, project.optuna_db.with_name("gone.db")
+
+    def database_goes_away(number: int, params: ToyParams):  # noqa: ANN202
+        if number == 2:  # the connection breaks as it would when the server is gone
+            os.replace(db, gone)
+            db.write_bytes(b"not a database" * 512)
+            opened[-1].engine.dispose()
+
+    started = time.monotonic()
+    with pytest.raises(studies.StorageUnavailable) as error:
+        optimize(project, toy_stage(database_goes_away), n_trials=4)
+    assert time.monotonic() - started < 10
+
+    message = str(error.value)
+    name = message.split("during study ")[1].split()[0]
+    best = core.best_dir(project, "toy", name)
+    assert message.startswith(f"the Optuna storage sqlite:///{db} stopped answering during "
+                              f"study {name} (DatabaseError: file is not a database)")
+    assert f"the best model so far in {best}; rerun once the database answers" in message
+    assert "\n" not in message
+    os.replace(gone, db)  # the database is back
+    study = load(project, name)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+    assert core.best_record(best)["number"] == study.best_trial.number
+    assert not outputs(project).metrics_path.exists()
+    runs = mlflow.search_runs(experiment_names=[tracking.experiment_name(STAGE)],
+                              output_format="list")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED"
+
+    summary = optimize(project, n_trials=4)  # the rerun resumes with the trials still owed
+    assert summary.trials == {"complete": 4, "pruned": 0, "failed": 1, "running": 0, "waiting": 0}
+
+
+def test_a_storage_failure_names_the_storage_without_its_password(tmp_path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    url = "postgresql://bob:s3cret@db.example.com:5432/optuna"
+    with pytest.raises(studies.StorageUnavailable) as error:
+        with studies.storage_failures(url, "toy-0123", tmp_path / "best"):
+            try:
+                raise OperationalError("SELECT 1", {}, OSError("server closed the connection"))
+            except OperationalError as exc:
+                raise optuna.exceptions.StorageInternalError("during the commit") from exc
+    message = str(error.value)
+    assert message.startswith(
+        "the Optuna storage postgresql://bob:***@db.example.com:5432/optuna stopped answering "
+        "during study toy-0123 (OSError: server closed the connection)"
+    )
+    assert "s3cret" not in message
+
+    with pytest.raises(KeyError):  # anything else is not the storage's
+        with studies.storage_failures(url, "toy-0123", tmp_path / "best"):
+            raise KeyError("x")
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_goes_away_mid_study_costs_its_logging_not_the_model(
+    project, monkeypatch, tmp_path
+) -> None:
+    with contextlib.ExitStack() as server:
+        url = server.enter_context(mlflow_server(tmp_path / "server"))
+        point_mlflow_at(monkeypatch, url)
+
+        def server_goes_away(number: int, params: ToyParams):  # noqa: ANN202
+            if number == 1:
+                server.close()
+
+        started = time.monotonic()
+        with pytest.raises(tracking.TrackingUnavailable) as error:
+            optimize(project, toy_stage(server_goes_away), n_trials=3)
+        elapsed = time.monotonic() - started
+
+    message = str(error.value)
+    out = outputs(project)
+    assert message.startswith(f"MLflow at {url} stopped answering (ConnectionRefusedError: ")
+    assert f"the best model and the results were saved ({out.model_dir}, " in message
+    assert message.endswith(
+        "not logged to MLflow: trial 1 (metrics, tag state, end of run); trial 2 (whole run); "
+        "the stage run (best params, summary metrics, artifacts results/, end of run)"
+    )
+    assert elapsed < 30  # the server's shutdown (up to 5 s), then seconds, not minutes
+    summary = TuningSummary.model_validate(read_json(out.metrics_path))
+    assert summary.trials["complete"] == 3
+    assert read_json(out.model_dir / "model.json")["trial_number"] == summary.best_trial
+    study = load(project, summary.study_name)
+    assert "mlflow_run_id" in study.trials[1].user_attrs
+    assert "mlflow_run_id" not in study.trials[2].user_attrs

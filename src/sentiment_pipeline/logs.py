@@ -16,6 +16,11 @@ def configure_logging(verbose: bool = False) -> None:
     """
     logging.basicConfig(level=logging.WARNING, format=FORMAT, datefmt="%H:%M:%S")
     logging.getLogger("sentiment_pipeline").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # A tracking server that is down is reported once by the stage; urllib3's "Retrying ..."
+    # warnings before that are noise unless asked for.
+    logging.getLogger("urllib3.connectionpool").setLevel(
+        logging.DEBUG if verbose else logging.ERROR
+    )
     set_library_verbosity(verbose)
 
 

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from sentiment_pipeline import tracking
 from sentiment_pipeline.evaluation.best_model import BestModel
-from sentiment_pipeline.io import read_json, write_json
+from sentiment_pipeline.io import honour_umask, read_json, write_json
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
@@ -162,80 +159,17 @@ def from_best_model(paths: ProjectPaths) -> ResolvedModel:
 # --- asking the registry, within a time limit ------------------------------------------------
 
 
-def redact(uri: str) -> str:
-    """A store URI fit for a message: without a password."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
-
-
 def check_store(store: str, timeout_s: float) -> None:
-    """Refuse at once a store that cannot answer: a missing local store, a closed port.
+    """Refuse at once a store that cannot answer: a missing local store, a closed port, a
+    server that says nothing (tracking.probe).
 
     Asking MLflow would create a missing SQLite or file store, and its REST client retries a
     refused connection for minutes.
     """
-    parts = urlsplit(store)
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        location = store.split(":///", 1)[1] if ":///" in store else ""
-        if location and location != ":memory:" and not Path(location).is_file():
-            raise RegistryUnavailable(f"no MLflow store at {location} ({store})")
-    elif scheme in ("", "file"):
-        location = parts.path if scheme == "file" else store
-        if not Path(location).is_dir():
-            raise RegistryUnavailable(f"no MLflow store at {location} ({store})")
-    elif scheme in ("http", "https"):
-        port = parts.port or (443 if scheme == "https" else 80)
-        try:
-            with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
-                pass
-        except OSError as exc:
-            raise RegistryUnavailable(
-                f"the MLflow server {redact(store)} cannot be reached "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-
-
-class HttpBounds:
-    """MLflow's REST client without retries and with a short request timeout, for a while.
-
-    MLflow reads both from the environment at each request. Concurrent lookups share one
-    setting (the first one's); the last to leave restores what was there.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.users = 0
-        self.saved: dict[str, str | None] = {}
-
-    @contextlib.contextmanager
-    def applied(self, timeout_s: float) -> Iterator[None]:
-        with self.lock:
-            if self.users == 0:
-                bounds = {
-                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                    "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout_s))),
-                }
-                self.saved = {name: os.environ.get(name) for name in bounds}
-                os.environ.update(bounds)
-            self.users += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.users -= 1
-                if self.users == 0:
-                    for name, value in self.saved.items():
-                        if value is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = value
-
-
-HTTP_BOUNDS = HttpBounds()
+    try:
+        tracking.probe(store, timeout_s, existing=True)
+    except tracking.TrackingUnavailable as exc:
+        raise RegistryUnavailable(str(exc)) from exc
 
 
 def within(call: Callable[[], T], store: str, timeout_s: float, limit_s: float) -> T:
@@ -252,12 +186,12 @@ def within(call: Callable[[], T], store: str, timeout_s: float, limit_s: float) 
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="registry-lookup", daemon=True)
-    with HTTP_BOUNDS.applied(timeout_s):
+    with tracking.HTTP_BOUNDS.applied(tracking.http_bounds(0, timeout_s)):
         thread.start()
         thread.join(timeout_s)
     if thread.is_alive():
         raise RegistryUnavailable(
-            f"the MLflow registry {redact(store)} did not answer within {limit_s:g} s"
+            f"the MLflow registry {tracking.redact(store)} did not answer within {limit_s:g} s"
         )
     if "error" in outcome:
         raise outcome["error"]
@@ -270,15 +204,14 @@ def registry_error(exc: Exception, what: str, store: str) -> ArtifactError:
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     code = getattr(exc, "error_code", None)
+    where = tracking.redact(store)
     if isinstance(exc, UnsupportedModelRegistryStoreURIException):
-        return RegistryUnavailable(f"{redact(store)} is not an MLflow registry URI ({exc})")
+        return RegistryUnavailable(f"{where} is not an MLflow registry URI ({exc})")
     if isinstance(exc, MlflowException) and code in (
         "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
     ):
-        return NotRegistered(f"{what} is not in the MLflow registry {redact(store)}: {exc.message}")
-    return RegistryUnavailable(
-        f"the MLflow registry {redact(store)} failed ({type(exc).__name__}: {exc})"
-    )
+        return NotRegistered(f"{what} is not in the MLflow registry {where}: {exc.message}")
+    return RegistryUnavailable(f"the MLflow registry {where} failed ({type(exc).__name__}: {exc})")
 
 
 def lookup(
@@ -407,9 +340,10 @@ def fetch(registered: RegisteredVersion, store: str, paths: ProjectPaths) -> dic
     if found is not None:
         logger.debug("using the cached %s at %s", where, entry)
         return found
-    logger.info("downloading %s from %s into %s", where, redact(store), entry)
+    logger.info("downloading %s from %s into %s", where, tracking.redact(store), entry)
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
+    honour_umask(staging)  # a shared project's users reuse each other's downloads
     try:
         download(registered, store, staging, where)
         try:

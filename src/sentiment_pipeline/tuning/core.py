@@ -5,10 +5,15 @@ fit one trial (`fit_one(params, reporter) -> TrialResult`) and how to save a mod
 opens or resumes the study, owes the right number of trials, runs each one as a nested MLflow
 run under one parent, keeps the best model so far outside the DVC outs, handles pruned, failed
 and stale trials the same way for every stage, shows progress and writes one result schema.
+
+A tracking server that stops answering does not stop the study: what could not be logged is
+recorded, the outputs are written, and the stage then fails saying what is missing. A storage
+that stops answering ends the study at once; its recorded trials and the best model are kept.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -78,16 +83,24 @@ class Outputs:
 
 
 class OptunaReporter:
-    """A TrialReporter for one Optuna trial: reports to Optuna and the trial's MLflow run."""
+    """A TrialReporter for one Optuna trial: reports to Optuna and, through `log(metrics, step)`,
+    to the trial's MLflow run."""
 
-    def __init__(self, trial: optuna.Trial, progress: StudyProgress | None = None) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        progress: StudyProgress | None = None,
+        log: Callable[[Mapping[str, float | None], int], None] | None = None,
+    ) -> None:
         self.trial = trial
         self.progress = progress
+        self.log = log
 
     def report(
         self, step: int, value: float, metrics: Mapping[str, float | None] | None = None
     ) -> bool:
-        tracking.log_metrics({"val_macro_f1": value, **(metrics or {})}, step=step)
+        if self.log is not None:
+            self.log({"val_macro_f1": value, **(metrics or {})}, step)
         self.trial.report(float(value), step=step)
         return self.trial.should_prune()
 
@@ -140,24 +153,35 @@ def _keep_if_best(
 
 
 def make_objective(
-    stage: TunedStage[P], name: str, path: Path, progress: StudyProgress
+    stage: TunedStage[P],
+    name: str,
+    path: Path,
+    progress: StudyProgress,
+    guard: tracking.LoggingGuard,
 ) -> Callable[[optuna.Trial], float]:
-    """One trial: fit, report, record its state in its MLflow run, keep its model if best."""
+    """One trial: fit, report, record its state in its MLflow run, keep its model if best.
+
+    MLflow calls go through `guard`: a server that stops answering costs the trial its logging,
+    not its result.
+    """
 
     def objective(trial: optuna.Trial) -> float:
         params = stage.suggest(trial)
         progress.start_trial(trial.number)
+        scope = f"trial {trial.number}"
         tags = {"optuna_study": name, "optuna_trial": str(trial.number)}
         state, start = "failed", time.perf_counter()
-        with tracking.child_run(
-            f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags
-        ) as child:
-            trial.set_user_attr("mlflow_run_id", child.info.run_id)
+        with guard.child_run(
+            scope, f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags
+        ) as run_id:
+            if run_id is not None:
+                trial.set_user_attr("mlflow_run_id", run_id)
+            log = functools.partial(guard.log_metrics, scope, run_id)
             try:
-                result = stage.fit_one(params, OptunaReporter(trial, progress))
+                result = stage.fit_one(params, OptunaReporter(trial, progress, log))
                 for key, value in result.metrics.items():
                     trial.set_user_attr(key, value)
-                tracking.log_metrics(dict(result.metrics))
+                log(dict(result.metrics))
                 if result.pruned:
                     state = "pruned"
                 elif not math.isfinite(result.value):
@@ -166,22 +190,22 @@ def make_objective(
                         "numerical failure (e.g. a NaN loss)"
                     )
                 else:
-                    tracking.log_metrics({"final_val_macro_f1": result.value})
+                    log({"final_val_macro_f1": result.value})
                     info = {
                         "trial_number": trial.number,
                         "study_name": name,
                         "value": result.value,
                         "metrics": {"val_macro_f1": result.value, **result.metrics},
                         "params": params.model_dump(mode="json"),
-                        "mlflow_run_id": child.info.run_id,
+                        "mlflow_run_id": run_id,
                     }
                     _keep_if_best(stage, path, trial, result, info)
                     state = "complete"
             finally:
-                mlflow.set_tag("state", state)
+                guard.set_tag(scope, run_id, "state", state)
                 duration = time.perf_counter() - start
                 trial.set_user_attr("duration_s", duration)
-                tracking.log_metrics({"duration_s": duration})
+                log({"duration_s": duration})
         if state == "pruned":
             raise optuna.TrialPruned(f"trial {trial.number} pruned")
         return result.value
@@ -209,7 +233,12 @@ class _RunCallbacks:
 
 
 def _run_trials(
-    stage: TunedStage, study: optuna.Study, spec: StudySpec, owed: int, path: Path
+    stage: TunedStage,
+    study: optuna.Study,
+    spec: StudySpec,
+    owed: int,
+    path: Path,
+    guard: tracking.LoggingGuard,
 ) -> None:
     progress = StudyProgress(stage.prefix, owed)
     # Every owed trial needs one finished (complete or pruned) trial; failed ones (out of
@@ -218,7 +247,7 @@ def _run_trials(
     callbacks = _RunCallbacks(progress, max_failures=owed)
     try:
         study.optimize(
-            make_objective(stage, study.study_name, path, progress),
+            make_objective(stage, study.study_name, path, progress, guard),
             n_trials=2 * owed,
             timeout=spec.timeout,
             catch=TRIAL_ERRORS + stage.trial_errors,
@@ -239,7 +268,12 @@ def optimize(
     paths: ProjectPaths,
     outputs: Outputs,
 ) -> TuningSummary:
-    """Open or resume the study, run the trials it is owed, publish the best model and results."""
+    """Open or resume the study, run the trials it is owed, publish the best model and results.
+
+    Raises StorageUnavailable when the storage stops answering (what it recorded and the best
+    model so far are kept), and TrackingUnavailable after publishing when MLflow stopped
+    answering during the study (saying what was not logged).
+    """
     start = time.perf_counter()
     name = studies.study_name(stage.prefix, spec.key)
     storage, shared = studies.storage_url(paths)
@@ -248,15 +282,25 @@ def optimize(
         n_startup_trials=spec.n_startup_trials, prefix=stage.prefix, key=spec.key,
     )
     path = best_dir(paths, stage.prefix, name)
-    reconcile_best(study, path)
-    owed = studies.owed_trials(study, spec.n_trials)
+    storage_failures = functools.partial(studies.storage_failures, storage, name, path)
+    with storage_failures():
+        reconcile_best(study, path)
+        owed = studies.owed_trials(study, spec.n_trials)
+        before = len(study.get_trials(deepcopy=False))
     logger.info("study %s (%s): %d of %d trials owed", name, studies.redact(storage), owed,
                 spec.n_trials)
-    before = len(study.get_trials(deepcopy=False))
-    with tracking.stage_run(stage.stage, config, paths, run_name=f"{stage.stage} {name}") as run:
-        mlflow.set_tags({"optuna_study": name, "optuna_storage": studies.redact(storage)})
+    guard = tracking.LoggingGuard(tracking.tracking_uri(paths))
+    scope = tracking.STAGE_SCOPE
+    with (
+        tracking.stage_run(
+            stage.stage, config, paths, run_name=f"{stage.stage} {name}", guard=guard
+        ) as run,
+        storage_failures(),
+    ):
+        guard.call(scope, "tags", mlflow.set_tags,
+                   {"optuna_study": name, "optuna_storage": studies.redact(storage)})
         if owed:
-            _run_trials(stage, study, spec, owed, path)
+            _run_trials(stage, study, spec, owed, path, guard)
         counts = studies.count_states(study)
         if not studies.has_complete_trial(study):
             raise PipelineError(
@@ -288,19 +332,26 @@ def optimize(
             train_samples_per_second=best.user_attrs.get("train_samples_per_second"),
             details=dict(outputs.details),
         )
+        # The outputs first: they must not depend on the tracking server answering.
         write_results(study, outputs.results_dir, summary)
         copy_dir(path / BEST_MODEL, outputs.model_dir)
-        mlflow.log_params({f"best.{k}": v for k, v in best.params.items()})
-        tracking.log_metrics(
-            {
-                "best_val_macro_f1": best.value,
-                "best_val_accuracy": summary.best_val_accuracy,
-                "best_trial": best.number,
-                **{f"trials_{state}": n for state, n in counts.items()},
-            }
-        )
-        mlflow.log_artifacts(str(outputs.results_dir), artifact_path=outputs.results_dir.name)
         write_json(outputs.metrics_path, summary.model_dump(mode="json"))
+        guard.call(scope, "best params", mlflow.log_params,
+                   {f"best.{k}": v for k, v in best.params.items()})
+        summary_metrics = {
+            "best_val_macro_f1": best.value,
+            "best_val_accuracy": summary.best_val_accuracy,
+            "best_trial": best.number,
+            **{f"trials_{state}": n for state, n in counts.items()},
+        }
+        guard.call(scope, "summary metrics", tracking.log_metrics, summary_metrics)
+        guard.call(scope, f"artifacts {outputs.results_dir.name}/", mlflow.log_artifacts,
+                   str(outputs.results_dir), artifact_path=outputs.results_dir.name)
+    guard.check(
+        f"the best model and the results were saved ({outputs.model_dir}, "
+        f"{outputs.results_dir}, {outputs.metrics_path}); rerun the stage once the server "
+        "answers to log the study's summary (no trials are left to run)"
+    )
     logger.info("best trial %d: val macro-F1 %.4f (%s)", best.number, best.value,
                 json.dumps(best.params))
     return summary

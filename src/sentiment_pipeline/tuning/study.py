@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from sentiment_pipeline.errors import ConfigError, PipelineError
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.settings import Settings, get_settings
+from sentiment_pipeline.tracking import chain
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +70,62 @@ def redact(url: str) -> str:
         return url
 
 
+class StorageUnavailable(PipelineError):
+    """The Optuna storage stopped answering during a study."""
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """Why the storage failed, when that is what `exc` comes from (Optuna's StorageInternalError
+    or a lost database connection, however Optuna re-raised it); None for anything else."""
+    links = list(chain(exc))
+    if not any(
+        isinstance(link, optuna.exceptions.StorageInternalError | OperationalError | InterfaceError)
+        for link in links
+    ):
+        return None
+    database = [link for link in links if isinstance(link, DBAPIError)]
+    root = database[-1].orig if database else links[-1]
+    text = " ".join(f"{type(root).__name__}: {root}".split())
+    return text if len(text) <= 200 else f"{text[:197]}..."
+
+
+@contextlib.contextmanager
+def storage_failures(url: str, name: str, best: Path) -> Iterator[None]:
+    """A storage that stops answering as StorageUnavailable naming it (redacted) and what is
+    kept: the trials it recorded, and the best model so far in `best`."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as exc:
+        reason = storage_failure(exc)
+        if reason is None:
+            raise
+        raise StorageUnavailable(
+            f"the Optuna storage {redact(url)} stopped answering during study {name} ({reason}); "
+            f"the trials it recorded are kept, and the best model so far in {best}; rerun once "
+            "the database answers and the study resumes with the trials still owed"
+        ) from exc
+
+
+CONNECT_TIMEOUT_S = 10
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """For a database server: replace a connection it dropped (a restart) rather than fail on
+    it, and give up connecting after CONNECT_TIMEOUT_S unless the URL says otherwise."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "mysql"):
+        return {}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return kwargs
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url))
     except (ImportError, ArgumentError) as exc:
         raise ConfigError(
             f"cannot use the Optuna storage {redact(url)!r} ({exc}); set "
