@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -39,8 +41,14 @@ def store(request, processed, monkeypatch):
     get_settings.cache_clear()
 
 
-def _write_champion(paths, score: float, name: str = "baseline") -> BestModel:
-    save_tiny_model(paths.model_dir(name), name=name)
+def _write_champion(paths, score: float, name: str = "baseline", C: float = 10.0) -> BestModel:
+    """best_model.json naming a tiny model; another C makes another model content."""
+    save_tiny_model(paths.model_dir(name), name=name, C=C)
+    return _write_record(paths, score, name)
+
+
+def _write_record(paths, score: float, name: str = "baseline") -> BestModel:
+    """best_model.json naming the model folder `name` as the champion."""
     best = BestModel(
         name=name,
         path=paths.model_dir(name).relative_to(paths.root).as_posix(),
@@ -74,8 +82,10 @@ def test_registration_moves_champion_to_previous_and_loads_back(store, processed
 
     first = register_model.run(config, processed)
     assert first.registered and first.version == "1" and first.previous_version is None
+    _write_champion(processed, 0.9, C=1.0)  # retrained: another content
     second = register_model.run(config, processed)
     assert second.registered and second.version == "2" and second.previous_version == "1"
+    assert not second.already_registered and second.content_hash != first.content_hash
 
     saved = json.loads(processed.registration.read_text())
     assert saved == second.model_dump(mode="json")
@@ -140,6 +150,109 @@ def test_registration_is_pickle_free_and_records_the_content_hash(processed, cap
         pd.DataFrame({"text": ["awful delayed flight", "great friendly crew"]})
     )
     assert out["label"].tolist() == ["negative", "positive"]
+
+
+def _versions(client, name: str) -> list[str]:
+    return sorted(str(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+
+def _aliases(client, name: str) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    aliases = {}
+    for alias in ("champion", "previous"):
+        try:
+            aliases[alias] = str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:  # the alias is not set
+            continue
+    return aliases
+
+
+def test_the_same_champion_registered_twice_is_one_version(store, processed, caplog):
+    name = f"{NAME}-again"  # the server outlives one test
+    _write_champion(processed, 0.9)
+    config = RegisterConfig(model_name=name, min_score=0.6)
+    first = register_model.run(config, processed)
+    client = _client(processed)
+    experiment = client.get_experiment_by_name("sentiment-pipeline/register_model")
+    runs = len(client.search_runs([experiment.experiment_id]))
+
+    with caplog.at_level(logging.INFO, logger=register_model.__name__):
+        second = register_model.run(config, processed)
+
+    assert second.registered and second.already_registered and not first.already_registered
+    assert (second.version, second.run_id, second.content_hash, second.previous_version) == (
+        first.version, first.run_id, first.content_hash, None
+    )
+    assert json.loads(processed.registration.read_text()) == second.model_dump(mode="json")
+    assert json.loads(processed.registration.read_text())["already_registered"] is True
+    assert _versions(client, name) == [first.version]
+    assert _aliases(client, name) == {"champion": first.version}
+    assert len(client.search_runs([experiment.experiment_id])) == runs  # nothing logged
+    assert f"{name} version {first.version} already holds this champion" in caplog.text
+    assert "nothing new was registered" in caplog.text
+
+    # evaluated anew with another score: still the same version, with a warning that says so
+    _write_record(processed, 0.95)
+    with caplog.at_level(logging.INFO, logger=register_model.__name__):
+        third = register_model.run(config, processed)
+    assert third.already_registered and third.version == first.version and third.score == 0.95
+    assert "was registered with macro_f1 0.9, this evaluation scores it 0.95" in caplog.text
+
+    # the same content under another registered name is not that name's version
+    other = register_model.run(RegisterConfig(model_name=f"{name}-other", min_score=0.6),
+                               processed)
+    assert not other.already_registered and other.version == "1"
+
+
+def test_a_former_champion_registered_again_is_champion_again_without_a_new_version(
+    store, processed
+):
+    name = f"{NAME}-back"  # the server outlives one test
+    _write_champion(processed, 0.9)
+    kept = processed.root / "kept"
+    shutil.copytree(processed.baseline_model, kept)
+    config = RegisterConfig(model_name=name, min_score=0.6)
+    first = register_model.run(config, processed)
+    _write_champion(processed, 0.8, C=1.0)
+    second = register_model.run(config, processed)
+    shutil.rmtree(processed.baseline_model)
+    shutil.copytree(kept, processed.baseline_model)  # the first model, back from a copy
+    _write_record(processed, 0.9)
+
+    third = register_model.run(config, processed)
+
+    assert not second.already_registered and second.version == "2"
+    assert third.already_registered
+    assert (third.version, third.previous_version) == (first.version, second.version)
+    client = _client(processed)
+    assert _versions(client, name) == ["1", "2"]
+    assert _aliases(client, name) == {"champion": "1", "previous": "2"}
+
+
+def test_a_champion_with_another_set_of_variants_is_another_version(processed):
+    """Versions match on every folder they hold: adding an ONNX variant registers anew."""
+    from sentiment_pipeline.models.artifacts.manifest import ModelManifest, write_manifest
+
+    name = f"{NAME}-variants"
+    best = _write_champion(processed, 0.9)
+    config = RegisterConfig(model_name=name, min_score=0.6)
+    first = register_model.run(config, processed)
+    onnx = processed.root / "models/advanced/onnx"
+    onnx.mkdir(parents=True)
+    (onnx / "model.onnx").write_bytes(b"stand-in")
+    write_manifest(onnx, ModelManifest(name="distilbert", kind="onnx", labels=LABELS,
+                                       precision="fp32", files={"model": "model.onnx"}))
+    write_json(processed.best_model,
+               {**best.model_dump(mode="json"), "variants": {"onnx": "models/advanced/onnx"}})
+
+    second = register_model.run(config, processed)
+    third = register_model.run(config, processed)
+
+    assert second.content_hash == first.content_hash
+    assert not second.already_registered and second.version == "2"
+    assert third.already_registered and third.version == "2"
+    assert third.variants == {"onnx": "models/advanced/onnx"}
 
 
 def test_the_registered_champion_resolves_from_the_store(store, processed):

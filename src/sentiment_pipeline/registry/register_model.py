@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,10 @@ from sentiment_pipeline.registry.resolve import (
     read_best_model,
 )
 
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
+
 logger = logging.getLogger(__name__)
 
 STAGE = "register_model"
@@ -45,6 +49,8 @@ class RegistrationResult(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     registered: bool
+    # the champion was in the registry already (same content hashes): no new version was made
+    already_registered: bool = False
     model_name: str
     champion: str
     score: float | None
@@ -52,6 +58,7 @@ class RegistrationResult(BaseModel):
     reason: str | None = None
     version: str | None = None
     alias: str | None = None
+    # the version the `previous` alias names after this run (the former champion, if it moved)
     previous_version: str | None = None
     model_uri: str | None = None
     run_id: str | None = None
@@ -150,12 +157,18 @@ def _register(
     folders: dict[str, Path],
 ) -> RegistrationResult:
     import mlflow
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from sentiment_pipeline import tracking
 
     hashes = {key: content_hash(folder) for key, folder in folders.items()}
+    tracking.configure(paths)
+    client = MlflowClient()
+    stage_bounds = tracking.http_bounds(tracking.STAGE_RETRIES, tracking.STAGE_TIMEOUT_S)
+    with tracking.HTTP_BOUNDS.applied(stage_bounds, override=False):  # as inside stage_run
+        existing = registered_version(client, config.model_name, hashes)
+        if existing is not None:
+            return _reuse(config, paths, best, base, client, existing, hashes)
     with tracking.stage_run(STAGE, config, paths) as active:
         mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
         tracking.log_metrics({f"champion.{best.primary_metric}": best.score})
@@ -176,29 +189,134 @@ def _register(
                 **{hash_tag(key): value for key, value in hashes.items()},
             },
         )
-        client = MlflowClient()
-        try:
-            previous = client.get_model_version_by_alias(config.model_name, CHAMPION).version
-        except MlflowException:
-            previous = None
-        if previous is not None and str(previous) != str(version.version):
-            client.set_registered_model_alias(config.model_name, PREVIOUS, previous)
-        client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
+        _, previous = make_champion(client, config.model_name, str(version.version))
         run_id = active.info.run_id
     result = RegistrationResult(
         registered=True,
         version=str(version.version),
         alias=CHAMPION,
-        previous_version=str(previous) if previous is not None else None,
+        previous_version=previous,
         model_uri=f"models:/{config.model_name}@{CHAMPION}",
         run_id=run_id,
         content_hash=hashes[MODEL_DIR],
-        variants={key: best.variants[key] for key in folders if key != MODEL_DIR},
+        variants={key: best.variants[key] for key in hashes if key != MODEL_DIR},
         **base,
     )
     write_json(paths.registration, result.model_dump(mode="json"))
     logger.info("registered %s version %s as %r", config.model_name, version.version, CHAMPION)
     return result
+
+
+def _reuse(
+    config: RegisterConfig,
+    paths: ProjectPaths,
+    best: BestModel,
+    base: dict[str, Any],
+    client: MlflowClient,
+    existing: ModelVersion,
+    hashes: dict[str, str],
+) -> RegistrationResult:
+    """The champion is registered already (as `existing`): point the alias at it, log nothing."""
+    version = str(existing.version)
+    before, previous = make_champion(client, config.model_name, version)
+    if before == version:
+        logger.info(
+            "%s version %s already holds this champion (content hash %s) and is %r; "
+            "nothing new was registered",
+            config.model_name, version, hashes[MODEL_DIR], CHAMPION,
+        )
+    else:
+        logger.info(
+            "%s version %s already holds this champion (content hash %s); nothing new was "
+            "registered, %r moved to it from version %s",
+            config.model_name, version, hashes[MODEL_DIR], CHAMPION, before,
+        )
+    recorded = (existing.tags or {}).get(best.primary_metric)
+    if recorded is not None and recorded != str(best.score):
+        logger.warning(
+            "%s version %s was registered with %s %s, this evaluation scores it %s; the "
+            "registry's copy keeps the test metrics of its registration",
+            config.model_name, version, best.primary_metric, recorded, best.score,
+        )
+    result = RegistrationResult(
+        registered=True,
+        already_registered=True,
+        version=version,
+        alias=CHAMPION,
+        previous_version=previous,
+        model_uri=f"models:/{config.model_name}@{CHAMPION}",
+        run_id=existing.run_id,
+        content_hash=hashes[MODEL_DIR],
+        variants={key: best.variants[key] for key in hashes if key != MODEL_DIR},
+        **base,
+    )
+    write_json(paths.registration, result.model_dump(mode="json"))
+    return result
+
+
+def registered_version(
+    client: MlflowClient, model_name: str, hashes: dict[str, str]
+) -> ModelVersion | None:
+    """The newest ready version of `model_name` holding exactly these folders, or None.
+
+    Versions are matched on their content-hash tags (hash_tag(key) -> content_hash), all of
+    them: a version registered with an ONNX variant is not one without it. The store is asked
+    for the model folder's hash only (no quoting of the model name needed); name and the
+    other tags are compared here.
+    """
+    wanted = {hash_tag(key): value for key, value in hashes.items()}
+    query = f"tags.{hash_tag(MODEL_DIR)} = '{hashes[MODEL_DIR]}'"
+    matches = []
+    token = None
+    while True:
+        page = client.search_model_versions(query, page_token=token)
+        matches += [
+            found
+            for found in page
+            if found.name == model_name
+            and str(found.status) == "READY"
+            and hash_tags(found.tags or {}) == wanted
+        ]
+        token = page.token
+        if not token:
+            break
+    return max(matches, key=lambda found: int(found.version), default=None)
+
+
+def hash_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The content-hash tags among a model version's tags (content_hash, content_hash.<key>)."""
+    base = hash_tag(MODEL_DIR)
+    return {
+        key: value for key, value in tags.items() if key == base or key.startswith(f"{base}.")
+    }
+
+
+def alias_target(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    """The version `alias` names, or None (no such alias or model)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def make_champion(
+    client: MlflowClient, model_name: str, version: str
+) -> tuple[str | None, str | None]:
+    """Point `champion` at `version`; a former champion other than it moves to `previous`.
+
+    Returns the versions `champion` named before and `previous` names after (None: none).
+    """
+    former = alias_target(client, model_name, CHAMPION)
+    if former == version:
+        return former, alias_target(client, model_name, PREVIOUS)
+    if former is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS, former)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    if former is not None:
+        return former, former
+    return former, alias_target(client, model_name, PREVIOUS)
 
 
 def section(config: PipelineConfig) -> RegisterConfig:
