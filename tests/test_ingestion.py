@@ -65,7 +65,8 @@ def test_read_table_reads_every_format(tmp_path: Path, name: str) -> None:
     raw = ingestion.select_columns(frame, config(path), str(path))
 
     assert list(frame.columns) == ["body", "category", "score"]
-    assert list(raw.columns) == ["text", "label"]
+    assert list(raw.columns) == ["text", "label", "text_type", "undecodable"]
+    assert set(raw["text_type"]) == {"string"} and not raw["undecodable"].any()
     assert raw["text"].tolist() == expected["body"].tolist()
     assert raw["label"].tolist() == expected["category"].astype(str).tolist()
 
@@ -81,7 +82,7 @@ def test_labels_become_exact_strings_and_missing_stays_missing(tmp_path: Path) -
     path = tmp_path / "labels.csv"
     path.write_text('body,category\na,-1\nb,-1.0\nc,"-1"\nd,\ne,NA\nf,positive\n')
 
-    frame = ingestion.read_table(path, str_columns=["category"])
+    frame = ingestion.read_table(path)
     raw = ingestion.select_columns(frame, config(path), str(path))
 
     assert raw["label"].iloc[:3].tolist() == ["-1", "-1", "-1"]
@@ -141,7 +142,7 @@ def test_run_writes_the_raw_contract_from_a_relative_path(project: ProjectPaths)
 
     raw = pd.read_parquet(project.raw_dataset)
     assert (result.rows, result.columns, result.source) == (30, 3, "comments.csv")
-    assert list(raw.columns) == ["text", "label"]
+    assert list(raw.columns) == ["text", "label", "text_type", "undecodable"]
     assert set(raw["label"]) == {"-1", "0", "1"}
 
 

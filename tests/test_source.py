@@ -237,7 +237,7 @@ def test_ingest_downloads_again_when_the_stamp_changed(
     result = ingestion.run(config, project)
 
     assert result.rows == 45
-    assert pd.read_parquet(project.raw_dataset).shape == (45, 2)
+    assert pd.read_parquet(project.raw_dataset).shape == (45, 4)
     assert [r[0] for r in server.requests].count("GET") == 2
 
 

@@ -20,6 +20,7 @@ CONFIG = DataConfig(min_text_chars=3, max_text_chars=20)
 ROWS = [
     (None, None, "missing_text"),  # the first reason that applies wins
     (42, "1", "non_string_text"),
+    ("caf\udce9 menu", "1", "bad_encoding"),  # a byte read with errors="surrogateescape"
     ("   \t ", "1", "empty_text"),
     ("  ab  ", "1", "too_short"),
     ("x" * 21, "1", "too_long"),
@@ -50,7 +51,7 @@ def test_every_reason_is_assigned_to_the_rows_it_applies_to() -> None:
     expected_rejected = [r[2] for r in ROWS if r[2] in validation.REASONS]
     assert rejected["reason"].tolist() == expected_rejected
     assert list(rejected.columns) == ["text", "label", "reason"]
-    assert rejected["text"].iloc[1] == "42"
+    assert rejected["text"].iloc[1:3].tolist() == ["42", "caf\\xe9 menu"]
     assert good.to_dict("records") == [
         {"text": "said twice", "label": "positive"},
         {"text": "fine one", "label": "negative"},
@@ -60,12 +61,36 @@ def test_every_reason_is_assigned_to_the_rows_it_applies_to() -> None:
     assert report["reasons"] == {
         name: expected_rejected.count(name) for name in validation.REASONS
     }
-    assert (report["total"], report["accepted"], report["rejected"]) == (14, 4, 10)
-    assert report["rejected_fraction"] == pytest.approx(10 / 14)
+    assert (report["total"], report["accepted"], report["rejected"]) == (15, 4, 11)
+    assert report["rejected_fraction"] == pytest.approx(11 / 15)
     assert report["class_balance"] == {
         "counts": {"negative": 1, "neutral": 2, "positive": 1},
         "shares": {"negative": 0.25, "neutral": 0.5, "positive": 0.25},
     }
+
+
+def test_the_marks_of_ingest_decide_non_string_text_and_bad_encoding() -> None:
+    # As ingest writes them: a non-string as its JSON text with its type, bytes escaped.
+    frame = pd.DataFrame(
+        {
+            "text": ['{"a": 1}', "[1, 2]", "caf\\xe9 menu", "good text", "fine text", None],
+            "label": ["1", "1", "1", "pos\\xe9", "1", "1"],
+            "text_type": ["object", "array", "string", "string", "string", None],
+            "undecodable": [False, False, True, True, False, False],
+        }
+    )
+
+    good, rejected, report = validation.validate_frame(frame, CONFIG)
+
+    assert rejected.iloc[:4].to_dict("records") == [
+        {"text": '{"a": 1}', "label": "1", "reason": "non_string_text"},
+        {"text": "[1, 2]", "label": "1", "reason": "non_string_text"},
+        {"text": "caf\\xe9 menu", "label": "1", "reason": "bad_encoding"},
+        {"text": "good text", "label": "pos\\xe9", "reason": "bad_encoding"},
+    ]
+    assert pd.isna(rejected.at[4, "text"]) and rejected.at[4, "reason"] == "missing_text"
+    assert good.to_dict("records") == [{"text": "fine text", "label": "positive"}]
+    assert (report["reasons"]["non_string_text"], report["reasons"]["bad_encoding"]) == (2, 2)
 
 
 def test_report_lists_every_reason_even_when_nothing_is_rejected() -> None:

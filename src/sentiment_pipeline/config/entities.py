@@ -33,6 +33,12 @@ class DataConfig(_Frozen):
     format: Literal["auto", "csv", "tsv", "parquet", "jsonl"] = Field(
         "auto", description="File format; 'auto' picks it from the file extension."
     )
+    encoding: str = Field(
+        "auto",
+        min_length=1,
+        description="Text encoding of CSV/TSV/JSON Lines: 'auto' reads UTF-8 (with or without a "
+        "BOM) and rejects rows that do not decode (bad_encoding); or any Python codec name.",
+    )
     text_column: str = Field("clean_comment", min_length=1, description="Column holding the text.")
     label_column: str = Field("category", min_length=1, description="Column holding the label.")
     label_map: dict[str, str] = Field(
@@ -59,6 +65,23 @@ class DataConfig(_Frozen):
                 f"the scheme {scheme!r} is not supported; give an http(s) URL or a local path "
                 "(relative to the project folder, or absolute)"
             )
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            "a".encode(value).decode(value)
+        except LookupError as exc:
+            raise ValueError(
+                f"{value!r} is not a text encoding Python knows ({exc}); use auto (UTF-8) or a "
+                "codec name such as latin-1, cp1252 or utf-16"
+            ) from exc
+        except (TypeError, AttributeError, UnicodeError) as exc:
+            raise ValueError(f"{value!r} is not a text encoding ({exc}); use auto or e.g. latin-1")\
+                from exc
         return value
 
     @field_validator("label_map", mode="before")

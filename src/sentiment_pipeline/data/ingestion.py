@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import contextlib
+import csv
+import gzip
+import hashlib
+import io
+import json
 import logging
+import lzma
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -16,8 +27,15 @@ import pandas as pd
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
 from sentiment_pipeline.data import source as data_source
-from sentiment_pipeline.data.values import is_missing
-from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.data.values import (
+    as_text,
+    escape_undecodable,
+    has_undecodable,
+    is_missing,
+    map_values,
+    value_type,
+)
+from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.io import atomic_path, write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
 
@@ -35,6 +53,20 @@ _EXTENSIONS = {
 }
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zip", ".zst")
 _INTEGRAL = re.compile(r"[+-]?\d+(\.0*)?")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Read with errors="surrogateescape": a byte that does not decode becomes a lone surrogate, so a
+# bad row is found (and rejected by validation) instead of failing the whole file.
+_DECODE_ERRORS = "surrogateescape"
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OTHER_BOMS = {
+    b"\xff\xfe\x00\x00": "utf-32",
+    b"\x00\x00\xfe\xff": "utf-32",
+    b"\xff\xfe": "utf-16",
+    b"\xfe\xff": "utf-16",
+}
+_SEPARATORS = {",": "commas (',')", "\t": "tabs", ";": "semicolons (';')", "|": "pipes ('|')"}
+_SEPARATED_FORMATS = {",": "csv", "\t": "tsv"}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -61,36 +93,206 @@ def detect_format(path: Path | str) -> str:
     return fmt
 
 
-def read_table(
-    path: Path, fmt: str = "auto", *, str_columns: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Read a csv/tsv/parquet/jsonl file; `str_columns` of a CSV/TSV are read as strings.
+def codec_of(encoding: str) -> str:
+    """The Python codec that data.encoding names ("auto": UTF-8, a BOM skipped)."""
+    if encoding == "auto":
+        return "utf-8-sig"
+    try:
+        b"a".decode(encoding)  # b"" would not even look the codec up
+    except UnicodeError:  # a codec that needs more than one byte (utf-16)
+        pass
+    except LookupError as exc:
+        raise ConfigError(
+            f"data.encoding {encoding!r} is not a text encoding Python knows ({exc}); use auto "
+            "(UTF-8) or a codec name such as latin-1, cp1252 or utf-16 "
+            "(https://docs.python.org/3/library/codecs.html#standard-encodings)"
+        ) from exc
+    return encoding
 
-    In CSV/TSV only empty fields are missing: "NA" or "null" is a legitimate text.
+
+def read_table(path: Path, fmt: str = "auto", *, encoding: str = "auto") -> pd.DataFrame:
+    """Read a csv/tsv/parquet/jsonl file; every CSV/TSV field is read as a string.
+
+    In CSV/TSV only empty fields are missing: "NA" or "null" is a legitimate text. Text is
+    decoded with data.encoding (`encoding`); a byte that does not decode is kept as a lone
+    surrogate (errors="surrogateescape"), for validation to reject its row (bad_encoding).
+    Columns of Python objects (dtype object), as pandas' Arrow strings cannot hold those.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no file at {path}; set data.source to an existing file or a URL")
+    chosen = fmt
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r} for {path}; accepted: {', '.join(FORMATS)}")
+    codec = codec_of(encoding)
+    if fmt != "parquet" and encoding == "auto":
+        _refuse_other_boms(path)
     try:
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(
-                path,
-                sep="," if fmt == "csv" else "\t",
-                dtype={column: str for column in str_columns},
-                keep_default_na=False,
-                na_values=[""],
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                frame = pd.read_csv(
+                    path,
+                    sep="," if fmt == "csv" else "\t",
+                    dtype=object,
+                    index_col=False,  # a first row with an extra field must not shift columns
+                    keep_default_na=False,
+                    na_values=[""],
+                    encoding=codec,
+                    encoding_errors=_DECODE_ERRORS,
+                )
+            if frame.shape[1] == 1:  # every table we read has a text and a label column
+                _check_separator(path, fmt, chosen, codec, header=str(frame.columns[0]))
+            for warning in caught:
+                logger.warning("reading %s: %s", path, warning.message)
+            return frame
         if fmt == "parquet":
             return pd.read_parquet(path)
-        return pd.read_json(path, lines=True, dtype=False)
+        return read_json_lines(path, codec)
+    except DataError:
+        raise
     except Exception as exc:  # every parser (pandas, pyarrow, json) has its own errors
-        raise DataError(
-            f"cannot read {path} as {fmt}: {type(exc).__name__}: {exc}; "
-            "check the file or set data.format"
-        ) from exc
+        if fmt in ("csv", "tsv"):
+            _check_separator(path, fmt, chosen, codec)
+        fix = "check the file or set data.format"
+        if isinstance(exc, UnicodeError):
+            fix = f"check data.encoding ({encoding})"
+        raise DataError(f"cannot read {path} as {fmt}: {type(exc).__name__}: {exc}; {fix}") from exc
+
+
+def read_json_lines(path: Path, codec: str) -> pd.DataFrame:
+    """One row per line holding a JSON object; values stay what they are (str, int, dict, list).
+
+    Parsed here rather than by pandas, whose JSON reader refuses undecodable bytes.
+    """
+    records = []
+    with open_binary(path) as raw:
+        text = io.TextIOWrapper(raw, encoding=codec, errors=_DECODE_ERRORS, newline="")
+        for number, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"line {number} of {path} is not JSON ({exc.msg.removesuffix(' at')}, "
+                    f"column {exc.colno}: {escape_undecodable(line.rstrip()[:60])!r}); each line "
+                    "must hold one JSON object"
+                ) from exc
+            if not isinstance(record, dict):
+                raise DataError(
+                    f"line {number} of {path} holds a JSON {value_type(record)}, expected an "
+                    "object such as {\"text\": \"...\", \"label\": \"...\"}"
+                )
+            records.append(record)
+    if not records:
+        raise DataError(f"{path} holds no JSON objects; check data.source")
+    return pd.DataFrame(records, dtype=object)
+
+
+@contextlib.contextmanager
+def open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """The bytes of a file, decompressed as its last suffix says (.gz .bz2 .xz .zip .zst)."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist() if not name.endswith("/")]
+            if len(names) != 1:
+                raise DataError(
+                    f"{path} holds {len(names)} files {names[:5]}; a .zip source must hold one"
+                )
+            with archive.open(names[0]) as handle:
+                yield handle
+    elif suffix == ".zst":
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise DataError(f"reading {path} needs the zstandard package") from exc
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as handle:
+            yield handle
+    else:
+        with _OPENERS.get(suffix, open)(path, "rb") as handle:
+            yield handle
+
+
+def head_bytes(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a file, decompressed (b"" when it cannot be read)."""
+    try:
+        with open_binary(path) as handle:
+            return handle.read(size)
+    except Exception:  # a best-effort look: the reader itself reports a broken file
+        return b""
+
+
+def _refuse_other_boms(path: Path) -> None:
+    """data.encoding auto reads UTF-8: a UTF-16/32 byte-order mark says to name the encoding."""
+    head = head_bytes(path, 4)
+    for bom, codec in _OTHER_BOMS.items():
+        if head.startswith(bom):
+            raise DataError(
+                f"{path} starts with a {codec.upper()} byte-order mark, but data.encoding=auto "
+                f"reads UTF-8; set data.encoding={codec}"
+            )
+
+
+def sniff_separator(path: Path, codec: str, lines: int = 20) -> str | None:
+    """The separator (one of , tab ; |) that the first lines of a text table use, if clear."""
+    size = 1 << 16
+    head = head_bytes(path, size)
+    try:  # final=False: a character cut at the end of the sample is left out, not an error
+        text = codecs.getincrementaldecoder(codec)(_DECODE_ERRORS).decode(head, final=False)
+    except UnicodeError:  # e.g. utf-16 without a byte-order mark
+        return None
+    sample = text.splitlines()[: -1 if len(head) == size else None][:lines]
+    try:
+        return csv.Sniffer().sniff("\n".join(sample), delimiters="".join(_SEPARATORS)).delimiter
+    except csv.Error:
+        return None
+
+
+def _check_separator(path: Path, fmt: str, chosen: str, codec: str, header: str = "") -> None:
+    """Raise a DataError naming the separator a CSV/TSV really uses when it is not `fmt`'s."""
+    expected = "," if fmt == "csv" else "\t"
+    found = sniff_separator(path, codec)
+    if found is None and header:  # the header line alone: its most frequent separator
+        found = max(_SEPARATORS, key=header.count)
+    if found is None or found == expected or (header and found not in header):
+        return
+    how = "data.format=auto, from the extension" if chosen == "auto" else f"data.format={fmt}"
+    if found in _SEPARATED_FORMATS:
+        fix = f"set data.format={_SEPARATED_FORMATS[found]}"
+    else:
+        fix = (
+            "data.format reads comma-separated (csv) and tab-separated (tsv) files: save the "
+            "file with one of those separators"
+        )
+    raise DataError(
+        f"{path} looks separated by {_SEPARATORS[found]}, but it was read as {fmt} ({how}), "
+        f"which is separated by {_SEPARATORS[expected]}; {fix}"
+    )
+
+
+def download_name(url: str) -> str:
+    """The file name of a URL's download: its last path segment if that is a plain file name.
+
+    Otherwise (empty, too long, "..", other characters) a safe name: a cleaned part of the
+    segment, a hash of the URL, and the segment's known extensions (e.g. .csv.gz).
+    """
+    segment = unquote(urlparse(url).path.rsplit("/", 1)[-1])
+    if _PLAIN_NAME.fullmatch(segment):
+        return segment
+    suffixes = [suffix.lower() for suffix in Path(segment.replace("\0", "_")).suffixes]
+    kept: list[str] = []
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        kept.append(suffixes.pop())
+    if suffixes and suffixes[-1] in _EXTENSIONS:
+        kept.insert(0, suffixes.pop())
+    extension = "".join(kept)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", segment[: len(segment) - len(extension)])
+    stem = stem.strip("._-")[:40].strip("._-") or "download"
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{stem}-{digest}{extension}"
 
 
 def download(url: str, target: Path, timeout_s: float) -> Mapping[str, str]:
@@ -126,7 +328,7 @@ def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float) -> Path:
     request, so an offline rerun of ingest works too.
     """
     url = stamp["source"]
-    target = folder / (Path(unquote(urlparse(url).path)).name or "download")
+    target = folder / download_name(url)
     record_path = target.with_name(f"{target.name}.http.json")
     wanted = {name: stamp.get(name) for name in data_source.VALIDATORS}
     if target.is_file() and (wanted["etag"] or wanted["last_modified"]):
@@ -163,28 +365,14 @@ def label_string(value: object) -> str | None:
     return text
 
 
-def _storable_text(column: pd.Series, where: str) -> pd.Series:
-    """The text column as read, unless it mixes strings with other values.
-
-    Parquet cannot hold a column of mixed types, so such values are stored as their text.
-    """
-    if not pd.api.types.is_object_dtype(column.dtype):
-        return column
-    odd = column.map(lambda v: not isinstance(v, str) and not is_missing(v))
-    if not odd.any():
-        return column
-    example = column[odd].iloc[0]
-    logger.warning(
-        "%d values of the text column in %s are not strings (e.g. %r); storing them as text",
-        int(odd.sum()),
-        where,
-        example,
-    )
-    return column.where(~odd, column[odd].map(str))
-
-
 def select_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> pd.DataFrame:
-    """The `text` and `label` columns of the raw contract from the configured source columns."""
+    """The raw contract from the configured source columns, one row per source row.
+
+    `text`: the text; a value that is not a string as its JSON text, its type in `text_type`
+    ("string", "number", "object", "array", ...; null when missing). `label`: the label as an
+    exact string. `undecodable`: the text or label held bytes that data.encoding does not
+    decode, shown as \\xNN escapes. Validation rejects what is flagged here; nothing is dropped.
+    """
     problems = [
         f"expected a column {column!r} in {where}, found {list(frame.columns)}; set data.{key}"
         for key, column in (
@@ -195,24 +383,90 @@ def select_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> pd.Da
     ]
     if problems:
         raise DataError("; ".join(problems))
-    labels = frame[config.label_column].map(label_string).astype("str")
-    return pd.DataFrame(
-        {"text": _storable_text(frame[config.text_column], where), "label": labels}
+    frame = frame.reset_index(drop=True)  # row numbers in messages count from 0
+    values = frame[config.text_column]
+    _check_holds_text(values, config.text_column, where)
+    texts = map_values(values, as_text)
+    labels = map_values(frame[config.label_column], label_string)
+    undecodable = _undecodable(texts) | _undecodable(labels)
+    raw = pd.DataFrame(
+        {
+            "text": map_values(texts, _escaped).astype("str"),
+            "label": map_values(labels, _escaped).astype("str"),
+            "text_type": map_values(values, value_type).astype("str"),
+            "undecodable": undecodable.astype(bool),
+        }
     )
+    _warn_flagged(raw, where, config.encoding)
+    return raw.reset_index(drop=True)
+
+
+def _undecodable(column: pd.Series) -> pd.Series:
+    return column.map(lambda v: isinstance(v, str) and has_undecodable(v)).astype(bool)
+
+
+def _escaped(value: object) -> str | None:
+    return escape_undecodable(value) if isinstance(value, str) else None
+
+
+def _check_holds_text(values: pd.Series, column: str, where: str) -> None:
+    """A text column of numbers only (an id or score column) is a configuration mistake."""
+    present = values[~values.map(is_missing).astype(bool)]
+    if present.empty:
+        return
+    numeric = present.map(
+        lambda v: value_type(v) in ("number", "boolean")
+        or (isinstance(v, str) and _NUMBER.fullmatch(v.strip()) is not None)
+    ).astype(bool)
+    if numeric.all():
+        raise DataError(
+            f"the column {column!r} in {where} holds only numbers or booleans (e.g. "
+            f"{present.iloc[0]!r}), no text; check that data.text_column names the column "
+            "holding the text"
+        )
+
+
+def _warn_flagged(raw: pd.DataFrame, where: str, encoding: str) -> None:
+    """Say at ingest time what validation will reject: undecodable rows, non-string texts."""
+    bad = raw.index[raw["undecodable"]]
+    if len(bad):
+        logger.warning(
+            "%d rows of %s hold bytes that do not decode as %s (e.g. row %d: %r); validation "
+            "rejects them as bad_encoding; if the whole file is in another encoding, set "
+            "data.encoding",
+            len(bad), where, "UTF-8" if encoding == "auto" else encoding, bad[0],
+            raw.at[bad[0], "text"],
+        )
+    odd = raw.index[raw["text_type"].notna() & (raw["text_type"] != "string")]
+    if len(odd):
+        logger.warning(
+            "%d values of the text column in %s are not strings (e.g. row %d, %s %s); "
+            "validation rejects them as non_string_text",
+            len(odd), where, odd[0], raw.at[odd[0], "text_type"], raw.at[odd[0], "text"][:80],
+        )
 
 
 def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
     from sentiment_pipeline import tracking
 
+    codec_of(config.encoding)  # an unknown codec fails before any download
     stamp = data_source.read_stamp(paths, config.source)
     if stamp["kind"] == "url":
+        if config.format == "auto":
+            _check_url_format(config.source)
         source_file = fetch(stamp, paths.downloads_dir, config.download_timeout_s)
     else:
         source_file = paths.resolve(stamp["path"])
-    frame = read_table(source_file, config.format, str_columns=[config.label_column])
+    frame = read_table(source_file, config.format, encoding=config.encoding)
     raw = select_columns(frame, config, str(source_file))
     with tracking.stage_run("ingest", config, paths):
-        tracking.log_metrics({"rows": len(raw), "columns": frame.shape[1]})
+        tracking.log_metrics(
+            {
+                "rows": len(raw),
+                "columns": frame.shape[1],
+                "undecodable_rows": int(raw["undecodable"].sum()),
+            }
+        )
         write_parquet(paths.raw_dataset, raw)
     logger.info("ingested %d rows from %s into %s", len(raw), config.source, paths.raw_dataset)
     return IngestResult(
@@ -221,6 +475,17 @@ def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
         source=config.source,
         path=str(paths.raw_dataset),
     )
+
+
+def _check_url_format(url: str) -> None:
+    try:
+        detect_format(download_name(url))
+    except DataError as exc:
+        segment = unquote(urlparse(url).path.rsplit("/", 1)[-1])
+        raise DataError(
+            f"cannot tell the format of {url} from its name ({segment!r}); set data.format "
+            f"to one of {', '.join(FORMATS)}"
+        ) from exc
 
 
 def section(config: PipelineConfig) -> DataConfig:

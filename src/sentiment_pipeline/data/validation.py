@@ -10,7 +10,13 @@ import pandas as pd
 
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
-from sentiment_pipeline.data.values import is_missing
+from sentiment_pipeline.data.values import (
+    as_text,
+    escape_undecodable,
+    has_undecodable,
+    is_missing,
+    map_values,
+)
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -21,6 +27,7 @@ logger = logging.getLogger(__name__)
 REASONS = (
     "missing_text",
     "non_string_text",
+    "bad_encoding",
     "empty_text",
     "too_short",
     "too_long",
@@ -30,6 +37,8 @@ REASONS = (
     "duplicate",
 )
 REQUIRED_COLUMNS = ("text", "label")
+# What ingest says about each row (optional: a frame built in memory has only text and label).
+TEXT_TYPE, UNDECODABLE = "text_type", "undecodable"
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,12 @@ def check_schema(frame: pd.DataFrame, where: str = "the raw dataset") -> None:
 
 
 def _row_reasons(frame: pd.DataFrame, config: DataConfig) -> pd.Series:
-    """The first failing text check per row (None where the text passes)."""
+    """The first failing text check per row (None where the text passes).
+
+    A value that is not a string is one in the frame or, from ingest, one whose `text_type`
+    is not "string" (stored as its JSON text); an undecodable row is one that ingest flagged
+    `undecodable` or whose text or label holds undecodable bytes (lone surrogates).
+    """
     text = frame["text"]
     reason = pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
@@ -77,7 +91,11 @@ def _row_reasons(frame: pd.DataFrame, config: DataConfig) -> pd.Series:
     missing = text.map(is_missing).astype(bool)
     flag(missing, "missing_text")
     is_str = text.map(lambda v: isinstance(v, str)).astype(bool)
+    if TEXT_TYPE in frame.columns:
+        declared = frame[TEXT_TYPE].map(lambda v: "string" if is_missing(v) else v)
+        is_str &= (declared == "string").astype(bool)
     flag(~missing & ~is_str, "non_string_text")
+    flag(_undecodable(frame), "bad_encoding")
     length = text.where(is_str, "").map(lambda v: len(v.strip())).astype("int64")
     flag(is_str & (length == 0), "empty_text")
     flag(is_str & (length < config.min_text_chars), "too_short")
@@ -85,24 +103,41 @@ def _row_reasons(frame: pd.DataFrame, config: DataConfig) -> pd.Series:
     return reason
 
 
+def _undecodable(frame: pd.DataFrame) -> pd.Series:
+    found = pd.Series(False, index=frame.index)
+    for column in REQUIRED_COLUMNS:
+        found |= frame[column].map(lambda v: isinstance(v, str) and has_undecodable(v))
+    if UNDECODABLE in frame.columns:
+        found |= frame[UNDECODABLE].map(lambda v: not is_missing(v) and bool(v))
+    return found.astype(bool)
+
+
+def _storable(value: object) -> str | None:
+    """A rejected value as text Parquet can hold (JSON for a non-string, bytes escaped)."""
+    text = as_text(value)
+    return None if text is None else escape_undecodable(text)
+
+
 def validate_frame(
     frame: pd.DataFrame, config: DataConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Split `frame` (columns text, label) into good rows (label = class name) and rejected rows.
 
-    Returns (good, rejected, report); rejected keeps the original columns plus `reason`.
+    `frame` may carry ingest's `text_type` and `undecodable` columns. Returns (good, rejected,
+    report); rejected holds text and label as text (a non-string as JSON, undecodable bytes as
+    \\xNN) and the `reason`.
     """
     check_schema(frame)
     frame = frame.reset_index(drop=True)
     reason = _row_reasons(frame, config)
 
-    raw_label = frame["label"].map(lambda v: None if is_missing(v) else str(v))
+    raw_label = map_values(frame["label"], lambda v: None if is_missing(v) else str(v))
     reason[raw_label.isna() & reason.isna()] = "missing_label"
     lookup = class_lookup(config.label_map)
     if lookup is None:
         classes = raw_label
     else:
-        classes = raw_label.map(lambda v: lookup.get(v) if v is not None else None)
+        classes = map_values(raw_label, lambda v: lookup.get(v) if v is not None else None)
     reason[classes.isna() & reason.isna()] = "unknown_label"
 
     ok = reason.isna()
@@ -117,10 +152,10 @@ def validate_frame(
     good = pd.DataFrame(
         {"text": frame["text"][ok].astype("str"), "label": classes[ok].astype("str")}
     ).reset_index(drop=True)
-    rejected = frame[~ok].copy()
+    rejected = frame.loc[~ok, list(REQUIRED_COLUMNS)].copy()
     # Parquet needs one type per column; the reason says what was wrong with the value.
-    rejected["text"] = rejected["text"].map(lambda v: None if is_missing(v) else str(v))
-    rejected = rejected.astype({"text": "str"})
+    for column in REQUIRED_COLUMNS:
+        rejected[column] = map_values(rejected[column], _storable).astype("str")
     rejected["reason"] = reason[~ok].astype("str")
     rejected = rejected.reset_index(drop=True)
 
@@ -150,11 +185,17 @@ def check_report(report: dict[str, Any], config: DataConfig) -> list[str]:
     if report["rejected_fraction"] > config.max_rejected_fraction:
         worst = sorted(report["reasons"].items(), key=lambda kv: -kv[1])
         top = ", ".join(f"{name}={count}" for name, count in worst if count)
+        hint = (
+            "; rows rejected as bad_encoding hold bytes that data.encoding does not decode: if "
+            "the whole file is in another encoding, set data.encoding (e.g. cp1252 or latin-1)"
+            if report["reasons"].get("bad_encoding")
+            else ""
+        )
         problems.append(
             f"{report['rejected']} of {report['total']} rows rejected "
             f"({report['rejected_fraction']:.1%}) > data.max_rejected_fraction "
             f"({config.max_rejected_fraction:g}); reasons: {top}; fix the data or raise "
-            "data.max_rejected_fraction"
+            f"data.max_rejected_fraction{hint}"
         )
     small = {
         name: count
