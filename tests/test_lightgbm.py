@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -17,8 +21,11 @@ from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.tuning.trial import TrialFailure
 from synthetic import LABELS
 
-# Small enough for 144 training rows and a fraction of a second per trial.
+# Small enough for 144 training rows and a fraction of a second per trial; one trial at a time
+# on one thread whatever the machine, so trial order is deterministic.
 TINY = (
+    "train.lightgbm.threads=1",
+    "train.lightgbm.parallel_trials=1",
     "train.lightgbm.n_trials=3",
     "train.lightgbm.max_estimators=40",
     "train.lightgbm.early_stopping_rounds=10",
@@ -299,3 +306,126 @@ def test_shared_storage_from_the_environment_leaves_running_trials_alone(
     assert not data.optuna_db.exists()
     assert sorted(states(study)) == ["COMPLETE", "COMPLETE", "RUNNING"]
     assert result.trials_run_now == 1
+
+
+# --- threads and parallel trials ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cores", "expected"),
+    [(1, (1, 1)), (2, (1, 1)), (3, (3, 1)), (4, (2, 2)), (8, (2, 4)), (16, (4, 4)), (64, (4, 4))],
+)
+def test_auto_uses_one_thread_and_one_trial_on_two_cores_and_fills_bigger_machines(
+    cores, expected
+):
+    assert lt.auto_parallelism(cores) == expected
+
+
+def test_auto_never_uses_more_threads_than_cores():
+    for cores in range(1, 129):
+        threads, trials = lt.auto_parallelism(cores)
+        assert threads * trials <= cores and threads >= 1 and trials >= 1
+
+
+def test_a_fixed_setting_is_used_as_given_and_auto_fills_the_rest(manager, project):
+    def use(cores, *overrides):
+        config = manager(project, *overrides).get_lightgbm_config()
+        found = lt.parallelism(config, cores=cores)
+        return found.threads, found.trials
+
+    assert use(2) == (1, 1)
+    assert use(16) == (4, 4)
+    assert use(2, "train.lightgbm.threads=2") == (2, 1)
+    assert use(2, "train.lightgbm.parallel_trials=2") == (1, 2)
+    assert use(16, "train.lightgbm.threads=1") == (1, 4)
+    assert use(16, "train.lightgbm.parallel_trials=2") == (4, 2)
+    assert use(16, "train.lightgbm.threads=8", "train.lightgbm.parallel_trials=3") == (8, 3)
+    assert lt.parallelism(manager(project).get_lightgbm_config()).cores == lt.usable_cores()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5", "true"])
+def test_threads_and_parallel_trials_accept_auto_or_a_positive_integer(manager, project, value):
+    from sentiment_pipeline.errors import ConfigError
+
+    for key in ("threads", "parallel_trials"):
+        with pytest.raises(ConfigError, match=key):
+            manager(project, f"train.lightgbm.{key}={value}").get_lightgbm_config()
+
+
+def test_cgroup_quota_caps_the_usable_cores(tmp_path):
+    assert lt.cgroup_cpu_limit(tmp_path) is None  # no cgroup files
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert lt.cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert lt.cgroup_cpu_limit(tmp_path) == 2
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert lt.cgroup_cpu_limit(tmp_path) == 4
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert lt.cgroup_cpu_limit(tmp_path) is None
+    assert 1 <= lt.usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_threads_reach_lightgbm_and_leave_the_study_key_alone(manager, project):
+    base = tiny_config(manager, project)
+    other = tiny_config(
+        manager, project, "train.lightgbm.threads=3", "train.lightgbm.parallel_trials=5"
+    )
+
+    assert lt.make_classifier(PARAMS, other, 10, threads=3).n_jobs == 3
+    assert lt.study_key(other, "data") == lt.study_key(base, "data")
+
+
+@pytest.mark.slow
+def test_parallel_trials_run_at_once_finish_exactly_the_owed_trials_and_log_each_run(
+    manager, data, monkeypatch
+):
+    fit_one, lock = lt.fit_one, threading.Lock()
+    running, overlap, failed = [0], [0], []
+
+    def overlapping(params, reporter, **kwargs):
+        with lock:
+            running[0] += 1
+            overlap[0] = max(overlap[0], running[0])
+            fail = not failed
+            failed.append(fail)
+        try:
+            time.sleep(0.3)  # long enough for the other thread's trial to start
+            if fail:
+                raise MemoryError("simulated: the failed trial is owed again")
+            return fit_one(params, reporter, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(lt, "fit_one", overlapping)
+    config = tiny_config(
+        manager, data, "train.lightgbm.parallel_trials=2", "train.lightgbm.n_trials=4"
+    )
+
+    result = lt.run(config, data)
+
+    assert overlap[0] == 2, "two trials must have run at the same time"
+    study = load_study(data, result.study_name)
+    assert sorted(states(study)).count("FAIL") == 1
+    # exactly the owed trials finish: no overshoot by the trial still running at the end
+    assert result.trials["complete"] + result.trials["pruned"] == 4
+    assert result.trials_run_now == len(study.trials) == 5
+    assert study.best_trial.number == result.best_trial
+    children = child_runs(data, result.mlflow_run_id)
+    assert sorted(c.info.run_name for c in children) == [f"trial-{n}" for n in range(5)]
+    by_run = {c.info.run_id: c for c in children}
+    for trial in study.trials:
+        run = by_run[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["optuna_trial"] == str(trial.number)
+        assert run.data.tags["state"] == studies_state(trial)
+        assert run.data.params["num_leaves"] == str(trial.params["num_leaves"])
+    manifest = read_manifest(data.lightgbm_model)
+    assert manifest.mlflow_run_id == study.best_trial.user_attrs["mlflow_run_id"]
+    assert manifest.params["trial_number"] == result.best_trial
+
+
+def studies_state(trial) -> str:
+    return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[trial.state.name]

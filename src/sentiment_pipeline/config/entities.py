@@ -167,6 +167,27 @@ class LightGBMConfig(_Frozen):
     min_child_samples: tuple[int, int] = Field((5, 100), description="Integer bounds.")
     colsample_bytree: tuple[float, float] = Field((0.3, 1.0), description="Uniform bounds.")
     reg_lambda: tuple[float, float] = Field((1e-3, 10.0), description="Log-uniform bounds.")
+    threads: Literal["auto"] | int = Field(
+        "auto",
+        description="LightGBM (OpenMP) threads per trial; 'auto': chosen from the usable cores "
+        "(1 on 2 cores or fewer). Not part of the study key.",
+    )
+    parallel_trials: Literal["auto"] | int = Field(
+        "auto",
+        description="Trials run at once in this process (threads); 'auto': chosen from the "
+        "usable cores (1 on 2 cores or fewer). Not part of the study key.",
+    )
+
+    @field_validator("threads", "parallel_trials", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"expected auto or an integer >= 1, got {value!r}")
+        return value
 
     @field_validator("learning_rate", "reg_lambda")
     @classmethod

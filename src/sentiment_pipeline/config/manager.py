@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +76,38 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{key}: got {error['input']!r}; {message}"
 
 
+def _non_finite(value: object, key: str = "") -> Iterator[str]:
+    """One line per NaN or infinite number in a dumped config (`nan` or "nan" pass pydantic)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield (
+            f"{key}: got {value!r}; expected a finite number (NaN and infinity are not "
+            "accepted; where a key allows no limit, it takes null)"
+        )
+    elif isinstance(value, Mapping):
+        for name, item in value.items():
+            yield from _non_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, f"{key}.{i}")
+
+
 def validate_tree(tree: Mapping[str, Any], source: str) -> PipelineConfig:
     """Validate a whole params tree, raising one ConfigError that lists every problem."""
     try:
-        return PipelineConfig.model_validate(tree)
+        config = PipelineConfig.model_validate(tree)
     except ValidationError as exc:
-        lines = [_describe(err) for err in exc.errors()]
-        raise ConfigError(
-            f"invalid configuration in {source} ({len(lines)} problem"
-            f"{'s' if len(lines) != 1 else ''}):\n  - " + "\n  - ".join(lines)
-        ) from exc
+        raise _invalid(source, [_describe(err) for err in exc.errors()]) from exc
+    problems = list(_non_finite(config.model_dump(by_alias=True)))
+    if problems:
+        raise _invalid(source, problems)
+    return config
+
+
+def _invalid(source: str, lines: list[str]) -> ConfigError:
+    return ConfigError(
+        f"invalid configuration in {source} ({len(lines)} problem"
+        f"{'s' if len(lines) != 1 else ''}):\n  - " + "\n  - ".join(lines)
+    )
 
 
 def load_params(path: Path) -> dict[str, Any]:

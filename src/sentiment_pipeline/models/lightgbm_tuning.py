@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -34,13 +36,86 @@ logger = logging.getLogger(__name__)
 
 STAGE = "train_lightgbm"
 MODEL_NAME = "lightgbm"
-# One OpenMP thread per fit: on 2 shared cores, 2 threads made a 10k-tweet fit 10-25x slower
-# (33 s instead of 2-3 s, threads spin-waiting for a busy core). Scale out with more Optuna
-# workers on a shared storage instead.
-N_JOBS = 1
 REPORT_EVERY = 25  # boosting rounds between pruning checks
-# Config keys that set the budget of a study, not what its trials measure: left out of its key.
-RUN_ONLY_KEYS = frozenset({"n_trials", "timeout"})
+# Config keys that set the budget of a study or how it uses the machine, not what its trials
+# measure: left out of its key (so a study resumes on another machine or with other threads).
+RUN_ONLY_KEYS = frozenset({"n_trials", "timeout", "threads", "parallel_trials"})
+# `auto` on this many usable cores or fewer: one thread, one trial at a time (on 2 shared cores,
+# 2 OpenMP threads made a 10k-tweet fit 10-25x slower, threads spin-waiting for a busy core;
+# see BENCHMARKS.md for 2 threads and 2 parallel trials measured there).
+SERIAL_CORES = 2
+# `auto` above that: trials at once first (independent fits scale better than the threads of one
+# fit on sparse TF-IDF, whose boosting rounds take milliseconds), at most MAX_AUTO_TRIALS so the
+# sampler still learns from most results, two cores or more each; then threads per trial with
+# the cores left, at most MAX_AUTO_THREADS; trials x threads <= cores.
+MAX_AUTO_TRIALS = 4
+MAX_AUTO_THREADS = 4
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """How a study uses the machine: LightGBM threads per trial, trials at once."""
+
+    threads: int
+    trials: int
+    cores: int  # usable cores it was chosen for
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Cores allowed by a cgroup CPU quota (a container's --cpus), rounded up; None if none."""
+    candidates = [
+        (root / "cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
+        (root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"),  # v1
+    ]
+    for quota_path, period_path in candidates:
+        try:
+            if period_path is None:
+                quota, period = quota_path.read_text().split()[:2]
+            else:
+                quota, period = quota_path.read_text().strip(), period_path.read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return max(1, math.ceil(int(quota) / int(period)))
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def auto_parallelism(cores: int) -> tuple[int, int]:
+    """(threads per trial, trials at once) for `cores` usable cores (the rule of `auto`)."""
+    if cores <= SERIAL_CORES:
+        return 1, 1
+    trials = max(1, min(MAX_AUTO_TRIALS, cores // 2))
+    threads = max(1, min(MAX_AUTO_THREADS, cores // trials))
+    return threads, trials
+
+
+def parallelism(config: LightGBMConfig, cores: int | None = None) -> Parallelism:
+    """threads and parallel_trials of the config, `auto` resolved for the machine; a fixed value
+    is used as given (the auto one of the other fills the cores it leaves)."""
+    cores = usable_cores() if cores is None else cores
+    auto_threads, auto_trials = auto_parallelism(cores)
+    threads, trials = config.threads, config.parallel_trials
+    if threads == "auto" and trials == "auto":
+        threads, trials = auto_threads, auto_trials
+    elif threads == "auto":
+        threads = 1 if cores <= SERIAL_CORES else max(1, min(MAX_AUTO_THREADS, cores // trials))
+    elif trials == "auto":
+        trials = 1 if cores <= SERIAL_CORES else max(1, min(MAX_AUTO_TRIALS, cores // threads))
+    return Parallelism(threads=int(threads), trials=int(trials), cores=cores)
 
 
 class LightGBMTrialParams(BaseModel):
@@ -104,13 +179,13 @@ def study_key(config: LightGBMConfig, data: str) -> dict[str, Any]:
 
 
 def make_classifier(
-    params: LightGBMTrialParams, config: LightGBMConfig, n_estimators: int
+    params: LightGBMTrialParams, config: LightGBMConfig, n_estimators: int, threads: int = 1
 ) -> lgb.LGBMClassifier:
     return lgb.LGBMClassifier(
         n_estimators=n_estimators,
         class_weight="balanced" if config.imbalance == "class_weight" else None,
         random_state=config.seed,
-        n_jobs=N_JOBS,
+        n_jobs=threads,
         verbose=-1,
         **params.model_dump(),
     )
@@ -156,9 +231,10 @@ def fit_one(
     config: LightGBMConfig,
     features: Features,
     every: int = REPORT_EVERY,
+    threads: int = 1,
 ) -> TrialResult:
     """Fit one trial with early stopping on the validation set, reporting for pruning."""
-    model = make_classifier(params, config, config.max_estimators)
+    model = make_classifier(params, config, config.max_estimators, threads)
     pruning = PruningCallback(reporter, features, np.unique(features.y_train), every)
     model.fit(
         features.x_train,
@@ -204,6 +280,12 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
     labels = read_labels(paths)
     train, val = read_split(paths, "train", labels), read_split(paths, "val", labels)
     features = prepare_features(config, train, val, labels)
+    use = parallelism(config)
+    logger.info(
+        "%d LightGBM thread(s) per trial, %d trial(s) at once (%d usable cores; "
+        "train.lightgbm.threads=%s, parallel_trials=%s)",
+        use.threads, use.trials, use.cores, config.threads, config.parallel_trials,
+    )
     schedule = PruningSchedule(
         min_resource=REPORT_EVERY,
         max_resource=config.max_estimators,
@@ -217,12 +299,13 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
         timeout=config.timeout,
         seed=config.seed,
         pruner=make_pruner(config.pruner, schedule, chance_macro_f1(features.y_val)),
+        parallel_trials=use.trials,
     )
     stage = TunedStage(
         prefix=MODEL_NAME,
         stage=STAGE,
         suggest=partial(search_space, config=config),
-        fit_one=partial(fit_one, config=config, features=features),
+        fit_one=partial(fit_one, config=config, features=features, threads=use.threads),
         save_model=partial(save_model, config=config, labels=labels),
     )
     outputs = Outputs(

@@ -18,8 +18,10 @@ import json
 import logging
 import math
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -70,6 +72,8 @@ class StudySpec:
     seed: int
     pruner: optuna.pruners.BasePruner
     n_startup_trials: int = 10
+    # Trials run at once, each in its own thread of this process (see _run_parallel).
+    parallel_trials: int = 1
 
 
 @dataclass(frozen=True)
@@ -139,15 +143,20 @@ def reconcile_best(study: optuna.Study, path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+# Parallel trials compare and replace the best-so-far folder one at a time.
+_BEST_LOCK = threading.Lock()
+
+
 def _keep_if_best(
     stage: TunedStage, path: Path, trial: optuna.Trial, result: TrialResult, info: dict[str, Any]
 ) -> None:
-    record = best_record(path)
-    if record is not None and result.value <= float(record["value"]):
-        return
-    with atomic_dir(path) as tmp:
-        stage.save_model(result.model, tmp / BEST_MODEL, info)
-        write_json(tmp / BEST_RECORD, {"number": trial.number, "value": result.value})
+    with _BEST_LOCK:
+        record = best_record(path)
+        if record is not None and result.value <= float(record["value"]):
+            return
+        with atomic_dir(path) as tmp:
+            stage.save_model(result.model, tmp / BEST_MODEL, info)
+            write_json(tmp / BEST_RECORD, {"number": trial.number, "value": result.value})
     logger.info("trial %d is the best so far (val macro-F1 %.4f); kept in %s",
                 trial.number, result.value, path)
 
@@ -158,11 +167,13 @@ def make_objective(
     path: Path,
     progress: StudyProgress,
     guard: tracking.LoggingGuard,
+    parent: Any = None,
 ) -> Callable[[optuna.Trial], float]:
     """One trial: fit, report, record its state in its MLflow run, keep its model if best.
 
     MLflow calls go through `guard`: a server that stops answering costs the trial its logging,
-    not its result.
+    not its result. The trial's run is nested under `parent` (the stage run, which MLflow's
+    thread-local active run does not show to a parallel trial's thread).
     """
 
     def objective(trial: optuna.Trial) -> float:
@@ -172,7 +183,8 @@ def make_objective(
         tags = {"optuna_study": name, "optuna_trial": str(trial.number)}
         state, start = "failed", time.perf_counter()
         with guard.child_run(
-            scope, f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags
+            scope, f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags,
+            parent=parent,
         ) as run_id:
             if run_id is not None:
                 trial.set_user_attr("mlflow_run_id", run_id)
@@ -245,9 +257,16 @@ def _run_trials(
     # memory, NaN) may use a budget of as many again, shared by the whole run, after which the
     # study stops rather than loop on a trial that always fails.
     callbacks = _RunCallbacks(progress, max_failures=owed)
+    objective = make_objective(
+        stage, study.study_name, path, progress, guard, parent=mlflow.active_run()
+    )
     try:
+        if spec.parallel_trials > 1 and owed > 1:
+            _run_parallel(study, objective, spec, owed, TRIAL_ERRORS + stage.trial_errors,
+                          callbacks)
+            return
         study.optimize(
-            make_objective(stage, study.study_name, path, progress, guard),
+            objective,
             n_trials=2 * owed,
             timeout=spec.timeout,
             catch=TRIAL_ERRORS + stage.trial_errors,
@@ -259,6 +278,65 @@ def _run_trials(
         )
     finally:
         progress.close()
+
+
+def _run_parallel(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    spec: StudySpec,
+    owed: int,
+    catch: tuple[type[BaseException], ...],
+    callbacks: _RunCallbacks,
+) -> None:
+    """Up to spec.parallel_trials trials at once, each thread running one trial at a time.
+
+    A thread starts a trial only while the finished (complete or pruned) trials of this run plus
+    those running stay below `owed` (and the study itself still owes trials, for workers sharing
+    it), so exactly `owed` trials finish, unlike Optuna's n_jobs with MaxTrialsCallback, which
+    overshoots by the trials still running. Each trial is study.optimize(n_trials=1) in its
+    thread, which keeps the seeded sampler (Optuna's n_jobs reseeds it at random); the sampler
+    then proposes a trial without the results of those still running. The failure budget and
+    the timeout (no trial started after it) are those of the sequential run.
+    """
+    lock = threading.Lock()
+    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    tally = {"running": 0, "finished": 0}
+    stop = threading.Event()
+
+    def claim() -> bool:
+        with lock:
+            if stop.is_set() or callbacks.failures >= callbacks.max_failures:
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            running = tally["running"]
+            if tally["finished"] + running >= owed:
+                return False
+            if studies.owed_trials(study, spec.n_trials) - running <= 0:
+                return False
+            tally["running"] += 1
+            return True
+
+    def record(done: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        with lock:
+            tally["running"] -= 1
+            tally["finished"] += trial.state in studies.FINISHED
+            callbacks(done, trial)
+
+    def worker() -> None:
+        try:
+            while claim():
+                study.optimize(objective, n_trials=1, catch=catch, callbacks=[record],
+                               gc_after_trial=True)
+        except BaseException:
+            stop.set()  # the other threads finish their trial and start no other
+            raise
+
+    workers = min(spec.parallel_trials, owed)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
+        futures = [pool.submit(worker) for _ in range(workers)]
+    for future in futures:
+        future.result()  # the first error of a thread (a bug, a lost storage) is raised here
 
 
 def optimize(
