@@ -41,9 +41,19 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
+    # PyYAML's tags raise ValueError or TypeError: `!!int 1.5`, `!!float x`
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from exc
+    except RecursionError as exc:  # PyYAML parses nested lists and mappings recursively
+        raise ConfigError(
+            f"cannot read the value of override {_shortened(item)!r} as YAML: it nests lists or "
+            "mappings too deeply; give a value a few levels deep at most"
+        ) from exc
     return parts, value
+
+
+def _shortened(text: str, size: int = 60) -> str:
+    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"
 
 
 def apply_overrides(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -115,10 +125,14 @@ def load_params(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"no parameter file at {path}; run from the project root or pass --params FILE"
         )
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    try:  # bytes: PyYAML reads UTF-8 (or UTF-16/32 with a BOM) and reports bad bytes itself
+        tree = yaml.safe_load(path.read_bytes()) or {}
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{path} is not usable YAML: it nests lists or mappings too deeply"
+        ) from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, found {type(tree).__name__}")
     return tree

@@ -146,8 +146,10 @@ def read_table(path: Path, fmt: str = "auto", *, encoding: str = "auto") -> pd.D
                 _check_separator(path, fmt, chosen, codec, header=str(frame.columns[0]))
             for warning in caught:
                 logger.warning("reading %s: %s", path, warning.message)
+            _warn_repeated_header(path, "," if fmt == "csv" else "\t", codec)
             return frame
         if fmt == "parquet":
+            _refuse_repeated_columns(path)
             return pd.read_parquet(path)
         return read_json_lines(path, codec)
     except DataError:
@@ -182,13 +184,44 @@ def read_json_lines(path: Path, codec: str) -> pd.DataFrame:
                 ) from exc
             if not isinstance(record, dict):
                 raise DataError(
-                    f"line {number} of {path} holds a JSON {value_type(record)}, expected an "
-                    "object such as {\"text\": \"...\", \"label\": \"...\"}"
+                    f"line {number} of {path} holds a JSON {value_type(record) or 'null'}, "
+                    "expected an object such as {\"text\": \"...\", \"label\": \"...\"}"
                 )
             records.append(record)
     if not records:
         raise DataError(f"{path} holds no JSON objects; check data.source")
     return pd.DataFrame(records, dtype=object)
+
+
+def _warn_repeated_header(path: Path, sep: str, codec: str) -> None:
+    """pandas renames a repeated column name (text, text.1): say so, as the first one is used."""
+    head = head_bytes(path, 1 << 16)
+    try:
+        text = codecs.getincrementaldecoder(codec)(_DECODE_ERRORS).decode(head, final=False)
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])
+    except (UnicodeError, csv.Error):  # the reader has read the file: this is only a look
+        return
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    for name in repeated:
+        copies = [name] + [f"{name}.{i}" for i in range(1, header.count(name))]
+        logger.warning(
+            "%s has %d columns named %r, read as %s: data.text_column or data.label_column %r "
+            "means the first; rename the columns to choose another",
+            path, len(copies), name, copies, name,
+        )
+
+
+def _refuse_repeated_columns(path: Path) -> None:
+    """Parquet may hold two columns of one name; pyarrow then fails with an obscure message."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path} holds more than one column named {', '.join(map(repr, repeated))} "
+            f"(columns {names}); column names must be unique: rename or drop the copies"
+        )
 
 
 @contextlib.contextmanager
@@ -430,12 +463,13 @@ def _warn_flagged(raw: pd.DataFrame, where: str, encoding: str) -> None:
     """Say at ingest time what validation will reject: undecodable rows, non-string texts."""
     bad = raw.index[raw["undecodable"]]
     if len(bad):
+        example = raw.at[bad[0], "text"]  # shortened: a text may be megabytes long
         logger.warning(
             "%d rows of %s hold bytes that do not decode as %s (e.g. row %d: %r); validation "
             "rejects them as bad_encoding; if the whole file is in another encoding, set "
             "data.encoding",
             len(bad), where, "UTF-8" if encoding == "auto" else encoding, bad[0],
-            raw.at[bad[0], "text"],
+            example[:80] if isinstance(example, str) else example,
         )
     odd = raw.index[raw["text_type"].notna() & (raw["text_type"] != "string")]
     if len(odd):

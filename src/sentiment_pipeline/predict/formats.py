@@ -75,3 +75,14 @@ def missing_column(source: Path, column: str, columns: Sequence[str]) -> DataErr
     return DataError(
         f"expected a column {column!r} in {source}, found {list(columns)}; pass --text-column"
     )
+
+
+def check_unique_columns(source: Path, columns: Sequence[str]) -> None:
+    """Refuse an input with two columns of one name (Parquet allows it; CSV headers are renamed)."""
+    names = [str(name) for name in columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{source} holds more than one column named {', '.join(map(repr, repeated))} "
+            f"(columns {names}); column names must be unique: rename or drop the copies"
+        )

@@ -9,6 +9,7 @@ from typing import IO
 
 import pandas as pd
 
+from sentiment_pipeline.data.values import has_undecodable
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.predict.formats import SEPARATORS, missing_column
 
@@ -70,12 +71,14 @@ def _text_chunks(
             lines=True,
             chunksize=chunk_size,
             dtype=False,
-            encoding="utf-8",
+            encoding="utf-8-sig",  # a byte-order mark is skipped, as in CSV and in ingest
             compression=compression,
             dtype_backend="numpy_nullable",
         )
     # Every column as text: a chunk cannot know what later chunks hold, and CSV is text anyway.
     # As in read_table, only an empty field is missing: "NA" or "null" is a legitimate text.
+    # Every line is a row: in a file of one column, an empty or all-blank line is a blank text
+    # (pandas would drop it, and the output would have a row less than the input).
     return pd.read_csv(
         handle,
         sep=SEPARATORS[fmt],
@@ -83,6 +86,7 @@ def _text_chunks(
         dtype="string",
         keep_default_na=False,
         na_values=[""],
+        skip_blank_lines=False,
         encoding="utf-8",
         compression=compression,
     )
@@ -94,10 +98,13 @@ def _read_text_file(path: Path, fmt: str, chunk_size: int) -> Iterator[Chunk]:
         rows = 0
         try:
             for frame in _text_chunks(path, fmt, chunk_size, handle):
+                _refuse_lone_surrogates(path, frame, rows)
                 yield Chunk(frame, rows, min(handle.tell() / size, 1.0))
                 rows += len(frame)
         except UnicodeDecodeError as exc:
             raise encoding_error(path, exc) from None
+        except UnicodeEncodeError as exc:  # pandas storing a lone surrogate as Arrow text
+            raise _surrogate_error(path, f"line {rows + 1} or later", exc.object) from None
         except ImportError as exc:  # .zst needs the zstandard package
             raise DataError(f"cannot read {path}: {exc}") from None
         except (ValueError, pd.errors.ParserError) as exc:
@@ -106,6 +113,29 @@ def _read_text_file(path: Path, fmt: str, chunk_size: int) -> Iterator[Chunk]:
                 f"cannot read {path} as {fmt} ({where}): {type(exc).__name__}: {exc}; "
                 "check the file or pass --input-format"
             ) from None
+
+
+def _refuse_lone_surrogates(path: Path, frame: pd.DataFrame, first_row: int) -> None:
+    """A JSON escape of half a UTF-16 pair ("\\udc00") reads as a lone surrogate: not text."""
+    for name in frame.columns:
+        if frame[name].dtype != object:
+            continue
+        for offset, value in enumerate(frame[name]):
+            if isinstance(value, str) and has_undecodable(value):
+                where = f"row {first_row + offset + 1} (column {name!r})"
+                raise _surrogate_error(path, where, value)
+
+
+def _surrogate_error(path: Path, where: str, value: str) -> DataError:
+    return DataError(
+        f"{path}, {where}, holds \"{_escaped(value[:60])}\": a JSON escape of half a "
+        "UTF-16 pair (\\ud800-\\udfff) without its other half, which is not text and cannot be "
+        "written as UTF-8; fix or drop that row and run again"
+    )
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a surrogate as \udcxx
 
 
 def _parquet_file(path: Path):  # noqa: ANN202 - a pyarrow ParquetFile

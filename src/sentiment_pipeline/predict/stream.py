@@ -19,6 +19,7 @@ from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.predict.columns import plan_columns, predict_chunk
 from sentiment_pipeline.predict.formats import (
     check_paths,
+    check_unique_columns,
     input_format,
     missing_column,
     output_format,
@@ -75,6 +76,7 @@ def stream_predictions(
     for chunk in chunks:
         frame = chunk.frame
         if kept is None:
+            check_unique_columns(source, list(frame.columns))
             if text_column not in frame.columns:
                 raise missing_column(source, text_column, frame.columns)
             kept, renames = plan_columns(model, list(frame.columns), keep_columns, text_column)
