@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -101,6 +102,44 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _aside_pid(path: Path) -> int | None:
+    pid = path.name.rpartition("-")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def restore_aside(target: Path) -> bool:
+    """Put back the folder `target` that a process killed in atomic_dir's swap left aside.
+
+    The swap is two renames (target -> `.<name>.old-<pid>`, then the new folder -> target); a
+    process killed between them leaves no `target` and the previous folder under that name.
+    It is put back (the newest, if several) when its process is gone and `target` is still
+    missing; returns whether it was. A folder a live process is swapping is left alone.
+    """
+    if target.exists():
+        return False
+    asides = [
+        p for p in target.parent.glob(f"{glob.escape(_temp_prefix(target))}old-*")
+        if p.is_dir() and (pid := _aside_pid(p)) is not None and not _alive(pid)
+    ]
+    if not asides:
+        return False
+    try:
+        os.replace(max(asides, key=lambda p: p.stat().st_mtime), target)
+    except OSError:  # another process put it back, or wrote a new target, first
+        return False
+    return True
 
 
 def to_jsonable(value: Any) -> Any:

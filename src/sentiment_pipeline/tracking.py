@@ -370,15 +370,19 @@ def stage_run(
             guard.check(f"the {stage} stage finished")
 
 
-def start_child_run(run_name: str, tags: Mapping[str, str] | None = None) -> str:
-    """A run nested under the active (stage) run, left inactive (logged to by id); its id.
+def start_child_run(
+    run_name: str, tags: Mapping[str, str] | None = None, parent: Any = None
+) -> str:
+    """A run nested under `parent` (a Run), by default the active (stage) run, left inactive
+    (logged to by id); its id. A thread other than the stage run's must pass the parent:
+    MLflow's active run is per thread.
 
     It inherits the parent's stage, params_hash and git tags.
     """
     import mlflow
     from mlflow.tracking.context import registry
 
-    parent = mlflow.active_run()
+    parent = parent if parent is not None else mlflow.active_run()
     if parent is None:
         raise RuntimeError("start_child_run needs an active stage run (stage_run)")
     all_tags = dict(tags or {})
@@ -482,12 +486,14 @@ class LoggingGuard:
         run_name: str,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        parent: Any = None,
     ) -> Iterator[str | None]:
-        """A nested run (start_child_run); yields its id, or None when it could not be logged."""
+        """A nested run (start_child_run, under `parent` or the active run); yields its id, or
+        None when it could not be logged."""
         from mlflow import MlflowClient
 
         if self.answering():
-            run_id = self.call(scope, "run", start_child_run, run_name, tags=tags)
+            run_id = self.call(scope, "run", start_child_run, run_name, tags=tags, parent=parent)
         else:
             run_id = None
             self.miss(scope, "run")

@@ -42,7 +42,7 @@ REPORT_EVERY = 25  # boosting rounds between pruning checks
 RUN_ONLY_KEYS = frozenset({"n_trials", "timeout", "threads", "parallel_trials"})
 # `auto` on this many usable cores or fewer: one thread, one trial at a time (on 2 shared cores,
 # 2 OpenMP threads made a 10k-tweet fit 10-25x slower, threads spin-waiting for a busy core;
-# see BENCHMARKS.md for 2 threads and 2 parallel trials measured there).
+# benchmarks/bench_lightgbm_threads.py measures 2 threads and 2 parallel trials there).
 SERIAL_CORES = 2
 # `auto` above that: trials at once first (independent fits scale better than the threads of one
 # fit on sparse TF-IDF, whose boosting rounds take milliseconds), at most MAX_AUTO_TRIALS so the

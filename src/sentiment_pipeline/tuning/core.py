@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from sentiment_pipeline import tracking
 from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.io import atomic_dir, copy_dir, read_json, write_json
+from sentiment_pipeline.io import atomic_dir, copy_dir, read_json, restore_aside, write_json
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.tuning import study as studies
 from sentiment_pipeline.tuning.progress import StudyProgress
@@ -130,7 +130,13 @@ def best_record(path: Path) -> dict[str, Any] | None:
 
 
 def reconcile_best(study: optuna.Study, path: Path) -> None:
-    """Drop a best-so-far folder that no complete trial of the study accounts for."""
+    """Drop a best-so-far folder that no complete trial of the study accounts for.
+
+    A run killed while swapping in a better trial's model left the previous one aside: it is
+    put back first (the better trial, killed before it completed, does not count).
+    """
+    if restore_aside(path):
+        logger.warning("%s: put back the best model a killed run had moved aside", path)
     record = best_record(path)
     complete = {
         t.number: t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -172,9 +178,11 @@ def make_objective(
     """One trial: fit, report, record its state in its MLflow run, keep its model if best.
 
     MLflow calls go through `guard`: a server that stops answering costs the trial its logging,
-    not its result. The trial's run is nested under `parent` (the stage run, which MLflow's
-    thread-local active run does not show to a parallel trial's thread).
+    not its result. The trial's run is nested under `parent` when given (the stage run, which
+    MLflow's thread-local active run does not show to a parallel trial's thread), else under the
+    active run.
     """
+    nest = {} if parent is None else {"parent": parent}
 
     def objective(trial: optuna.Trial) -> float:
         params = stage.suggest(trial)
@@ -184,7 +192,7 @@ def make_objective(
         state, start = "failed", time.perf_counter()
         with guard.child_run(
             scope, f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags,
-            parent=parent,
+            **nest,
         ) as run_id:
             if run_id is not None:
                 trial.set_user_attr("mlflow_run_id", run_id)
@@ -257,11 +265,13 @@ def _run_trials(
     # memory, NaN) may use a budget of as many again, shared by the whole run, after which the
     # study stops rather than loop on a trial that always fails.
     callbacks = _RunCallbacks(progress, max_failures=owed)
+    parallel = spec.parallel_trials > 1 and owed > 1
     objective = make_objective(
-        stage, study.study_name, path, progress, guard, parent=mlflow.active_run()
+        stage, study.study_name, path, progress, guard,
+        parent=mlflow.active_run() if parallel else None,
     )
     try:
-        if spec.parallel_trials > 1 and owed > 1:
+        if parallel:
             _run_parallel(study, objective, spec, owed, TRIAL_ERRORS + stage.trial_errors,
                           callbacks)
             return
@@ -333,10 +343,17 @@ def _run_parallel(
             raise
 
     workers = min(spec.parallel_trials, owed)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
-        futures = [pool.submit(worker) for _ in range(workers)]
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial")
+    futures = [pool.submit(worker) for _ in range(workers)]
+    try:
+        wait(futures)  # once a thread fails, the others stop after their running trial
+    except BaseException:
+        stop.set()  # e.g. Ctrl-C here: the running trials end and no other starts
+        raise
+    finally:
+        pool.shutdown(wait=False)
     for future in futures:
-        future.result()  # the first error of a thread (a bug, a lost storage) is raised here
+        future.result()  # a thread's error (a bug, a lost storage) is raised here
 
 
 def optimize(
