@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.paths import ProjectPaths
@@ -15,6 +16,12 @@ from synthetic import LABELS, make_processed_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "airline_tweets.csv"
+
+
+# Property tests explore the same examples on every run, so CI cannot fail by chance; look
+# further with `pytest --hypothesis-seed=N` (or a seed per run) when hunting for bugs.
+settings.register_profile("repo", derandomize=True, print_blob=True)
+settings.load_profile("repo")
 
 
 @pytest.fixture

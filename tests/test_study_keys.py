@@ -51,8 +51,10 @@ LIGHTGBM_CHANGES = {
     "min_child_samples": (10, 100),
     "colsample_bytree": (0.5, 1.0),
     "reg_lambda": (1e-2, 10.0),
+    "threads": 3,
+    "parallel_trials": 2,
 }
-LIGHTGBM_SAME_STUDY = {"n_trials", "timeout"}
+LIGHTGBM_SAME_STUDY = {"n_trials", "timeout", "threads", "parallel_trials"}
 
 
 def test_every_config_key_is_classified() -> None:
