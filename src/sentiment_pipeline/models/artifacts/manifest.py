@@ -187,10 +187,15 @@ class TokenizedModel(LabelledModel):
     similar length, so padding stays short; scores come back in input order.
     """
 
-    tokenizer: Any
-    max_length: int
-    batch_size: int
     tensor_type = "np"  # what tokenizer.pad hands to `logits`: "np" or "pt"
+
+    def __init__(
+        self, manifest: ModelManifest, tokenizer: Any, *, max_length: int, batch_size: int
+    ) -> None:
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.tokenizer(

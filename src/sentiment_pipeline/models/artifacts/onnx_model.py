@@ -35,11 +35,8 @@ class OnnxModel(TokenizedModel):
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        self.manifest = manifest
+        super().__init__(manifest, tokenizer, max_length=max_length, batch_size=batch_size)
         self.session = session
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
         self.input_names = [i.name for i in session.get_inputs()]
 
     def logits(self, batch: Any) -> np.ndarray:

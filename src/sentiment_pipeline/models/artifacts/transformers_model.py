@@ -36,10 +36,7 @@ class TransformersModel(TokenizedModel):
         batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
     ) -> None:
-        self.manifest = manifest
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
+        super().__init__(manifest, tokenizer, max_length=max_length, batch_size=batch_size)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
 
