@@ -18,6 +18,7 @@ from sentiment_pipeline.config.entities import (
     DataConfig,
     DistilBERTConfig,
     EvaluationConfig,
+    InsightsConfig,
     LightGBMConfig,
     OnnxExportConfig,
     PipelineConfig,
@@ -181,6 +182,9 @@ class ConfigurationManager:
 
     def get_serve_config(self) -> ServeConfig:
         return self.config.serve
+
+    def get_insights_config(self) -> InsightsConfig:
+        return self.config.insights
 
     def to_yaml(self) -> str:
         """The resolved, validated configuration (defaults filled in) as YAML."""

@@ -1,0 +1,1 @@
+"""Audience insights: comment sources (YouTube, files), analysis, charts, report, dashboard."""
