@@ -1,0 +1,285 @@
+"""Comments from a CSV / TSV / JSON Lines / Parquet file, read by the readers of ingestion."""
+
+from __future__ import annotations
+
+import numbers
+import re
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sentiment_pipeline.data.ingestion import FORMATS, codec_of, detect_format, read_table
+from sentiment_pipeline.data.values import escape_undecodable, has_undecodable, is_missing
+from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.insights.comments import BadFileError, Comment, CommentBatch
+
+DEFAULT_LIMIT = 10_000
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_UNSAFE = re.compile(r"[^A-Za-z0-9.]+")
+# ingestion's messages name its params.yaml keys; here they are the options of this reader
+_OPTION_NAMES = (("data.format", "format"), ("data.encoding", "encoding"),
+                 ("check data.source", "check the file"))
+
+
+def read_comments(
+    source: Path | str | bytes,
+    *,
+    filename: str | None = None,
+    format: str = "auto",  # noqa: A002 - the option's name, as the CLI and the upload form say
+    text_column: str = "text",
+    time_column: str | None = None,
+    time_format: str | None = None,
+    likes_column: str | None = None,
+    author_column: str | None = None,
+    encoding: str = "auto",
+    limit: int = DEFAULT_LIMIT,
+) -> CommentBatch:
+    """The comments of a file (a path, or an upload's bytes and `filename`), one per row.
+
+    Timestamps: `time_format` (strftime, e.g. "%d-%m-%Y %H.%M"), else ISO 8601 or epoch
+    seconds; a time without a zone is UTC; one that does not parse is counted, not fatal.
+    Rows without text (empty, or not a string) are skipped and said so in the notes.
+    """
+    name = filename or (str(source) if not isinstance(source, bytes) else "upload")
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        what = "a directory" if Path(source).is_dir() else "no file"
+        raise BadFileError(
+            422, "bad_file", f"{source}: {what} there; give a {'/'.join(FORMATS)} file of comments"
+        )
+    fmt = _format(name, format)
+    try:
+        codec_of(encoding)
+    except PipelineError as exc:
+        raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
+    if isinstance(source, bytes):
+        with tempfile.TemporaryDirectory(prefix="sentiment-upload-") as folder:
+            path = Path(folder) / _temporary_name(name)
+            path.write_bytes(source)
+            frame = _read(path, fmt, encoding, {str(path): name})
+    else:
+        frame = _read(Path(source), fmt, encoding, {})
+    return comments_from_frame(
+        frame,
+        name=name,
+        text_column=text_column,
+        time_column=time_column,
+        time_format=time_format,
+        likes_column=likes_column,
+        author_column=author_column,
+        limit=limit,
+    )
+
+
+def _format(name: str, fmt: str) -> str:
+    if fmt == "auto":
+        try:
+            return detect_format(name)
+        except PipelineError as exc:
+            raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
+    if fmt not in FORMATS:
+        raise BadFileError(
+            422,
+            "bad_file",
+            f"format {fmt!r} is not supported; accepted: auto, {', '.join(FORMATS)}",
+        )
+    return fmt
+
+
+def _temporary_name(name: str) -> str:
+    """`comments` plus the upload's last two suffixes (.csv.gz), for the reader's decompression."""
+    suffixes = "".join(Path(name.replace("\\", "/")).suffixes[-2:])
+    return "comments" + _UNSAFE.sub("_", suffixes)[:20]
+
+
+def _read(path: Path, fmt: str, encoding: str, names: dict[str, str]) -> pd.DataFrame:
+    try:
+        return read_table(path, fmt, encoding=encoding)
+    except PipelineError as exc:
+        raise BadFileError(422, "bad_file", _reworded(str(exc), names)) from None
+
+
+def _reworded(message: str, names: dict[str, str]) -> str:
+    for old, new in (*_OPTION_NAMES, *names.items()):
+        message = message.replace(old, new)
+    return message
+
+
+def comments_from_frame(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    text_column: str = "text",
+    time_column: str | None = None,
+    time_format: str | None = None,
+    likes_column: str | None = None,
+    author_column: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> CommentBatch:
+    """The comments of a table's rows; `id` is the 1-based data row number."""
+    _check_columns(frame.columns, name, text_column, time_column, likes_column, author_column)
+    if len(frame) > limit:
+        raise BadFileError(
+            413,
+            "too_large",
+            f"{name} holds {len(frame)} rows, more than the {limit} comments one analysis may "
+            "hold (insights.max_comments_limit); analyse a part of the file, or raise "
+            "insights.max_comments_limit in params.yaml",
+        )
+    comments: list[Comment] = []
+    skipped: list[int] = []
+    undecodable = unparsed = 0
+    bad_likes: list[tuple[int, object]] = []
+    for row, record in enumerate(frame.to_dict("records"), start=1):
+        text = record[text_column]
+        if not isinstance(text, str) or not text.strip():
+            skipped.append(row)
+            continue
+        if has_undecodable(text):
+            undecodable += 1
+            text = escape_undecodable(text)
+        published = None
+        if time_column is not None and not _blank(record[time_column]):
+            published = parse_time(record[time_column], time_format)
+            unparsed += published is None
+        likes = 0
+        if likes_column is not None and not _blank(record[likes_column]):
+            parsed = parse_count(record[likes_column])
+            if parsed is None:
+                bad_likes.append((row, record[likes_column]))
+            likes = parsed or 0
+        author = record[author_column] if author_column is not None else None
+        comments.append(Comment(
+            text=text,
+            id=str(row),
+            author=None if _blank(author) else str(author),
+            published_at=published,
+            likes=likes,
+        ))
+    if not comments:
+        raise BadFileError(
+            422,
+            "bad_file",
+            f"{name} holds no comments: none of its {len(frame)} rows has text in the column "
+            f"{text_column!r}; check the text column (columns: {_names(frame.columns)})",
+        )
+    notes = _notes(name, text_column, likes_column, skipped, undecodable, bad_likes)
+    if unparsed:
+        example = next(v for v in frame[time_column] if not _blank(v) and
+                       parse_time(v, time_format) is None)
+        how = f"the format {time_format!r}" if time_format else "ISO 8601 or epoch seconds"
+        notes.append(
+            f"{unparsed} timestamps of column {time_column!r} do not parse as {how} (e.g. "
+            f"{str(example)[:40]!r}) and are left out of the trend"
+            + ("" if time_format else "; give their format with --time-format")
+        )
+    return CommentBatch(
+        comments=comments,
+        source={"kind": "file", "file": Path(name.replace("\\", "/")).name, "rows": len(frame)},
+        unparsed_times=unparsed,
+        notes=tuple(notes),
+    )
+
+
+def _blank(value: object) -> bool:
+    """Missing, or text of blanks only (an empty field of a JSON line, a Parquet string)."""
+    return is_missing(value) or (isinstance(value, str) and not value.strip())
+
+
+def _names(columns: Sequence[object]) -> list[str]:
+    return [str(column) for column in columns]
+
+
+def _check_columns(columns: Sequence[object], name: str, text: str, *optional: str | None) -> None:
+    found = _names(columns)
+    options = ("text_column", "time_column", "likes_column", "author_column")
+    missing = [
+        f"{column!r} ({option}, --{option.replace('_', '-')})"
+        for option, column in zip(options, (text, *optional), strict=True)
+        if column is not None and column not in found
+    ]
+    if missing:
+        raise BadFileError(
+            422,
+            "bad_file",
+            f"expected the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} in "
+            f"{name}, found {found}; name the file's columns with those options",
+        )
+
+
+def _notes(
+    name: str,
+    text_column: str,
+    likes_column: str | None,
+    skipped: list[int],
+    undecodable: int,
+    bad_likes: list[tuple[int, object]],
+) -> list[str]:
+    notes = []
+    if skipped:
+        notes.append(
+            f"{len(skipped)} rows of {Path(name).name} have no text in column {text_column!r} "
+            f"(empty or not a string, e.g. row {skipped[0]}) and were skipped"
+        )
+    if undecodable:
+        notes.append(
+            f"{undecodable} comments hold bytes that do not decode as text; they are shown as "
+            "\\xNN escapes (is the file's encoding right?)"
+        )
+    if bad_likes:
+        row, value = bad_likes[0]
+        notes.append(
+            f"{len(bad_likes)} values of column {likes_column!r} are not whole numbers >= 0 "
+            f"(e.g. row {row}: {str(value)[:40]!r}) and count as 0 likes"
+        )
+    return notes
+
+
+def parse_count(value: object) -> int | None:
+    """A like count: a whole number >= 0 (7, 7.0, "7", " 7 "); None for anything else."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not _NUMBER.fullmatch(value):
+            return None
+        value = float(value)
+    if not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    if not number.is_integer() or number < 0:
+        return None
+    return int(number)
+
+
+def parse_time(value: object, time_format: str | None = None) -> datetime | None:
+    """A timestamp as an aware UTC datetime; None when it does not parse (or is missing).
+
+    With `time_format`, the text must match it (datetime.strptime); else ISO 8601 text, or
+    epoch seconds (a number, or text of one). A time without a zone is taken as UTC.
+    """
+    if is_missing(value) or isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, datetime | np.datetime64):
+        parsed = pd.Timestamp(value)
+        return None if pd.isna(parsed) else _utc(parsed.to_pydatetime())
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if time_format is not None:
+            return _utc(datetime.strptime(str(text), time_format))
+        if isinstance(text, str) and _NUMBER.fullmatch(text):
+            text = float(text)
+        if isinstance(text, numbers.Real):
+            return datetime.fromtimestamp(float(text), UTC)
+        if isinstance(text, str):
+            return _utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError, OSError):  # OSError: an epoch out of the platform's range
+        return None
+    return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
