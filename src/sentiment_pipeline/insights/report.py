@@ -1,0 +1,288 @@
+"""The analysis as a self-contained HTML report, and its per-comment rows as CSV.
+
+Every piece of text from outside (comments, authors, class names, the video's title) goes
+through html.escape. The charts are embedded as `data:` images, so the file needs no network,
+and a policy in the page forbids scripts and every fetch but those inline images.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+# No scripts, no fetches: only inline styles and the charts' data: URLs.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# A cell starting with one of these is read as a formula by spreadsheet programs.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CHART_TITLES = {
+    "breakdown": "Breakdown",
+    "trend": "Trend",
+    "terms": "Distinctive terms",
+}
+STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2433;
+       margin: 0 auto; max-width: 1100px; padding: 1.5rem; background: #fafafa; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2rem; font-size: 1.25rem; }
+.meta { color: #5b6475; margin-top: 0; }
+.figures { display: flex; flex-wrap: wrap; gap: .8rem; padding: 0; }
+.figures li { list-style: none; background: #fff; border: 1px solid #dde1e8; border-radius: 8px;
+              padding: .6rem 1rem; min-width: 8rem; }
+.figures b { display: block; font-size: 1.5rem; }
+table { border-collapse: collapse; background: #fff; margin: .5rem 0; }
+th, td { border: 1px solid #dde1e8; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; background: #fff; border: 1px solid #dde1e8; border-radius: 8px;
+         padding: .5rem; } figure img { max-width: 100%; height: auto; }
+.columns { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr));
+           gap: 1rem; }
+.comment { background: #fff; border: 1px solid #dde1e8; border-radius: 6px; padding: .4rem .6rem;
+           margin: .4rem 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.comment small { display: block; color: #5b6475; white-space: normal; }
+.notes li { margin: .3rem 0; }
+"""
+
+
+def render_html(result: dict[str, Any], charts: dict[str, str] | None = None) -> str:
+    """The whole report: summary figures, breakdown table, charts, terms, comments, notes."""
+    labels = result["labels"]
+    body = [
+        f"<h1>Audience insights: {escape(source_title(result['source']))}</h1>",
+        f'<p class="meta">{escape(model_line(result["model"]))} &middot; '
+        f"analysed in {result['elapsed_s']:.2f} s</p>",
+        summary_figures(result["counts"], result["breakdown"]),
+        section("Breakdown", breakdown_table(result["breakdown"], result["weighted_breakdown"])),
+        section("Charts", chart_figures(charts or result.get("charts") or {})),
+        section("Trend", trend_table(result["trend"], labels)),
+        section("Distinctive terms", terms_tables(result["terms"], labels)),
+        section("Top comments per class", top_comments(result["top_comments"], labels)),
+        section("Least confident predictions", comment_list(result["uncertain"], labels)),
+        section("Notes", bullet_list(result["notes"], "notes")),
+        section("Source", source_table(result["source"])),
+    ]
+    return page(f"Audience insights: {source_title(result['source'])}", body)
+
+
+def page(title: str, body: Iterable[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def section(title: str, content: str) -> str:
+    return f"<section>\n<h2>{escape(title)}</h2>\n{content}\n</section>"
+
+
+def source_title(source: dict[str, Any]) -> str:
+    """A short name for where the comments came from."""
+    if source.get("kind") == "youtube":
+        video = source.get("video") or {}
+        return str(video.get("title") or video.get("id") or "a YouTube video")
+    if source.get("kind") == "file":
+        return str(source.get("file") or "a file")
+    return "submitted comments"
+
+
+def model_line(model: dict[str, Any]) -> str:
+    version = f" version {model['version']}" if model.get("version") else ""
+    parts = [f"model {model.get('name')}{version}"]
+    parts += [f"{key} {model[key]}" for key in ("kind", "backend") if model.get(key)]
+    return ", ".join(parts)
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def summary_figures(counts: dict[str, int], rows: Sequence[dict[str, Any]]) -> str:
+    figures = [
+        ("comments", counts["comments"]),
+        ("analysed", counts["analysed"]),
+        ("other language", counts["other_language"]),
+        ("replies", counts["replies"]),
+        ("with a time", counts["with_time"]),
+    ]
+    if counts["analysed"]:
+        top = max(rows, key=lambda r: r["count"])
+        figures.append((f"{top['label']} (largest class)", percent(top["share"])))
+    items = "".join(f"<li><b>{escape(str(v))}</b>{escape(name)}</li>" for name, v in figures)
+    return f'<ul class="figures">{items}</ul>'
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[tuple[str, bool]]]) -> str:
+    """An HTML table; each cell is (text, numeric), the text escaped here."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td{" class=num" if num else ""}>{escape(text)}</td>' for text, num in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def breakdown_table(rows: Sequence[dict[str, Any]], weighted: Sequence[dict[str, Any]]) -> str:
+    weight_share = {w["label"]: w["share"] for w in weighted}
+    return table(
+        ["class", "comments", "share", "95 % interval (Wilson)", "like-weighted share"],
+        (
+            [
+                (r["label"], False),
+                (str(r["count"]), True),
+                (percent(r["share"]), True),
+                (f"{percent(r['ci_low'])} to {percent(r['ci_high'])}", True),
+                (percent(weight_share.get(r["label"], 0.0)), True),
+            ]
+            for r in rows
+        ),
+    )
+
+
+def chart_figures(charts: dict[str, str]) -> str:
+    """Each chart as an <img> of a data: URL: inline, and never parsed as part of the page."""
+    if not charts:
+        return "<p>Charts were not rendered.</p>"
+    figures = []
+    for name, svg in charts.items():
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        title = CHART_TITLES.get(name, name)
+        figures.append(
+            f'<figure><img alt="{escape(title)} chart" src="data:image/svg+xml;base64,{data}">'
+            f"<figcaption>{escape(title)}</figcaption></figure>"
+        )
+    return "\n".join(figures)
+
+
+def trend_table(trend: dict[str, Any], labels: Sequence[str]) -> str:
+    if not trend["buckets"]:
+        return "<p>No dated comments, so no trend.</p>"
+    return (
+        f"<p>Comments per {escape(trend['period'])} (UTC), with each class's share.</p>"
+        + table(
+            ["period start", "comments", *labels],
+            (
+                [(period_start(b["start"], trend["period"]), False), (str(b["count"]), True)]
+                + [(percent(b["shares"][label]), True) for label in labels]
+                for b in trend["buckets"]
+            ),
+        )
+    )
+
+
+def period_start(start: str, period: str) -> str:
+    """A bucket's start as a date, with the hour only for hourly buckets."""
+    if period == "hour":
+        return start.replace("T", " ").removesuffix(":00:00Z") + ":00"
+    return start[:10]
+
+
+def terms_tables(terms: dict[str, Sequence[dict[str, Any]]], labels: Sequence[str]) -> str:
+    blocks = []
+    for label in labels:
+        rows = terms.get(label, [])
+        content = (
+            table(
+                ["term", "z-score", "count"],
+                ([(t["term"], False), (f"{t['z']:.2f}", True), (str(t["count"]), True)]
+                 for t in rows),
+            )
+            if rows
+            else "<p>No distinctive terms.</p>"
+        )
+        blocks.append(f"<div><h3>{escape(label)}</h3>{content}</div>")
+    return f'<div class="columns">{"".join(blocks)}</div>'
+
+
+def comment_block(row: dict[str, Any], labels: Sequence[str]) -> str:
+    """One comment as text, with its class, confidence, likes, author and time."""
+    facts = [
+        f"{row['label']} ({percent(row['confidence'])})",
+        f"{row['likes']} likes",
+    ]
+    if row.get("author"):
+        facts.append(f"by {row['author']}")
+    if row.get("published_at"):
+        facts.append(row["published_at"])
+    if row.get("is_reply"):
+        facts.append("reply")
+    if row.get("other_language"):
+        facts.append(f"language {row.get('language')}")
+    scores = ", ".join(f"{label} {percent(row['scores'][label])}" for label in labels)
+    return (
+        f'<div class="comment">{escape(row["text"])}'
+        f"<small>{escape(' · '.join(facts))} &middot; {escape(scores)}</small></div>"
+    )
+
+
+def comment_list(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    if not rows:
+        return "<p>None.</p>"
+    return "\n".join(comment_block(row, labels) for row in rows)
+
+
+def top_comments(top: dict[str, Sequence[dict[str, Any]]], labels: Sequence[str]) -> str:
+    blocks = [
+        f"<div><h3>{escape(label)}</h3>{comment_list(top.get(label, []), labels)}</div>"
+        for label in labels
+    ]
+    return f'<div class="columns">{"".join(blocks)}</div>'
+
+
+def bullet_list(items: Sequence[str], css_class: str) -> str:
+    if not items:
+        return "<p>None.</p>"
+    entries = "".join(f"<li>{escape(item)}</li>" for item in items)
+    return f'<ul class="{css_class}">{entries}</ul>'
+
+
+def source_table(source: dict[str, Any]) -> str:
+    """What the comments came from; a URL is shown as text, never as a link to follow."""
+    facts: list[tuple[str, Any]] = [("kind", source.get("kind"))]
+    video = source.get("video") or {}
+    facts += [(f"video {key}", video.get(key)) for key in ("id", "title", "channel", "url",
+                                                           "comment_count")]
+    facts += [(key, source.get(key)) for key in ("file", "rows")]
+    shown = [(name, value) for name, value in facts if value is not None]
+    return table(["", ""], ([(name, False), (str(value), False)] for name, value in shown))
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def formula_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with ' (shown, not run)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def comments_csv(result: dict[str, Any]) -> str:
+    """Every comment with its prediction, one row each, in input order.
+
+    Text cells starting with = + - @ (or a tab or carriage return) get a leading ' so that a
+    spreadsheet shows them instead of evaluating them (CSV formula injection).
+    """
+    labels = result["labels"]
+    header = [
+        "index", "id", "published_at", "author", "likes", "is_reply", "text", "label",
+        "confidence", *(f"p_{label}" for label in labels), "language", "other_language",
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([formula_safe(h) for h in header])
+    for row in result["comments"]:
+        cells = [
+            row["index"], row["id"], row["published_at"], row["author"], row["likes"],
+            row["is_reply"], row["text"], row["label"], row["confidence"],
+            *(row["scores"][label] for label in labels), row["language"], row["other_language"],
+        ]
+        writer.writerow(["" if c is None else formula_safe(c) for c in cells])
+    return buffer.getvalue()
