@@ -13,6 +13,7 @@ import pytest
 from sentiment_pipeline.config.entities import InsightsConfig
 from sentiment_pipeline.insights import analysis
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
+from sentiment_pipeline.insights.language import UNCHECKED, Guess
 
 LABELS = ["negative", "neutral", "positive"]
 ONE_HOT = {0: [0.8, 0.1, 0.1], 1: [0.1, 0.8, 0.1], 2: [0.1, 0.1, 0.8]}
@@ -21,7 +22,7 @@ ONE_HOT = {0: [0.8, 0.1, 0.1], 1: [0.1, 0.8, 0.1], 2: [0.1, 0.1, 0.8]}
 def run(
     comments: list[Comment],
     proba: list[list[float]],
-    languages: list[tuple[str | None, float]] | None = None,
+    languages: list[Guess] | None = None,
     **config: object,
 ) -> dict:
     batch = CommentBatch(comments=comments, source={"kind": "json"})
@@ -31,7 +32,7 @@ def run(
         LABELS,
         {"name": "tiny", "version": None, "kind": "sklearn", "backend": "sklearn"},
         InsightsConfig(**config),
-        languages if languages is not None else [(None, 0.0)] * len(comments),
+        languages if languages is not None else [UNCHECKED] * len(comments),
         0.5,
     )
 
@@ -266,7 +267,9 @@ ENGLISH = "the flight was late again today, sadly"
 def test_other_language_comments_are_listed_but_left_out_of_the_aggregates():
     comments = [Comment(text=SPANISH), Comment(text=ENGLISH), Comment(text="hola amigo"),
                 Comment(text=SPANISH + " quizás")]
-    languages = [("es", 0.99), ("en", 0.95), ("es", 0.99), ("es", 0.5)]
+    # the 4th: Spanish on top, but English not ruled out (P(en) 0.2): not flagged
+    languages = [Guess("es", 0.99, 0.001), Guess("en", 0.95, 0.95), Guess("es", 0.99, 0.0),
+                 Guess("es", 0.5, 0.2)]
     result = run(comments, [ONE_HOT[2], ONE_HOT[0], ONE_HOT[0], ONE_HOT[0]], languages)
     assert result["counts"]["other_language"] == 1  # short and unsure ones are not flagged
     assert result["counts"]["language_unchecked"] == 1
@@ -282,8 +285,8 @@ def test_other_language_comments_are_listed_but_left_out_of_the_aggregates():
 
 def test_other_languages_count_when_configured():
     comments = [Comment(text=SPANISH), Comment(text=ENGLISH)]
-    result = run(comments, [ONE_HOT[2], ONE_HOT[0]], [("es", 0.99), ("en", 0.99)],
-                 include_other_languages=True)
+    languages = [Guess("es", 0.99, 0.0), Guess("en", 0.99, 0.99)]
+    result = run(comments, [ONE_HOT[2], ONE_HOT[0]], languages, include_other_languages=True)
     assert result["counts"]["other_language"] == 1
     assert result["counts"]["analysed"] == 2
     assert {r["label"]: r["count"] for r in result["breakdown"]}["positive"] == 1

@@ -19,6 +19,7 @@ from sentiment_pipeline.cli import app
 from sentiment_pipeline.config.entities import InsightsConfig
 from sentiment_pipeline.insights import analysis, charts, pipeline, report
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
+from sentiment_pipeline.insights.language import UNCHECKED
 from sentiment_pipeline.settings import get_settings
 from tiny_sklearn import save_tiny_model
 
@@ -41,7 +42,7 @@ def make_result(labels: list[str] = DOLLAR_LABELS) -> dict:
     result = analysis.analyze(
         CommentBatch(comments=comments, source={"kind": "file", "file": "x<b>.csv", "rows": 8}),
         proba, labels, {"name": "tiny", "version": "3", "kind": "sklearn", "backend": "sklearn"},
-        InsightsConfig(terms_min_count=1), [(None, 0.0)] * len(comments), 0.25,
+        InsightsConfig(terms_min_count=1), [UNCHECKED] * len(comments), 0.25,
     )
     result["terms"][labels[0]] = [
         {"term": "$x$", "z": 2.5, "count": 3}, {"term": "50$", "z": 1.5, "count": 3},

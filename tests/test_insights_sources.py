@@ -296,9 +296,11 @@ def test_languages_are_told_apart_and_short_texts_are_not_checked():
             "   short text here     ",
         ],
         min_chars=20,
+        expected="en",
     )
-    (en, p_en), (es, p_es), short, padded = found
+    (en, p_en, en_en), (es, p_es, es_en), short, padded = found
     assert (en, es) == ("en", "es")
     assert p_en > 0.9 and p_es > 0.9
-    assert short == padded == (None, 0.0)
+    assert en_en == p_en and es_en < 0.01
+    assert short == padded == (None, 0.0, None)
     assert detect(["ok thanks"], min_chars=5)[0][0] is not None

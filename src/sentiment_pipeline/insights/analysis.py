@@ -17,6 +17,7 @@ import numpy as np
 
 from sentiment_pipeline.config.entities import InsightsConfig
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
+from sentiment_pipeline.insights.language import UNCHECKED, Guess
 
 Z95 = 1.959964  # the standard normal quantile of a two-sided 95 % interval
 HOUR_MAX_SPAN = timedelta(days=2)
@@ -77,7 +78,7 @@ def analyze(
     labels: Sequence[str],
     model_info: dict[str, Any],
     config: InsightsConfig,
-    languages: Sequence[tuple[str | None, float]],
+    languages: Sequence[Guess],
     elapsed: float,
 ) -> dict[str, Any]:
     """The analysis result (the JSON of /v1/analyze and `analyze --json`) of one batch.
@@ -115,7 +116,7 @@ def classify(
     batch: CommentBatch,
     proba: np.ndarray,
     labels: Sequence[str],
-    languages: Sequence[tuple[str | None, float]],
+    languages: Sequence[Guess],
     config: InsightsConfig,
 ) -> Classified:
     """Check the probabilities against the batch and flag other-language comments."""
@@ -129,18 +130,10 @@ def classify(
     if config.language is not None and len(languages) != n:
         raise ValueError(f"expected {n} detected languages, got {len(languages)}")
     checked = [language_checked(c.text, config) for c in batch.comments]
-    detected = [
-        lang if ok else None
-        for ok, (lang, _) in zip(checked, languages or [(None, 0.0)] * n, strict=True)
-    ]
-    other = np.array(
-        [
-            ok and lang is not None and lang != config.language
-            and prob >= config.language_min_confidence
-            for ok, (lang, prob) in zip(checked, languages or [(None, 0.0)] * n, strict=True)
-        ],
-        dtype=bool,
-    )
+    guesses = list(languages) or [UNCHECKED] * n
+    detected = [g.language if ok else None for ok, g in zip(checked, guesses, strict=True)]
+    other = np.array([ok and flagged(g, config) for ok, g in zip(checked, guesses, strict=True)],
+                     dtype=bool)
     included = np.ones(n, dtype=bool) if config.include_other_languages else ~other
     return Classified(
         comments=list(batch.comments),
@@ -150,6 +143,16 @@ def classify(
         languages=detected,
         other=other,
         included=included,
+    )
+
+
+def flagged(guess: Guess, config: InsightsConfig) -> bool:
+    """Another language: the identifier leaves the model's language almost no probability."""
+    return (
+        guess.language is not None
+        and guess.language != config.language
+        and guess.expected is not None
+        and guess.expected < config.language_max_probability
     )
 
 
@@ -450,7 +453,8 @@ def notes(batch: CommentBatch, data: Classified, config: InsightsConfig) -> list
         )
         found.append(
             f"{percent(other, n)} of comments ({other} of {n}) are not in {config.language!r} "
-            f"(the language identifier is at least {config.language_min_confidence:.0%} sure); "
+            f"(the language identifier gives {config.language!r} under "
+            f"{config.language_max_probability:.0%}); "
             f"the model was not trained for them, so {where}."
         )
     if batch.unparsed_times:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_MIN_CHARS = 20
 
@@ -24,21 +24,38 @@ def identifier() -> Any:
     return _identifier
 
 
+class Guess(NamedTuple):
+    """The identifier's most likely language of a text, its probability, and the probability
+    it gives the `expected` language (None when none was asked or the text is unchecked)."""
+
+    language: str | None
+    probability: float
+    expected: float | None = None
+
+
+UNCHECKED = Guess(None, 0.0, None)
+
+
 def detect(
-    texts: Iterable[str], min_chars: int = DEFAULT_MIN_CHARS
-) -> list[tuple[str | None, float]]:
-    """(ISO 639-1 code, probability) per text; (None, 0.0) for one shorter than `min_chars`.
+    texts: Iterable[str], min_chars: int = DEFAULT_MIN_CHARS, expected: str | None = None
+) -> list[Guess]:
+    """A Guess per text; UNCHECKED for one shorter than `min_chars`.
 
     The length counts the text without surrounding blanks: a few words are too little evidence
-    for a language, and an unchecked comment is better than a wrongly flagged one.
+    for a language, and an unchecked comment is better than a wrongly flagged one. The
+    probability of the expected language is what a flag should rest on: on short texts the
+    identifier spreads its belief over related languages (a clear Spanish sentence may get 0.5
+    for 'es'), while the probability it leaves for English is then well under 1 %.
     """
     model = None
-    found: list[tuple[str | None, float]] = []
+    found: list[Guess] = []
     for text in texts:
         if len(text.strip()) < min_chars:
-            found.append((None, 0.0))
+            found.append(UNCHECKED)
             continue
         model = model or identifier()
-        language, probability = model.classify(text)
-        found.append((str(language), float(probability)))
+        ranked = model.rank(text)
+        language, probability = ranked[0]
+        other = None if expected is None else float(dict(ranked).get(expected, 0.0))
+        found.append(Guess(str(language), float(probability), other))
     return found

@@ -129,7 +129,9 @@ def finish(
     started = time.perf_counter() if started is None else started
     texts = [c.text for c in batch.comments]
     languages = (
-        language.detect(texts, config.language_min_chars) if config.language is not None else []
+        language.detect(texts, config.language_min_chars, config.language)
+        if config.language is not None
+        else []
     )
     result = analysis.analyze(
         batch, proba, labels, model_info, config, languages, time.perf_counter() - started
