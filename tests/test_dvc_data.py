@@ -34,6 +34,7 @@ OUTS = (
     "data/processed/val.parquet",
     "data/processed/test.parquet",
     "data/processed/labels.json",
+    "reports/data_preparation.json",
 )
 
 
@@ -137,6 +138,37 @@ def test_editing_the_local_source_reruns_ingest(dvc_repo: tuple[Path, dict[str, 
     assert reran(edited) == list(DATA_STAGES), edited
     assert "dreadful" in " ".join(pd.read_parquet(repo / "data/raw/dataset.parquet")["text"])
     assert nothing_reran(sh(["dvc", "repro", "prepare"], repo, env))
+
+
+@pytest.mark.slow
+def test_a_predefined_test_set_is_the_test_split_and_its_edits_rerun_the_data_stages(
+    dvc_repo: tuple[Path, dict[str, str]],
+) -> None:
+    repo, env = dvc_repo
+    comments = pd.read_csv(repo / "comments.csv")
+    test = make_comments(24, seed=9, raw_labels={"negative": -1, "neutral": 0, "positive": 1})
+    test = pd.concat([test, comments.loc[[3, 4]]], ignore_index=True)  # two texts of comments.csv
+    test.to_csv(repo / "dev.csv", index=False)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["test_source"] = "dev.csv"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    first = sh(["dvc", "repro", "prepare"], repo, env)
+
+    assert reran(first) == list(DATA_STAGES), first
+    given = pd.read_parquet(repo / "data/processed/test.parquet")
+    assert given["text"].tolist() == test["text"].tolist()
+    prepared = json.loads((repo / "reports/data_preparation.json").read_text())
+    assert prepared["overlap_removed"] == {"source": {"test_source": 2}}
+    assert prepared["rows"]["test"] == 26 and prepared["split_from"]["test"] == "data.test_source"
+    assert nothing_reran(sh(["dvc", "repro", "prepare"], repo, env))
+
+    (repo / "dev.csv").write_text((repo / "dev.csv").read_text().replace("awful", "dreadful"))
+    edited = sh(["dvc", "repro", "prepare"], repo, env)
+
+    assert reran(edited) == list(DATA_STAGES), edited
+    texts = " ".join(pd.read_parquet(repo / "data/processed/test.parquet")["text"])
+    assert "dreadful" in texts and "awful" not in texts
 
 
 @pytest.fixture

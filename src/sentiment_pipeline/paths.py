@@ -64,6 +64,11 @@ class ProjectPaths:
     def labels(self) -> Path:
         return self.processed_dir / "labels.json"
 
+    @property
+    def preparation_report(self) -> Path:
+        """Split sizes, where each split came from, and the rows dropped on the way."""
+        return self.root / "reports" / "data_preparation.json"
+
     # --- models ---------------------------------------------------------
     @property
     def models_dir(self) -> Path:

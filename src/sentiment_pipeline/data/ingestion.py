@@ -1,4 +1,9 @@
-"""Ingest stage: read the source that data/raw/source.json names into data/raw/dataset.parquet."""
+"""Ingest stage: read the source that data/raw/source.json names into data/raw/dataset.parquet.
+
+Predefined splits (data.val_source, data.test_source) are read the same way, with the same
+format, encoding and columns; their rows follow those of data.source, each with its data.*
+key in the `origin` column (present only when a predefined split is set).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
@@ -25,7 +30,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.config.entities import ORIGIN, DataConfig, PipelineConfig
 from sentiment_pipeline.data import source as data_source
 from sentiment_pipeline.data.values import (
     as_text,
@@ -75,6 +80,7 @@ class IngestResult:
     columns: int
     source: str
     path: str
+    rows_by_source: dict[str, int] = field(default_factory=dict)
 
 
 def detect_format(path: Path | str) -> str:
@@ -328,7 +334,7 @@ def download_name(url: str) -> str:
     return f"{stem}-{digest}{extension}"
 
 
-def download(url: str, target: Path, timeout_s: float) -> Mapping[str, str]:
+def download(url: str, target: Path, timeout_s: float, key: str = "source") -> Mapping[str, str]:
     """Stream `url` into `target` (temporary file, then rename); return the response headers."""
     import requests
     from tqdm.auto import tqdm
@@ -347,13 +353,14 @@ def download(url: str, target: Path, timeout_s: float) -> Mapping[str, str]:
                     bar.update(len(chunk))
     except requests.RequestException as exc:
         raise DataError(
-            f"could not reach {url} ({type(exc).__name__}: {exc}); {data_source.LOCAL_COPY_HINT}"
+            f"could not reach {url} ({type(exc).__name__}: {exc}); "
+            f"{data_source.local_copy_hint(key)}"
         ) from exc
     logger.info("downloaded %s to %s (%d bytes)", url, target, target.stat().st_size)
     return response.headers
 
 
-def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float) -> Path:
+def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float, key: str = "source") -> Path:
     """The local copy of a URL source, downloaded again only when the server's copy changed.
 
     Each download is recorded in `<name>.http.json` beside it (URL, validators, size); while
@@ -370,7 +377,7 @@ def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float) -> Path:
             logger.info("reusing %s: it has the validators of the stamp %s", target, wanted)
             return target
     record_path.unlink(missing_ok=True)
-    got = data_source.validators(download(url, target, timeout_s))
+    got = data_source.validators(download(url, target, timeout_s, key))
     if got != wanted:
         logger.warning(
             "%s changed since the source stage checked it (%s, now %s); the next run stamps "
@@ -480,34 +487,59 @@ def _warn_flagged(raw: pd.DataFrame, where: str, encoding: str) -> None:
         )
 
 
+def read_source(
+    key: str, location: str, config: DataConfig, paths: ProjectPaths
+) -> tuple[pd.DataFrame, int]:
+    """(raw contract, columns in the file) of the file or URL data.<key> names, as stamped."""
+    stamp = data_source.read_stamp(paths, location, key)
+    if stamp["kind"] == "url":
+        if config.format == "auto":
+            _check_url_format(location)
+        # Each predefined split downloads into its own folder: two URLs may end in one name.
+        folder = paths.downloads_dir if key == "source" else paths.downloads_dir / key
+        source_file = fetch(stamp, folder, config.download_timeout_s, key)
+    else:
+        source_file = paths.resolve(stamp["path"])
+    frame = read_table(source_file, config.format, encoding=config.encoding)
+    return select_columns(frame, config, str(source_file)), frame.shape[1]
+
+
+def combine(raws: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One raw dataset: data.source's rows alone, or every source's with its key in `origin`."""
+    if list(raws) == ["source"]:
+        return raws["source"]
+    parts = [raw.assign(**{ORIGIN: key}) for key, raw in raws.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
 def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
     from sentiment_pipeline import tracking
 
     codec_of(config.encoding)  # an unknown codec fails before any download
-    stamp = data_source.read_stamp(paths, config.source)
-    if stamp["kind"] == "url":
-        if config.format == "auto":
-            _check_url_format(config.source)
-        source_file = fetch(stamp, paths.downloads_dir, config.download_timeout_s)
-    else:
-        source_file = paths.resolve(stamp["path"])
-    frame = read_table(source_file, config.format, encoding=config.encoding)
-    raw = select_columns(frame, config, str(source_file))
+    raws: dict[str, pd.DataFrame] = {}
+    columns = 0
+    for key, location in config.sources().items():
+        raws[key], found = read_source(key, location, config, paths)
+        columns = columns or found
+    raw = combine(raws)
+    rows = {key: len(part) for key, part in raws.items()}
     with tracking.stage_run("ingest", config, paths):
         tracking.log_metrics(
             {
                 "rows": len(raw),
-                "columns": frame.shape[1],
+                "columns": columns,
                 "undecodable_rows": int(raw["undecodable"].sum()),
+                **{f"{key}_rows": n for key, n in rows.items() if key != "source"},
             }
         )
         write_parquet(paths.raw_dataset, raw)
-    logger.info("ingested %d rows from %s into %s", len(raw), config.source, paths.raw_dataset)
+    logger.info("ingested %s rows from %s into %s", rows, config.sources(), paths.raw_dataset)
     return IngestResult(
         rows=len(raw),
-        columns=frame.shape[1],
+        columns=columns,
         source=config.source,
         path=str(paths.raw_dataset),
+        rows_by_source=rows,
     )
 
 

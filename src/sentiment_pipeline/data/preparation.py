@@ -1,4 +1,10 @@
-"""Prepare stage: model-neutral text normalisation and a stratified train/val/test split."""
+"""Prepare stage: model-neutral text normalisation and a stratified train/val/test split.
+
+A predefined split (rows whose `origin` is val_source or test_source) is used as given, after
+the same normalisation; only the splits that are not given are carved from data.source, whose
+rows holding a text of a given split are dropped first and counted in
+reports/data_preparation.json.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,19 @@ import logging
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import PipelineConfig, SplitConfig
+from sentiment_pipeline.config.entities import (
+    ORIGIN,
+    PREDEFINED_SPLITS,
+    PipelineConfig,
+    SplitConfig,
+)
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -19,6 +32,8 @@ from sentiment_pipeline.paths import ProjectPaths
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+DROPS = ("dropped_empty", "dropped_duplicates", "dropped_conflicting")
+KEY_OF = {split: key for key, split in PREDEFINED_SPLITS.items()}  # "test" -> "test_source"
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -31,6 +46,9 @@ class PrepareResult:
     dropped_empty: int
     dropped_duplicates: int
     dropped_conflicting: int
+    given: tuple[str, ...] = ()  # the splits used as given (data.val_source, data.test_source)
+    # rows dropped from the training side: data.* key -> key of the split holding the text -> n
+    overlap_removed: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def normalize_text(text: str) -> str:
@@ -60,38 +78,32 @@ def normalize_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return out, drops
 
 
-def check_stratifiable(labels: pd.Series, config: SplitConfig) -> None:
-    """Raise a DataError when a class has too few rows to appear in train, val and test."""
+def check_stratifiable(
+    labels: pd.Series, config: SplitConfig, carved: Sequence[str] = ("val", "test")
+) -> None:
+    """Raise a DataError when a class has too few rows to appear in train and each carved split."""
     counts = labels.value_counts().sort_index()
-    smallest_share = min(config.val_fraction, config.test_fraction)
+    fractions = {name: getattr(config, f"{name}_fraction") for name in carved}
     # Fewer rows than this cannot give every split at least one row of the class.
-    needed = max(3, math.ceil(1 / smallest_share - 1e-9))
+    needed = max(len(carved) + 1, math.ceil(1 / min(fractions.values()) - 1e-9))
     small = {str(k): int(v) for k, v in counts.items() if v < needed}
     if small:
+        shown = " and ".join(f"split.{name}_fraction={v:g}" for name, v in fractions.items())
         raise DataError(
             f"too few rows to stratify the split: classes {small} have fewer than {needed} rows "
-            f"(needed with split.val_fraction={config.val_fraction:g} and "
-            f"split.test_fraction={config.test_fraction:g}); add data for these classes or "
-            "raise the fractions"
+            f"(needed with {shown}); add data for these classes or raise the fractions"
         )
 
 
-def split_frame(frame: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
-    """Stratified train/val/test split of (text, label-id) rows, reproducible from the seed."""
+def _stratified(
+    frame: pd.DataFrame, size: float, config: SplitConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rest, part): a stratified share `size` of the rows, reproducible from the seed."""
     from sklearn.model_selection import train_test_split
 
     try:
-        rest, test = train_test_split(
-            frame,
-            test_size=config.test_fraction,
-            stratify=frame["label"],
-            random_state=config.seed,
-        )
-        train, val = train_test_split(
-            rest,
-            test_size=config.val_fraction / (1 - config.test_fraction),
-            stratify=rest["label"],
-            random_state=config.seed,
+        rest, part = train_test_split(
+            frame, test_size=size, stratify=frame["label"], random_state=config.seed
         )
     except ValueError as exc:
         counts = frame["label"].value_counts().sort_index().to_dict()
@@ -99,24 +111,137 @@ def split_frame(frame: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFr
             f"cannot stratify the split with class counts {counts}: {exc}; add data or change "
             "split.val_fraction / split.test_fraction"
         ) from exc
-    return {
-        name: part.reset_index(drop=True)
-        for name, part in (("train", train), ("val", val), ("test", test))
+    return rest.reset_index(drop=True), part.reset_index(drop=True)
+
+
+def split_frame(frame: pd.DataFrame, config: SplitConfig) -> dict[str, pd.DataFrame]:
+    """Stratified train/val/test split of (text, label-id) rows, reproducible from the seed."""
+    rest, test = _stratified(frame, config.test_fraction, config)
+    train, val = _stratified(rest, config.val_fraction / (1 - config.test_fraction), config)
+    return {"train": train, "val": val, "test": test}
+
+
+def carve(
+    pool: pd.DataFrame, config: SplitConfig, missing: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """train and the `missing` splits from data.source's rows; a split's fraction is of those."""
+    if list(missing) == ["val", "test"]:
+        return split_frame(pool, config)
+    if not missing:
+        return {"train": pool.reset_index(drop=True)}
+    (name,) = missing
+    train, part = _stratified(pool, getattr(config, f"{name}_fraction"), config)
+    return {"train": train, name: part}
+
+
+def by_origin(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Validated rows by the data.* key they came from (all data.source's without `origin`)."""
+    if ORIGIN not in frame.columns:
+        return {"source": frame}
+    origin = frame[ORIGIN].astype("str")
+    keys = ("source", *PREDEFINED_SPLITS)
+    unknown = sorted(set(origin) - set(keys))
+    if unknown:
+        raise DataError(
+            f"the validated data holds rows of the origin {unknown}, expected one of "
+            f"{list(keys)}; rerun the validate stage"
+        )
+    parts = {
+        key: frame[origin == key].drop(columns=ORIGIN) for key in keys if (origin == key).any()
     }
+    if "source" not in parts:
+        raise DataError(
+            "the validated data holds no rows of data.source, only of predefined splits; "
+            "rerun the validate stage"
+        )
+    return parts
+
+
+def remove_overlap(
+    pool: pd.DataFrame, given: Mapping[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, dict[str, int]]]:
+    """Drop from the training side every (normalised) text that a given split also holds.
+
+    The order is data.source < val < test: data.source's rows whose text is in a given val or
+    test split are dropped (before any split is carved from them), and so are a given val
+    split's rows whose text is in a given test split; a given test split is never changed.
+    Returns (pool, given, removed): removed counts the rows dropped, by the data.* key of
+    their source and then by the key of the split that holds their text (test before val).
+    """
+    given = dict(given)
+    removed: dict[str, dict[str, int]] = {}
+    if "val" in given and "test" in given:
+        hit = given["val"]["text"].isin(set(given["test"]["text"]))
+        removed["val_source"] = {"test_source": int(hit.sum())}
+        given["val"] = given["val"][~hit].reset_index(drop=True)
+    keep = pd.Series(True, index=pool.index)
+    counts = {}
+    for name in ("test", "val"):
+        if name in given:
+            hit = keep & pool["text"].isin(set(given[name]["text"]))
+            counts[KEY_OF[name]] = int(hit.sum())
+            keep &= ~hit
+    if counts:
+        removed = {"source": dict(sorted(counts.items(), reverse=True)), **removed}
+    return pool[keep].reset_index(drop=True), given, removed
+
+
+def check_given_labels(given: Mapping[str, pd.DataFrame], labels: Sequence[str]) -> None:
+    """A given split may hold only classes that training (data.source's rows) holds."""
+    for name, part in given.items():
+        extra = sorted(set(part["label"]) - set(labels))
+        if extra:
+            raise DataError(
+                f"the predefined {name} split (data.{KEY_OF[name]}) holds the classes {extra}, "
+                f"which data.source's training rows do not (classes {list(labels)}); a model "
+                f"cannot learn them: fix data.{KEY_OF[name]} or map its labels onto these "
+                "classes with data.label_map"
+            )
 
 
 def prepare_frame(
     frame: pd.DataFrame, config: SplitConfig
-) -> tuple[dict[str, pd.DataFrame], list[str], dict[str, int]]:
-    """Validated rows (text, class name) -> splits with int64 label ids, class order, drops."""
-    clean, drops = normalize_frame(frame)
-    if clean.empty:
-        raise DataError("no rows left to split after normalisation; check the validated data")
-    check_stratifiable(clean["label"], config)
-    labels = sorted(clean["label"].unique())
+) -> tuple[dict[str, pd.DataFrame], list[str], dict[str, Any]]:
+    """Validated rows (text, class name[, origin]) -> splits with int64 label ids, class order,
+    and a report: rows dropped per source (`dropped`), the splits used as `given`, and the
+    rows removed from the training side because a given split holds their text
+    (`overlap_removed`, see remove_overlap)."""
+    cleaned: dict[str, pd.DataFrame] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for key, part in by_origin(frame).items():
+        cleaned[key], dropped[key] = normalize_frame(part)
+    given = {split: cleaned[key] for key, split in PREDEFINED_SPLITS.items() if key in cleaned}
+    pool, given, removed = remove_overlap(cleaned["source"], given)
+    if pool.empty:
+        because = " and the removal of the texts of the predefined splits" if removed else ""
+        raise DataError(
+            f"no rows left to split after normalisation{because}; check the validated data"
+        )
+    missing = [name for name in ("val", "test") if name not in given]
+    if missing:
+        check_stratifiable(pool["label"], config, missing)
+    labels = sorted(pool["label"].unique())
+    check_given_labels(given, labels)
     ids = {name: i for i, name in enumerate(labels)}
-    clean["label"] = clean["label"].map(ids).astype("int64")
-    return split_frame(clean, config), labels, drops
+
+    def with_ids(part: pd.DataFrame) -> pd.DataFrame:
+        return part.assign(label=part["label"].map(ids).astype("int64")).reset_index(drop=True)
+
+    splits = carve(with_ids(pool), config, missing)
+    splits.update({name: with_ids(part) for name, part in given.items()})
+    for name, part in splits.items():
+        if part.empty:  # only a given val split can end up empty: carved ones are stratified
+            raise DataError(
+                f"no rows left in the predefined {name} split: every text of "
+                f"data.{KEY_OF[name]} is in data.test_source too; give another val split or "
+                f"set data.{KEY_OF[name]} to null to carve it from data.source"
+            )
+    report = {
+        "dropped": dropped,
+        "given": [name for name in SPLITS if name in given],
+        "overlap_removed": removed,
+    }
+    return {name: splits[name] for name in SPLITS}, labels, report
 
 
 def run(config: SplitConfig, paths: ProjectPaths) -> PrepareResult:
@@ -125,15 +250,42 @@ def run(config: SplitConfig, paths: ProjectPaths) -> PrepareResult:
     if not paths.validated.is_file():
         raise DataError(f"no validated data at {paths.validated}; run the validate stage first")
     frame = pd.read_parquet(paths.validated)
-    splits, labels, drops = prepare_frame(frame, config)
+    splits, labels, report = prepare_frame(frame, config)
     sizes = {name: len(splits[name]) for name in SPLITS}
+    drops = {k: sum(d[k] for d in report["dropped"].values()) for k in DROPS}
+    written = {
+        "rows": sizes,
+        "labels": labels,
+        "split_from": {
+            name: f"data.{KEY_OF[name]}" if name in report["given"] else "data.source"
+            for name in SPLITS
+        },
+        **report,
+    }
     with tracking.stage_run("prepare", config, paths):
-        tracking.log_metrics({**{f"{k}_rows": v for k, v in sizes.items()}, **drops})
+        tracking.log_metrics(
+            {
+                **{f"{k}_rows": v for k, v in sizes.items()},
+                **drops,
+                "overlap_removed": report["overlap_removed"],
+            }
+        )
         for name in SPLITS:
             write_parquet(paths.split(name), splits[name])
         write_json(paths.labels, labels)
-    logger.info("split %s rows over classes %s; dropped %s", sizes, labels, drops)
-    return PrepareResult(**sizes, labels=tuple(labels), **drops)
+        write_json(paths.preparation_report, written)
+    logger.info(
+        "split %s rows over classes %s (given: %s); dropped %s; removed from the training side "
+        "as texts of a given split: %s",
+        sizes, labels, report["given"] or "none", drops, report["overlap_removed"] or "none",
+    )
+    return PrepareResult(
+        **sizes,
+        labels=tuple(labels),
+        **drops,
+        given=tuple(report["given"]),
+        overlap_removed=report["overlap_removed"],
+    )
 
 
 def section(config: PipelineConfig) -> SplitConfig:

@@ -4,6 +4,7 @@ A local file is stamped with its path, size and sha256; a URL with what its serv
 its copy (ETag, Last-Modified, Content-Length). The stage runs on every `dvc repro`
 (`always_changed`) and rewrites data/raw/source.json only when the stamp differs, so ingest,
 which depends on that file, is skipped while the source is unchanged, online or offline.
+A predefined split (data.val_source, data.test_source) is stamped the same way, under its key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.config.entities import PREDEFINED_SPLITS, DataConfig, PipelineConfig
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import atomic_path, write_json
 from sentiment_pipeline.paths import ProjectPaths
@@ -28,12 +29,16 @@ logger = logging.getLogger(__name__)
 
 STAGE = "source"
 VALIDATORS = ("etag", "last_modified", "content_length")
-LOCAL_COPY_HINT = (
-    "check the network, or download the file and point data.source at the local copy, e.g. "
-    "--set data.source=path/to/file.csv"
-)
 # A file modified this close to its hashing may change again within the same mtime tick.
 _RACY_NS = 2_000_000_000
+
+
+def local_copy_hint(key: str = "source") -> str:
+    """What to do when the URL that data.<key> names cannot be reached."""
+    return (
+        f"check the network, or download the file and point data.{key} at the local copy, "
+        f"e.g. --set data.{key}=path/to/file.csv"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def probe(url: str, timeout_s: float) -> Mapping[str, str]:
 
 
 def url_stamp(
-    url: str, timeout_s: float, previous: Mapping[str, Any] | None
+    url: str, timeout_s: float, previous: Mapping[str, Any] | None, key: str = "source"
 ) -> tuple[dict[str, Any], bool]:
     """(stamp, offline): the server's validators, or the previous stamp when it is unreachable."""
     import requests
@@ -87,10 +92,11 @@ def url_stamp(
                 "stays up to date until the server can be asked again",
                 url, type(exc).__name__, exc, {k: previous.get(k) for k in VALIDATORS},
             )
-            return dict(previous), True
+            return {k: v for k, v in previous.items() if k not in PREDEFINED_SPLITS}, True
         earlier = " and there is no earlier check of it to keep" if unreachable else ""
         raise DataError(
-            f"could not reach {url} ({type(exc).__name__}: {exc}){earlier}; {LOCAL_COPY_HINT}"
+            f"could not reach {url} ({type(exc).__name__}: {exc}){earlier}; "
+            f"{local_copy_hint(key)}"
         ) from exc
     stamp = {"source": url, "kind": "url", **validators(headers)}
     if stamp["etag"] is None and stamp["last_modified"] is None:
@@ -110,39 +116,53 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_stamp(source: str, paths: ProjectPaths) -> dict[str, Any]:
+def hash_cache(paths: ProjectPaths, key: str = "source") -> Path:
+    """Where the last hash of the local file that data.<key> names is kept (not a DVC out)."""
+    cache = paths.source_hash_cache
+    return cache if key == "source" else cache.with_name(f".{key}_hash.json")
+
+
+def file_stamp(source: str, paths: ProjectPaths, key: str = "source") -> dict[str, Any]:
     """Path, size and sha256 of a local source (the hash reused while size and mtime hold)."""
     path = paths.resolve(source).resolve()
     if not path.is_file():
-        raise DataError(f"no file at {path}; set data.source to an existing file or a URL")
+        raise DataError(f"no file at {path}; set data.{key} to an existing file or a URL")
     stat = path.stat()
-    key = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    cached = read_json_object(paths.source_hash_cache)
+    identity = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cache = hash_cache(paths, key)
+    cached = read_json_object(cache)
     if (
         cached is not None
-        and {name: cached.get(name) for name in key} == key
+        and {name: cached.get(name) for name in identity} == identity
         and cached.get("hashed_at_ns", 0) - stat.st_mtime_ns > _RACY_NS
     ):
         digest = cached["sha256"]
     else:
         hashed_at_ns = time.time_ns()
         digest = sha256_of(path)
-        write_json(paths.source_hash_cache, {**key, "sha256": digest, "hashed_at_ns": hashed_at_ns})
+        write_json(cache, {**identity, "sha256": digest, "hashed_at_ns": hashed_at_ns})
     shown = path.relative_to(paths.root).as_posix() if path.is_relative_to(paths.root) else path
     return {"source": source, "kind": "file", "path": str(shown), "size": stat.st_size,
             "sha256": digest}
 
 
-def read_stamp(paths: ProjectPaths, source: str) -> dict[str, Any]:
-    """The stamp the source stage wrote for `source` (what ingest reads)."""
+def read_stamp(paths: ProjectPaths, source: str, key: str = "source") -> dict[str, Any]:
+    """The stamp the source stage wrote for data.<key> = `source` (what ingest reads)."""
     stamp = read_json_object(paths.source_stamp)
     if stamp is None:
         raise DataError(
             f"no readable source stamp at {paths.source_stamp}; run the source stage first"
         )
+    if key != "source":
+        stamp = stamp.get(key)
+        if not isinstance(stamp, dict):
+            raise DataError(
+                f"{paths.source_stamp} has no stamp of data.{key} ({source!r}); run the source "
+                "stage first"
+            )
     if stamp.get("source") != source:
         raise DataError(
-            f"{paths.source_stamp} is for {stamp.get('source')!r}, but data.source is "
+            f"{paths.source_stamp} is for {stamp.get('source')!r}, but data.{key} is "
             f"{source!r}; run the source stage first"
         )
     return stamp
@@ -158,19 +178,36 @@ def write_stamp(path: Path, stamp: Mapping[str, Any]) -> bool:
     return True
 
 
+def stamp_of(
+    key: str, location: str, config: DataConfig, paths: ProjectPaths,
+    previous: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], bool]:
+    """(stamp, offline) of the file or URL that data.<key> names."""
+    if is_url(location):
+        return url_stamp(location, config.download_timeout_s, previous, key)
+    return file_stamp(location, paths, key), False
+
+
 def run(config: DataConfig, paths: ProjectPaths) -> SourceResult:
-    if is_url(config.source):
-        previous = read_json_object(paths.source_stamp)
-        stamp, offline = url_stamp(config.source, config.download_timeout_s, previous)
-    else:
-        stamp, offline = file_stamp(config.source, paths), False
+    previous = read_json_object(paths.source_stamp) or {}
+    stamp: dict[str, Any] = {}
+    offline = False
+    for key, location in config.sources().items():
+        earlier = previous if key == "source" else previous.get(key)
+        one, off = stamp_of(
+            key, location, config, paths, earlier if isinstance(earlier, dict) else None
+        )
+        if key == "source":
+            stamp.update(one)
+        else:
+            stamp[key] = one
+        offline |= off
+        logger.info(
+            "data.%s %s: %s",
+            key, location, {k: v for k, v in one.items() if k not in ("source", "kind")},
+        )
     changed = write_stamp(paths.source_stamp, stamp)
-    logger.info(
-        "source %s %s: %s",
-        config.source,
-        "changed" if changed else "unchanged",
-        {k: v for k, v in stamp.items() if k not in ("source", "kind")},
-    )
+    logger.info("source stamp %s", "changed" if changed else "unchanged")
     return SourceResult(source=config.source, kind=stamp["kind"], changed=changed, offline=offline)
 
 

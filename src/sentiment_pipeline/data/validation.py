@@ -1,4 +1,8 @@
-"""Validate stage: schema and per-row checks, split into validated and rejected rows."""
+"""Validate stage: schema and per-row checks, split into validated and rejected rows.
+
+Rows of predefined splits (an `origin` column from ingest) are validated source by source with
+the same checks, each counted in the report's `sources`; their classes must be data.source's.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import DataConfig, PipelineConfig
+from sentiment_pipeline.config.entities import ORIGIN, DataConfig, PipelineConfig
 from sentiment_pipeline.data.values import (
     as_text,
     escape_undecodable,
@@ -177,11 +181,98 @@ def validate_frame(
     return good, rejected, report
 
 
-def check_report(report: dict[str, Any], config: DataConfig) -> list[str]:
-    """Every threshold the report breaks, as messages naming the figures and the key to change."""
+def validate_sources(
+    frame: pd.DataFrame, config: DataConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """validate_frame for each source in the raw dataset's `origin` column, one after another.
+
+    Without that column every row is data.source's: validate_frame's result as it is. With it,
+    good and rejected rows keep their `origin`, and the report sums the sources and lists each
+    one (its location and its own report) under `sources`.
+    """
+    locations = config.sources()
+    if ORIGIN not in frame.columns:
+        if len(locations) > 1:
+            raise DataError(
+                f"the raw dataset holds only data.source's rows, but {list(locations)[1:]} are "
+                "set too; rerun the source and ingest stages"
+            )
+        return validate_frame(frame, config)
+    check_schema(frame)
+    unknown = sorted(set(map(str, frame[ORIGIN].unique())) - set(locations))
+    if unknown:
+        raise DataError(
+            f"the raw dataset holds rows of {unknown}, which the configuration does not set "
+            f"(sources: {list(locations)}); rerun the source and ingest stages"
+        )
+    goods, rejects, reports = [], [], {}
+    for key, location in locations.items():
+        part = frame[frame[ORIGIN] == key].drop(columns=ORIGIN)
+        good, rejected, report = validate_frame(part, config)
+        goods.append(good.assign(**{ORIGIN: key}))
+        rejects.append(rejected.assign(**{ORIGIN: key}))
+        reports[key] = {"location": location, **report}
+    good = pd.concat(goods, ignore_index=True)
+    rejected = pd.concat(rejects, ignore_index=True)
+    return good, rejected, {**_summed(list(reports.values()), good, config), "sources": reports}
+
+
+def _summed(
+    reports: list[dict[str, Any]], good: pd.DataFrame, config: DataConfig
+) -> dict[str, Any]:
+    total = sum(r["total"] for r in reports)
+    rejected = sum(r["rejected"] for r in reports)
+    class_names = sorted(set(good["label"]) | set(config.label_map.values()))
+    counts = {name: int((good["label"] == name).sum()) for name in class_names}
+    return {
+        "total": total,
+        "accepted": len(good),
+        "rejected": rejected,
+        "rejected_fraction": rejected / total if total else 0.0,
+        "reasons": {name: sum(r["reasons"][name] for r in reports) for name in REASONS},
+        "class_balance": {
+            "counts": counts,
+            "shares": {k: v / len(good) if len(good) else 0.0 for k, v in counts.items()},
+        },
+    }
+
+
+def check_sources(report: dict[str, Any], good: pd.DataFrame, config: DataConfig) -> list[str]:
+    """check_report for each source, and the classes of each predefined split (data.source's).
+
+    Thresholds apply to each source on its own, except data.min_rows_per_class, which is about
+    what the models learn from: data.source only.
+    """
+    if "sources" not in report:
+        return check_report(report, config)
     problems = []
-    if report["total"] == 0:
+    for key, own in report["sources"].items():
+        where = "" if key == "source" else f"data.{key} ({own['location']}): "
+        problems += [where + p for p in check_report(own, config, key)]
+    known = set(good.loc[good[ORIGIN] == "source", "label"])
+    for key, own in report["sources"].items():
+        extra = sorted(set(good.loc[good[ORIGIN] == key, "label"]) - known)
+        if key != "source" and extra:
+            problems.append(
+                f"data.{key} ({own['location']}) holds the classes {extra}, which data.source "
+                f"({config.source}) does not have (its classes: {sorted(known)}); the models "
+                f"learn their classes from data.source only: fix data.{key}, or map its labels "
+                "onto data.source's classes with data.label_map"
+            )
+    return problems
+
+
+def check_report(report: dict[str, Any], config: DataConfig, key: str = "source") -> list[str]:
+    """Every threshold the report breaks, as messages naming the figures and the key to change.
+
+    `key` is the data.* key of the source the report is about: the class minimum applies to
+    data.source's rows only.
+    """
+    problems = []
+    if report["total"] == 0 and key == "source":
         return ["the raw dataset has no rows; check data.source"]
+    if report["total"] == 0:
+        return [f"the raw dataset has no rows of it; check data.{key} or rerun the ingest stage"]
     if report["rejected_fraction"] > config.max_rejected_fraction:
         worst = sorted(report["reasons"].items(), key=lambda kv: -kv[1])
         top = ", ".join(f"{name}={count}" for name, count in worst if count)
@@ -200,7 +291,7 @@ def check_report(report: dict[str, Any], config: DataConfig) -> list[str]:
     small = {
         name: count
         for name, count in report["class_balance"]["counts"].items()
-        if count < config.min_rows_per_class
+        if count < config.min_rows_per_class and key == "source"
     }
     if small:
         problems.append(
@@ -219,10 +310,15 @@ def run(config: DataConfig, paths: ProjectPaths) -> ValidationResult:
     if not paths.raw_dataset.is_file():
         raise DataError(f"no raw dataset at {paths.raw_dataset}; run the ingest stage first")
     frame = pd.read_parquet(paths.raw_dataset)
-    good, rejected, report = validate_frame(frame, config)
-    problems = check_report(report, config)
+    good, rejected, report = validate_sources(frame, config)
+    problems = check_sources(report, good, config)
     with tracking.stage_run("validate", config, paths):
-        tracking.log_metrics({k: v for k, v in report.items() if k != "class_balance"})
+        tracking.log_metrics(
+            {k: v for k, v in report.items() if k not in ("class_balance", "sources")}
+        )
+        for key, own in report.get("sources", {}).items():
+            if key != "source":
+                tracking.log_metrics({key: {k: own[k] for k in ("total", "accepted", "rejected")}})
         tracking.log_metrics({"class_count": report["class_balance"]["counts"]})
         if problems:
             raise DataError("validation failed: " + "; ".join(problems))
