@@ -32,10 +32,12 @@ DISTILBERT_CHANGES = {
     "max_eval_samples": 100,
     "eval_batch_size": 128,
     "seed": 7,
+    "nproc_per_node": 2,
 }
 DISTILBERT_SAME_STUDY = {  # budget, placement and speed; the subsample sizes are in the data
     "enable", "n_trials", "timeout", "device", "allow_cpu", "eval_batch_size",
     "max_train_samples", "max_eval_samples",
+    "nproc_per_node",  # the processes that really train are in the key (study_key's processes)
 }
 LIGHTGBM_CHANGES = {
     "tfidf": TfidfConfig(max_features=500),

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from synthetic import LABELS, make_comments
 
 
-def build_tiny_transformer(target: Path, dim: int = 32, hidden_dim: int = 64) -> Path:
-    """Save a 2-layer DistilBERT (random weights) and its tokenizer into `target`."""
+def build_tiny_transformer(
+    target: Path, dim: int = 32, hidden_dim: int = 64, vocab: Sequence[str] | None = None
+) -> Path:
+    """Save a 2-layer DistilBERT (random weights) and its tokenizer into `target`.
+
+    vocab: a fixed WordPiece vocabulary (after the special tokens); None: one trained on fixture
+    text, which differs from run to run (the trainer breaks frequency ties in hash order). With a
+    fixed vocab and torch.manual_seed, two builds are the same model.
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import (
         DistilBertConfig,
@@ -17,12 +25,14 @@ def build_tiny_transformer(target: Path, dim: int = 32, hidden_dim: int = 64) ->
     )
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    fixed = None if vocab is None else {t: i for i, t in enumerate([*special, *vocab])}
+    tokenizer = Tokenizer(models.WordPiece(fixed, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    texts = make_comments(600, seed=1)["text"].tolist()
-    trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
-    tokenizer.train_from_iterator(texts, trainer)
+    if vocab is None:
+        texts = make_comments(600, seed=1)["text"].tolist()
+        trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
+        tokenizer.train_from_iterator(texts, trainer)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
