@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     optuna_storage: str | None = Field(
         None, description="Optuna RDB storage URL; default: SQLite optuna.db in the project folder."
     )
+    optuna_heartbeat_interval: int = Field(
+        60, ge=0, description="Seconds between a running trial's heartbeats on a shared RDB "
+        "storage (0: none, so a dead worker's trial is never queued again).",
+    )
+    optuna_grace_period: int | None = Field(
+        None, ge=1, description="Seconds without a heartbeat after which a trial's worker is "
+        "taken for dead and the trial queued again; default: twice the interval.",
+    )
     trust_artifacts: bool = Field(
         False, description="Allow loading scikit-learn artifacts from outside the project folder."
     )
@@ -36,7 +44,8 @@ class Settings(BaseSettings):
     youtube_api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("SENTIMENT_PIPELINE_YOUTUBE_API_KEY", "YOUTUBE_API_KEY"),
-        description="YouTube Data API v3 key of the machine that calls YouTube (never a browser's).",
+        description="YouTube Data API v3 key of the machine that calls YouTube (never a "
+        "browser's).",
     )
     youtube_base_url: str = Field(
         "https://www.googleapis.com/youtube/v3",

@@ -277,7 +277,13 @@ def use_experiment(stage: str, paths: ProjectPaths, settings: Settings | None = 
         location = None
         if uri.startswith("sqlite:"):
             location = (paths.mlflow_artifacts / stage).as_uri()
-        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException as exc:
+            # Another worker of a shared study created it first.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment_id = mlflow.get_experiment_by_name(name).experiment_id
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -15,8 +18,9 @@ import pandas as pd
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import DistilBERTConfig, PipelineConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest, content_hash
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
+from sentiment_pipeline.models.distilbert import distributed
 from sentiment_pipeline.models.distilbert.device import (
     INSTALL_HINT,
     Device,
@@ -40,12 +44,14 @@ logger = logging.getLogger(__name__)
 
 STAGE = "train_distilbert"
 MODEL_NAME = "distilbert"
+MODULE = "sentiment_pipeline.models.distilbert_training"
 # Config keys left out of the study key: the budget and where/how fast trials run (so workers
 # on different machines join one study), and the subsample sizes (the data fingerprint covers
-# the rows they select). Every other key changes what a trial measures.
+# the rows they select). Every other key changes what a trial measures. nproc_per_node is
+# replaced by the number of processes that really train (see study_key).
 RUN_ONLY_KEYS = frozenset(
     {"enable", "n_trials", "timeout", "device", "allow_cpu", "eval_batch_size",
-     "max_train_samples", "max_eval_samples"}
+     "max_train_samples", "max_eval_samples", "nproc_per_node"}
 )
 
 
@@ -68,9 +74,18 @@ def search_space(trial: optuna.Trial, config: DistilBERTConfig) -> DistilBERTTri
     )
 
 
-def study_key(config: DistilBERTConfig, data: str) -> dict[str, Any]:
-    """What changes what a trial measures (see RUN_ONLY_KEYS for what does not)."""
-    return {"config": config.model_dump(mode="json", exclude=set(RUN_ONLY_KEYS)), "data": data}
+def study_key(config: DistilBERTConfig, data: str, processes: int = 1) -> dict[str, Any]:
+    """What changes what a trial measures (see RUN_ONLY_KEYS for what does not).
+
+    Data-parallel processes multiply the batch a trial's per-device batch size stands for, so
+    several processes make another study (one process keeps the key it always had).
+    """
+    key: dict[str, Any] = {
+        "config": config.model_dump(mode="json", exclude=set(RUN_ONLY_KEYS)), "data": data
+    }
+    if processes > 1:
+        key["processes"] = processes
+    return key
 
 
 def pruning_schedule(config: DistilBERTConfig) -> PruningSchedule:
@@ -115,17 +130,28 @@ def write_placeholders(
     return write_skipped(paths.distilbert_results, paths.distilbert_metrics, reason)
 
 
-def fit_one(params: DistilBERTTrialParams, reporter: TrialReporter, *, setup: TrainingSetup
-            ) -> TrialResult:
+def fit_one(
+    params: DistilBERTTrialParams,
+    reporter: TrialReporter,
+    *,
+    setup: TrainingSetup,
+    channel: distributed.Channel | None = None,
+) -> TrialResult:
+    """One trial; with a channel (rank 0 of several), the other ranks train it alongside."""
     import torch
 
     from sentiment_pipeline.models.distilbert.trainer import run_trial
 
-    try:
-        outcome = run_trial(setup, params, reporter)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()  # the next trial (maybe a smaller batch) needs the memory
-        raise
+    leading = (
+        contextlib.nullcontext(reporter) if channel is None
+        else channel.trial(params.model_dump(mode="json"), reporter)
+    )
+    with leading as trial_reporter:
+        try:
+            outcome = run_trial(setup, params, trial_reporter)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()  # the next trial (maybe a smaller batch) needs the memory
+            raise
     if not math.isfinite(outcome.train_loss):
         raise TrialFailure(f"training loss is {outcome.train_loss}: a numerical failure")
     metrics = {
@@ -199,28 +225,30 @@ def prepare(
     return setup, data_fingerprint(train, val) + "|" + "|".join(labels)
 
 
-def run(config: DistilBERTConfig, paths: ProjectPaths) -> TuningSummary:
-    labels = read_labels(paths)
-    cuda_available = None
-    if config.enable and not missing_dependencies():
-        import torch
+def follow(channel: distributed.Channel, setup: TrainingSetup) -> None:
+    """A rank other than 0: train each trial rank 0 starts, with its parameters, until its study
+    ends. Its model and measurements are rank 0's too (the ranks train one model); it keeps
+    nothing and writes nothing."""
+    from sentiment_pipeline.models.distilbert.trainer import run_trial
 
-        cuda_available = torch.cuda.is_available()
-    reason = skip_reason(config, cuda_available)
-    if reason is not None:
-        return write_placeholders(config, paths, labels, reason)
+    reporter = distributed.FollowingReporter(channel)
+    while (params := channel.next_trial()) is not None:
+        run_trial(setup, DistilBERTTrialParams.model_validate(params), reporter)
+
+
+def tune(
+    config: DistilBERTConfig,
+    paths: ProjectPaths,
+    setup: TrainingSetup,
+    data: str,
+    channel: distributed.Channel | None = None,
+) -> TuningSummary:
+    """The study, on rank 0 (or the only process): Optuna, MLflow and every output."""
     import torch
 
-    device = resolve_device(config, bool(cuda_available))
-    precision = resolve_precision(
-        config.mixed_precision, device, device == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    train, val = read_split(paths, "train", labels), read_split(paths, "val", labels)
-    setup, data = prepare(config, train, val, labels, device, precision)
-    logger.info("%d train / %d val texts on %s (%s), max_length %d", len(setup.train),
-                len(setup.val), device, precision, setup.max_length)
+    processes = 1 if channel is None else channel.ranks.world_size
     spec = StudySpec(
-        key=study_key(config, data),
+        key=study_key(config, data, processes),
         n_trials=config.n_trials,
         timeout=config.timeout,
         seed=config.seed,
@@ -233,22 +261,112 @@ def run(config: DistilBERTConfig, paths: ProjectPaths) -> TuningSummary:
         prefix=MODEL_NAME,
         stage=STAGE,
         suggest=partial(search_space, config=config),
-        fit_one=partial(fit_one, setup=setup),
+        fit_one=partial(fit_one, setup=setup, channel=channel),
         save_model=partial(save_model, setup=setup, config=config),
         trial_errors=(torch.cuda.OutOfMemoryError,),
+        content_hash=content_hash,
     )
     outputs = Outputs(
         paths.distilbert_model,
         paths.distilbert_results,
         paths.distilbert_metrics,
-        details={"device": device, "precision": precision, "max_length": setup.max_length,
-                 "train_rows": len(setup.train), "val_rows": len(setup.val)},
+        details={"device": setup.device, "precision": setup.precision,
+                 "max_length": setup.max_length, "train_rows": len(setup.train),
+                 "val_rows": len(setup.val), "processes": processes},
     )
     return optimize(stage, spec, config, paths, outputs)
 
 
+def run(config: DistilBERTConfig, paths: ProjectPaths) -> TuningSummary | None:
+    """The stage in this process; under torchrun / accelerate launch (WORLD_SIZE > 1) rank 0
+    runs the study and the other ranks train alongside it, writing nothing (they return None)."""
+    ranks = distributed.ranks(os.environ)
+    labels = read_labels(paths)
+    cuda_available = None
+    if config.enable and not missing_dependencies():
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    reason = skip_reason(config, cuda_available)
+    if reason is not None:
+        return write_placeholders(config, paths, labels, reason) if ranks.leader else None
+    import torch
+
+    device = resolve_device(config, bool(cuda_available))
+    precision = resolve_precision(
+        config.mixed_precision, device, device == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    train, val = read_split(paths, "train", labels), read_split(paths, "val", labels)
+    setup, data = prepare(config, train, val, labels, device, precision)
+    if ranks.distributed:
+        return run_rank(config, paths, setup, data, ranks)
+    if distributed.relaunch_command(config.nproc_per_node, os.environ, cuda_devices, MODULE, [],
+                                    sys.executable):
+        logger.warning(
+            "train.distilbert.nproc_per_node=%s is for `python -m %s` (what dvc repro runs) and "
+            "torchrun; this run trains in one process", config.nproc_per_node, MODULE,
+        )
+    logger.info("%d train / %d val texts on %s (%s), max_length %d", len(setup.train),
+                len(setup.val), device, precision, setup.max_length)
+    return tune(config, paths, setup, data)
+
+
+def run_rank(
+    config: DistilBERTConfig,
+    paths: ProjectPaths,
+    setup: TrainingSetup,
+    data: str,
+    ranks: distributed.Ranks,
+) -> TuningSummary | None:
+    """One rank of a data-parallel job: rank 0 leads the study, the others follow it."""
+    channel = distributed.Channel.open(ranks, setup.device)
+    if not ranks.leader:
+        follow(channel, setup)
+        channel.close()
+        return None
+    logger.info("%d train / %d val texts on %d %s processes (%s), max_length %d",
+                len(setup.train), len(setup.val), ranks.world_size, setup.device,
+                setup.precision, setup.max_length)
+    with channel.leading():
+        summary = tune(config, paths, setup, data, channel)
+    channel.close()
+    return summary
+
+
+def run_or_relaunch(config: DistilBERTConfig, paths: ProjectPaths) -> TuningSummary | None:
+    """`python -m` (what dvc repro runs): run(), or, when train.distilbert.nproc_per_node asks
+    for several processes and no launcher started this one, this module again under torchrun
+    (this process becomes torchrun; its exit status is the stage's)."""
+    command = None
+    if config.enable:
+        command = distributed.relaunch_command(
+            config.nproc_per_node, os.environ, cuda_devices, MODULE, sys.argv[1:],
+            sys.executable,
+        )
+    if command is None:
+        if not distributed.ranks(os.environ).leader:
+            # The other ranks repeat rank 0's lines; their warnings and errors still show.
+            logging.getLogger("sentiment_pipeline").setLevel(logging.WARNING)
+        return run(config, paths)
+    logger.info("train.distilbert.nproc_per_node=%s: relaunching under torchrun: %s",
+                config.nproc_per_node, " ".join(command))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.execv(command[0], command)
+    return None  # not reached
+
+
+def cuda_devices() -> int:
+    """Visible CUDA devices (0 without torch)."""
+    if missing_dependencies():
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def main() -> None:
-    runner.main(STAGE, run, section)
+    runner.main(STAGE, run_or_relaunch, section)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.entities import LightGBMConfig, PipelineConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest, content_hash
 from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 from sentiment_pipeline.models.text_features import make_tfidf, plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
@@ -307,6 +307,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
         suggest=partial(search_space, config=config),
         fit_one=partial(fit_one, config=config, features=features, threads=use.threads),
         save_model=partial(save_model, config=config, labels=labels),
+        content_hash=content_hash,
     )
     outputs = Outputs(
         paths.lightgbm_model,

@@ -13,16 +13,17 @@ that stops answering ends the study at once; its recorded trials and the best mo
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import logging
 import math
-import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -33,9 +34,18 @@ from pydantic import BaseModel
 
 from sentiment_pipeline import tracking
 from sentiment_pipeline.errors import PipelineError
-from sentiment_pipeline.io import atomic_dir, copy_dir, read_json, restore_aside, write_json
+from sentiment_pipeline.io import atomic_dir, copy_dir, write_json
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.tuning import best as bests
 from sentiment_pipeline.tuning import study as studies
+from sentiment_pipeline.tuning import workers
+from sentiment_pipeline.tuning.best import (  # noqa: F401 - core.best_dir etc., as before
+    BEST_MODEL,
+    BEST_RECORD,
+    best_dir,
+    best_record,
+    reconcile_best,
+)
 from sentiment_pipeline.tuning.progress import StudyProgress
 from sentiment_pipeline.tuning.results import TuningSummary, write_results
 from sentiment_pipeline.tuning.trial import TrialFailure, TrialReporter, TrialResult
@@ -45,7 +55,9 @@ logger = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 # Failures a trial may legitimately hit in any stage; a stage adds its own (e.g. CUDA OOM).
 TRIAL_ERRORS: tuple[type[BaseException], ...] = (TrialFailure, MemoryError)
-BEST_MODEL, BEST_RECORD = "model", "trial.json"
+# A worker with nothing to take asks again this often while other workers' trials run: it sees
+# the study end, or a dead worker's trial queued again, within this time.
+WAIT_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,9 @@ class TunedStage(Generic[P]):
     # metrics, params and mlflow_run_id (the trial's run).
     save_model: Callable[[Any, Path, Mapping[str, Any]], None]
     trial_errors: tuple[type[BaseException], ...] = ()
+    # The content hash of a saved model folder (models.artifacts.manifest.content_hash): logged
+    # with the best model to MLflow, and checked when another worker fetches it from there.
+    content_hash: Callable[[Path], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,7 @@ class StudySpec:
     seed: int
     pruner: optuna.pruners.BasePruner
     n_startup_trials: int = 10
-    # Trials run at once, each in its own thread of this process (see _run_parallel).
+    # Trials run at once, each in its own thread of this process (see _TrialLoop).
     parallel_trials: int = 1
 
 
@@ -113,58 +128,38 @@ class OptunaReporter:
             self.progress.advance(done, total, samples)
 
 
-def best_dir(paths: ProjectPaths, prefix: str, study_name: str) -> Path:
-    """Best-so-far model of a study; outside the DVC outs, which DVC deletes before a rerun."""
-    return paths.root / ".optuna" / prefix / study_name / "best"
-
-
-def best_record(path: Path) -> dict[str, Any] | None:
-    """{"number", "value"} of the trial whose model is kept in `path`, or None."""
-    try:
-        record = read_json(path / BEST_RECORD)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not (path / BEST_MODEL).is_dir():
-        return None
-    return record
-
-
-def reconcile_best(study: optuna.Study, path: Path) -> None:
-    """Drop a best-so-far folder that no complete trial of the study accounts for.
-
-    A run killed while swapping in a better trial's model left the previous one aside: it is
-    put back first (the better trial, killed before it completed, does not count).
-    """
-    if restore_aside(path):
-        logger.warning("%s: put back the best model a killed run had moved aside", path)
-    record = best_record(path)
-    complete = {
-        t.number: t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    }
-    if record is not None and complete.get(record.get("number")) == record.get("value"):
-        return
-    if path.exists():
-        logger.warning("discarding %s: it belongs to no complete trial of %s", path,
-                       study.study_name)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-# Parallel trials compare and replace the best-so-far folder one at a time.
-_BEST_LOCK = threading.Lock()
-
-
 def _keep_if_best(
-    stage: TunedStage, path: Path, trial: optuna.Trial, result: TrialResult, info: dict[str, Any]
+    stage: TunedStage,
+    path: Path,
+    trial: optuna.Trial,
+    result: TrialResult,
+    info: dict[str, Any],
+    guard: tracking.LoggingGuard,
 ) -> None:
-    with _BEST_LOCK:
+    """Keep the trial's model in `path` if it beats the one there, and log it with its content
+    hash to the trial's MLflow run, so that a worker elsewhere can fetch the study's winner
+    (which is always the best so far of the worker that trained it).
+
+    Threads and processes sharing the project folder change it one at a time; the upload
+    happens under the same lock, so the folder is not swapped while it is read.
+    """
+    with workers.file_lock(bests.best_lock(path)):
         record = best_record(path)
         if record is not None and result.value <= float(record["value"]):
             return
         with atomic_dir(path) as tmp:
             stage.save_model(result.model, tmp / BEST_MODEL, info)
-            write_json(tmp / BEST_RECORD, {"number": trial.number, "value": result.value})
-    logger.info("trial %d is the best so far (val macro-F1 %.4f); kept in %s",
-                trial.number, result.value, path)
+            digest = stage.content_hash(tmp / BEST_MODEL) if stage.content_hash else None
+            kept = {"number": trial.number, "value": result.value}
+            write_json(tmp / BEST_RECORD, kept | ({"content_hash": digest} if digest else {}))
+        logger.info("trial %d is the best so far (val macro-F1 %.4f); kept in %s",
+                    trial.number, result.value, path)
+        run_id = info["mlflow_run_id"]
+        if run_id is not None:
+            scope = f"trial {trial.number}"
+            guard.call(scope, "model", bests.log_model, run_id, path / BEST_MODEL, digest)
+        if digest is not None:
+            trial.set_user_attr(bests.HASH_ATTR, digest)
 
 
 def make_objective(
@@ -174,6 +169,7 @@ def make_objective(
     progress: StudyProgress,
     guard: tracking.LoggingGuard,
     parent: Any = None,
+    worker: str | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """One trial: fit, report, record its state in its MLflow run, keep its model if best.
 
@@ -189,6 +185,8 @@ def make_objective(
         progress.start_trial(trial.number)
         scope = f"trial {trial.number}"
         tags = {"optuna_study": name, "optuna_trial": str(trial.number)}
+        if worker is not None:
+            tags["optuna_worker"] = worker
         state, start = "failed", time.perf_counter()
         with guard.child_run(
             scope, f"trial-{trial.number}", params=params.model_dump(mode="json"), tags=tags,
@@ -219,7 +217,7 @@ def make_objective(
                         "params": params.model_dump(mode="json"),
                         "mlflow_run_id": run_id,
                     }
-                    _keep_if_best(stage, path, trial, result, info)
+                    _keep_if_best(stage, path, trial, result, info, guard)
                     state = "complete"
             finally:
                 guard.set_tag(scope, run_id, "state", state)
@@ -241,119 +239,159 @@ class _RunCallbacks:
         self.max_failures = max_failures
         self.failures = 0
 
+    def exhausted(self) -> bool:
+        return self.failures >= self.max_failures
+
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         state = studies.state_name(trial.state)
         best = study.best_value if studies.has_complete_trial(study) else None
         self.progress.finish_trial(trial.number, state, trial.value, best)
         if trial.state == TrialState.FAIL:
             self.failures += 1
-            if self.failures >= self.max_failures:
+            if self.exhausted():
                 logger.error("%d trials failed in this run; stopping the study", self.failures)
-                study.stop()
+
+
+@dataclass
+class _TrialLoop:
+    """Claim a trial from the study, run it, record it; until the study owes none.
+
+    Every worker, and every thread of one (spec.parallel_trials), runs this loop against the
+    shared study: studies.claim_trial counts and takes trials under the study's lock, so the
+    study ends with exactly n_trials finished (complete or pruned) trials however many workers
+    ask, unlike Optuna's MaxTrialsCallback, which overshoots by the trials still running. A
+    failed trial is owed again, within the run's failure budget. With heartbeats (a shared RDB
+    storage) a worker with nothing left to take waits while trials of other workers run: one
+    whose worker dies goes stale, is queued again and taken here. No trial starts after the
+    timeout. Trials run with ask/tell, which keeps the seeded sampler of the study.
+    """
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    url: str
+    spec: StudySpec
+    objective: Callable[[optuna.Trial], float]
+    catch: tuple[type[BaseException], ...]
+    callbacks: _RunCallbacks
+    worker: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    record_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        timeout = self.spec.timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.interval = studies.heartbeat_interval(self.storage)
+
+    def going(self) -> bool:
+        if self.stop.is_set() or self.callbacks.exhausted():
+            return False
+        return self.deadline is None or time.monotonic() < self.deadline
+
+    def work(self) -> None:
+        """One thread's loop; an error stops the other threads after their running trial."""
+        said = False
+        try:
+            while self.going():
+                claim = studies.claim_trial(self.study, self.storage, self.url,
+                                            self.spec.n_trials, self.worker)
+                if claim.trial is None:
+                    if not claim.wait:
+                        return
+                    if not said:
+                        logger.info("study %s: no trial left to take; waiting for those "
+                                    "running on other workers", self.study.study_name)
+                        said = True
+                    self.stop.wait(min(self.interval or WAIT_POLL_S, WAIT_POLL_S))
+                    continue
+                said = False
+                frozen = self.run_one(claim.trial, claim.trial_id)
+                with self.record_lock:
+                    self.callbacks(self.study, frozen)
+        except BaseException:
+            self.stop.set()
+            raise
+
+    def run_one(self, trial: optuna.Trial, trial_id: int | None) -> optuna.trial.FrozenTrial:
+        beat = (
+            workers.Heartbeat(self.storage, trial_id, self.interval)
+            if self.interval is not None and trial_id is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with beat:
+                return self._run(trial)
+        finally:
+            gc.collect()
+
+    def _run(self, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+        tell = functools.partial(self.study.tell, trial, skip_if_finished=True)
+        try:
+            value = self.objective(trial)
+        except optuna.TrialPruned:
+            return tell(state=TrialState.PRUNED)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            logger.warning(
+                "trial %d was taken for dead (no heartbeat within the grace period) and "
+                "queued again for another worker; its result here is dropped", trial.number,
+            )
+            return tell(state=TrialState.FAIL)
+        except self.catch as exc:
+            logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            return tell(state=TrialState.FAIL)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tell(state=TrialState.FAIL)
+            raise
+        return tell(value)
+
+    def run(self) -> None:
+        threads = self.spec.parallel_trials
+        if threads <= 1:
+            self.work()
+            return
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="trial")
+        futures = [pool.submit(self.work) for _ in range(threads)]
+        try:
+            wait(futures)  # once a thread fails, the others stop after their running trial
+        except BaseException:
+            self.stop.set()  # e.g. Ctrl-C here: the running trials end and no other starts
+            raise
+        finally:
+            pool.shutdown(wait=False)
+        for future in futures:
+            future.result()  # a thread's error (a bug, a lost storage) is raised here
 
 
 def _run_trials(
     stage: TunedStage,
     study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    url: str,
     spec: StudySpec,
     owed: int,
     path: Path,
     guard: tracking.LoggingGuard,
+    worker: str,
 ) -> None:
     progress = StudyProgress(stage.prefix, owed)
     # Every owed trial needs one finished (complete or pruned) trial; failed ones (out of
     # memory, NaN) may use a budget of as many again, shared by the whole run, after which the
     # study stops rather than loop on a trial that always fails.
     callbacks = _RunCallbacks(progress, max_failures=owed)
-    parallel = spec.parallel_trials > 1 and owed > 1
+    # The stage run is the parent of every trial's run: MLflow's thread-local active run does
+    # not show it to a parallel trial's thread.
     objective = make_objective(
-        stage, study.study_name, path, progress, guard,
-        parent=mlflow.active_run() if parallel else None,
+        stage, study.study_name, path, progress, guard, parent=mlflow.active_run(),
+        worker=worker,
+    )
+    loop = _TrialLoop(
+        study, storage, url, replace(spec, parallel_trials=min(spec.parallel_trials, owed)),
+        objective, TRIAL_ERRORS + stage.trial_errors, callbacks, worker,
     )
     try:
-        if parallel:
-            _run_parallel(study, objective, spec, owed, TRIAL_ERRORS + stage.trial_errors,
-                          callbacks)
-            return
-        study.optimize(
-            objective,
-            n_trials=2 * owed,
-            timeout=spec.timeout,
-            catch=TRIAL_ERRORS + stage.trial_errors,
-            callbacks=[
-                optuna.study.MaxTrialsCallback(spec.n_trials, states=studies.FINISHED),
-                callbacks,
-            ],
-            gc_after_trial=True,
-        )
+        loop.run()
     finally:
         progress.close()
-
-
-def _run_parallel(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
-    spec: StudySpec,
-    owed: int,
-    catch: tuple[type[BaseException], ...],
-    callbacks: _RunCallbacks,
-) -> None:
-    """Up to spec.parallel_trials trials at once, each thread running one trial at a time.
-
-    A thread starts a trial only while the finished (complete or pruned) trials of this run plus
-    those running stay below `owed` (and the study itself still owes trials, for workers sharing
-    it), so exactly `owed` trials finish, unlike Optuna's n_jobs with MaxTrialsCallback, which
-    overshoots by the trials still running. Each trial is study.optimize(n_trials=1) in its
-    thread, which keeps the seeded sampler (Optuna's n_jobs reseeds it at random); the sampler
-    then proposes a trial without the results of those still running. The failure budget and
-    the timeout (no trial started after it) are those of the sequential run.
-    """
-    lock = threading.Lock()
-    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    tally = {"running": 0, "finished": 0}
-    stop = threading.Event()
-
-    def claim() -> bool:
-        with lock:
-            if stop.is_set() or callbacks.failures >= callbacks.max_failures:
-                return False
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            running = tally["running"]
-            if tally["finished"] + running >= owed:
-                return False
-            if studies.owed_trials(study, spec.n_trials) - running <= 0:
-                return False
-            tally["running"] += 1
-            return True
-
-    def record(done: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        with lock:
-            tally["running"] -= 1
-            tally["finished"] += trial.state in studies.FINISHED
-            callbacks(done, trial)
-
-    def worker() -> None:
-        try:
-            while claim():
-                study.optimize(objective, n_trials=1, catch=catch, callbacks=[record],
-                               gc_after_trial=True)
-        except BaseException:
-            stop.set()  # the other threads finish their trial and start no other
-            raise
-
-    workers = min(spec.parallel_trials, owed)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial")
-    futures = [pool.submit(worker) for _ in range(workers)]
-    try:
-        wait(futures)  # once a thread fails, the others stop after their running trial
-    except BaseException:
-        stop.set()  # e.g. Ctrl-C here: the running trials end and no other starts
-        raise
-    finally:
-        pool.shutdown(wait=False)
-    for future in futures:
-        future.result()  # a thread's error (a bug, a lost storage) is raised here
 
 
 def optimize(
@@ -372,9 +410,12 @@ def optimize(
     start = time.perf_counter()
     name = studies.study_name(stage.prefix, spec.key)
     storage, shared = studies.storage_url(paths)
+    worker = workers.worker_id()
+    opened = studies.open_storage(storage, studies.heartbeats() if shared else None)
     study = studies.open_study(
         name, storage, shared=shared, pruner=spec.pruner, seed=spec.seed,
         n_startup_trials=spec.n_startup_trials, prefix=stage.prefix, key=spec.key,
+        worker=worker, storage=opened,
     )
     path = best_dir(paths, stage.prefix, name)
     storage_failures = functools.partial(studies.storage_failures, storage, name, path)
@@ -392,10 +433,12 @@ def optimize(
         ) as run,
         storage_failures(),
     ):
-        guard.call(scope, "tags", mlflow.set_tags,
-                   {"optuna_study": name, "optuna_storage": studies.redact(storage)})
+        guard.call(scope, "tags", mlflow.set_tags, {
+            "optuna_study": name, "optuna_storage": studies.redact(storage),
+            "optuna_worker": worker,
+        })
         if owed:
-            _run_trials(stage, study, spec, owed, path, guard)
+            _run_trials(stage, study, opened, storage, spec, owed, path, guard, worker)
         counts = studies.count_states(study)
         if not studies.has_complete_trial(study):
             raise PipelineError(
@@ -403,14 +446,10 @@ def optimize(
                 f"see the failed trials' runs in MLflow experiment "
                 f"{tracking.experiment_name(stage.stage)}, fix the cause and rerun"
             )
-        best = study.best_trial
-        record = best_record(path)
-        if record is None or record.get("number") != best.number:
-            raise PipelineError(
-                f"the model of the best trial {best.number} of study {name} is missing from "
-                f"{path}; delete the study (optuna delete-study --study-name {name} "
-                f"--storage {studies.redact(storage)}) and rerun"
-            )
+        best = bests.pick_best(study, best_record(path))
+        if not bests.local_model_matches(path, best, stage.content_hash):
+            # Trained by another worker (or this folder lost it): its MLflow run has it.
+            bests.fetch_model(name, best, path, stage.content_hash, guard.uri)
         summary = TuningSummary(
             status="trained",
             study_name=name,
