@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from common import AIRLINE, WORK, airline_project, print_table, write_result
 
 ROWS = 10_000
@@ -49,7 +50,6 @@ def models() -> dict[str, Path]:
     int8 = root / "minilm_onnx_int8"
     if not (int8 / "model.json").is_file():
         from bench_serving import fine_tune_minilm
-
         from sentiment_pipeline.config.entities import OnnxExportConfig
         from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
 

@@ -307,10 +307,10 @@ def test_docs_describe_every_field_and_the_limits(client) -> None:
     assert set(invocations) == {"application/json", "text/csv"}
 
 
-def test_other_routes_answer_404_in_tei_shape_and_get_root_is_free(client) -> None:
-    tei_error(client.get("/"), 404, "validation")
+def test_other_routes_answer_404_in_tei_shape_and_root_is_the_dashboard(client) -> None:
     tei_error(client.get("/nowhere"), 404, "validation")
-    assert client.post("/").status_code in (404, 405)
+    assert client.get("/").headers["content-type"].startswith("text/html")  # the dashboard
+    assert client.post("/").status_code == 405  # TEI's POST / alias is not honoured
 
 
 # --- start-up, readiness, overload ---------------------------------------------------------

@@ -30,7 +30,8 @@ def operations(api_schema) -> dict[str, object]:
 
 def test_the_schema_has_every_operation(api_schema) -> None:
     assert set(operations(api_schema)) == {
-        "POST /predict", "POST /invocations", "GET /health", "GET /info", "GET /metrics"
+        "POST /predict", "POST /invocations", "GET /health", "GET /info", "GET /metrics",
+        "POST /v1/analyze", "POST /v1/youtube/analyze",
     }
 
 
@@ -41,6 +42,9 @@ def test_the_schema_has_every_operation(api_schema) -> None:
         ("POST /predict", GenerationMode.NEGATIVE),
         ("POST /invocations", GenerationMode.POSITIVE),
         ("POST /invocations", GenerationMode.NEGATIVE),
+        ("POST /v1/analyze", GenerationMode.POSITIVE),
+        ("POST /v1/analyze", GenerationMode.NEGATIVE),
+        # POST /v1/youtube/analyze needs YouTube (tests/test_insights_api.py, the fake API).
         # GETs without parameters: nothing to get wrong, so positive only
         ("GET /health", GenerationMode.POSITIVE),
         ("GET /info", GenerationMode.POSITIVE),

@@ -1,4 +1,4 @@
-"""The `sentiment-pipeline` command line: run, stage, tune, config show, predict."""
+"""The `sentiment-pipeline` command line: run, stage, tune, config show, predict, analyze."""
 
 from __future__ import annotations
 
@@ -332,6 +332,114 @@ def predict(
     typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+@app.command()
+def analyze(
+    youtube: Annotated[
+        str | None,
+        typer.Option("--youtube", help="A YouTube video URL or id (needs YOUTUBE_API_KEY)."),
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="A CSV/TSV/JSONL/Parquet file of comments."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; "
+            "default: models:/<register.model_name>@champion, else the evaluation's champion.",
+        ),
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Column of --input with the text.")] = "text",
+    time_column: Annotated[
+        str | None, typer.Option(help="Column of --input with the time (for the trend).")
+    ] = None,
+    time_format: Annotated[
+        str | None,
+        typer.Option(help="strftime format of the times, e.g. '%d-%m-%Y %H.%M' (default: ISO "
+                     "8601 or epoch seconds)."),
+    ] = None,
+    likes_column: Annotated[str | None, typer.Option(help="Column of --input with likes.")] = None,
+    author_column: Annotated[
+        str | None, typer.Option(help="Column of --input with the author.")
+    ] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet instead of the extension.")
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV/TSV/JSONL --input (default: UTF-8)."),
+    ] = None,
+    max_comments: Annotated[
+        int | None,
+        typer.Option(
+            "--max-comments", min=1,
+            help="YouTube comments to fetch (replies count; default insights.max_comments).",
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full result as JSON here.")
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write one row per comment as CSV here.")
+    ] = None,
+    trust: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust/--no-trust",
+            help="Load a scikit-learn model from outside ./models "
+            "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
+        ),
+    ] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Analyse a video's comments (YouTube or a file): breakdown, trend, terms, report."""
+    from sentiment_pipeline.config.entities import InsightsConfig, RegisterConfig
+    from sentiment_pipeline.insights import pipeline
+    from sentiment_pipeline.settings import get_settings
+
+    configure_logging(verbose)
+    try:
+        register, insights = RegisterConfig(), InsightsConfig()
+        if params.is_file() or overrides:  # a broken config is reported even here
+            manager = _manager(params, overrides)
+            register, insights = manager.get_register_config(), manager.get_insights_config()
+        if (youtube is None) == (input_file is None):
+            raise PipelineError("give exactly one of --youtube URL or --input FILE")
+        if input_file is not None and max_comments is not None:
+            raise PipelineError(
+                "--max-comments counts the comments fetched with --youtube; a file is analysed "
+                "whole (up to insights.max_comments_limit rows)"
+            )
+        if input_file is not None:
+            options = pipeline.FileOptions(
+                text_column=text_column, time_column=time_column, time_format=time_format,
+                likes_column=likes_column, author_column=author_column,
+                format=input_format or "auto", encoding=encoding or "auto",
+            )
+            batch = pipeline.file_batch(input_file, options, limit=insights.max_comments_limit)
+        else:
+            batch = pipeline.youtube_batch(
+                youtube or "", max_comments=max_comments, config=insights, settings=get_settings()
+            )
+        loaded, info = pipeline.open_model(
+            model, model_name=register.model_name, paths=ProjectPaths.at("."), trust=trust
+        )
+        result = pipeline.analyze_batch(batch, loaded, info, insights, charts=html is not None)
+        written = pipeline.write_outputs(result, html=html, json_path=json_out, csv=csv_out)
+    except PipelineError as exc:
+        raise _fail(exc, verbose) from exc
+    typer.echo(pipeline.summary(result))
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
 ModelSpecOpt = Annotated[
     str | None,
     typer.Option(
@@ -360,7 +468,8 @@ def serve(
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Serve a model over HTTP: /predict (TEI), /invocations (MLflow), /health, /info, /metrics."""
+    """Serve a model over HTTP: /predict (TEI), /invocations (MLflow), /health, /info, /metrics,
+    /v1/analyze and /v1/youtube/analyze, and the dashboard at /."""
     from sentiment_pipeline.serving.server import run_server
 
     configure_logging(verbose)

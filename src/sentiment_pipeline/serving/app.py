@@ -11,17 +11,30 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
+from sentiment_pipeline.insights.comments import InsightsError
+from sentiment_pipeline.serving.auth import TokenAuth
 from sentiment_pipeline.serving.backends import ModelProvider
 from sentiment_pipeline.serving.batcher import InFlight
+from sentiment_pipeline.serving.dashboard import dashboard_router
 from sentiment_pipeline.serving.errors import ServingError, error_response
 from sentiment_pipeline.serving.guard import Guard
+from sentiment_pipeline.serving.insights_routes import insights_error_response
+from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
+from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
-from sentiment_pipeline.serving.schemas import InvocationsRequest, PredictRequest
+from sentiment_pipeline.serving.schemas import (
+    AnalyzeRequest,
+    InvocationsRequest,
+    PredictRequest,
+    YouTubeAnalyzeRequest,
+)
 from sentiment_pipeline.serving.service import Service
+from sentiment_pipeline.settings import Settings, get_settings
 
 TITLE = "sentiment-pipeline"
 DESCRIPTION = (
@@ -32,8 +45,17 @@ DESCRIPTION = (
     "{max_text_chars} characters per text (serve.max_text_chars; longer: cut with truncate, "
     "else 413), {max_body_bytes} bytes of body (serve.max_body_bytes; 413). At most "
     "{max_concurrent_requests} requests in flight per worker process "
-    "(serve.max_concurrent_requests; beyond it: 429 at once)."
+    "(serve.max_concurrent_requests; beyond it: 429 at once). "
+    "Audience insights: `POST /v1/analyze` (comments as JSON, or a file upload of at most "
+    "{max_upload_bytes} bytes, insights.max_upload_bytes) and `POST /v1/youtube/analyze` "
+    "(rate-limited per client address and server process: 429 with Retry-After); the dashboard "
+    "is at `/`. When SENTIMENT_PIPELINE_API_TOKEN is set, every route but /health and the "
+    "dashboard's files needs `Authorization: Bearer <token>` (401 otherwise)."
 )
+# CORS for the origins in SENTIMENT_PIPELINE_CORS_ORIGINS: what a page there may send and read.
+CORS_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type"]
+CORS_EXPOSED = ["Retry-After", "x-queue-time", "x-inference-time", "x-total-time"]
 
 
 def package_version() -> str:
@@ -43,12 +65,22 @@ def package_version() -> str:
         return "0"
 
 
-def create_app(config: ServeConfig, provider: ModelProvider) -> FastAPI:
+def create_app(
+    config: ServeConfig,
+    provider: ModelProvider,
+    *,
+    insights: InsightsConfig | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
     """The service: the provider's model is loaded, warmed up and batched in the lifespan.
 
     Start-up raises what loading or the warm-up raised, so a server that cannot serve never
     starts. `provider` is the seam for tests (a model directory, a fake, a reloading one).
+    `insights` (params.yaml insights:) sets the /v1 routes' limits; `settings` (default
+    get_settings()) the API token, the CORS origins, the YouTube key and the rate limit.
     """
+    insights = insights or InsightsConfig()
+    settings = settings or get_settings()
     metrics = ServingMetrics()
     in_flight = InFlight()  # counted by the guard, read by the batcher
 
@@ -65,17 +97,45 @@ def create_app(config: ServeConfig, provider: ModelProvider) -> FastAPI:
     app = FastAPI(
         title=TITLE,
         version=package_version(),
-        description=DESCRIPTION.format(**config.model_dump()),
+        description=DESCRIPTION.format(**config.model_dump(),
+                                       max_upload_bytes=insights.max_upload_bytes),
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.insights = insights
+    app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    # Per process: each worker (and each replica) keeps its own buckets.
+    app.state.youtube_limiter = RateLimiter(
+        rate_per_minute=settings.youtube_rate_per_minute, burst=settings.youtube_burst
+    )
     app.include_router(router)
+    app.include_router(insights_router)
+    app.include_router(dashboard_router())
     add_error_handlers(app)
-    app.add_middleware(Guard, config=config, metrics=metrics, in_flight=in_flight)
+    add_middleware(app, config, insights, settings, metrics, in_flight)
     app.openapi = lambda: openapi_schema(app, config)  # type: ignore[method-assign]
     return app
+
+
+def add_middleware(
+    app: FastAPI, config: ServeConfig, insights: InsightsConfig, settings: Settings,
+    metrics: ServingMetrics, in_flight: InFlight,
+) -> None:
+    """From the outside in: CORS (so preflights and 401s carry its headers), the token (so no
+    unauthenticated request holds a slot or sends a body), then the guard's limits."""
+    app.add_middleware(Guard, config=config, metrics=metrics, in_flight=in_flight,
+                       insights=insights)
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    if token:
+        app.add_middleware(TokenAuth, token=token)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,
+            allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED, allow_credentials=False,
+            max_age=600,
+        )
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -102,6 +162,10 @@ def add_error_handlers(app: FastAPI) -> None:
         response.headers.update(exc.headers or {})
         return response
 
+    async def insights_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InsightsError)
+        return insights_error_response(exc)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         return error_response(
             request.url.path,
@@ -109,6 +173,7 @@ def add_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(InsightsError, insights_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
@@ -122,7 +187,7 @@ def openapi_schema(app: FastAPI, config: ServeConfig) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (PredictRequest, InvocationsRequest):
+    for model in (PredictRequest, InvocationsRequest, AnalyzeRequest, YouTubeAnalyzeRequest):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[model.__name__] = body

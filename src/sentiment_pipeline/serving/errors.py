@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Literal
 
 from starlette.responses import Response
 
 # TEI's error types; each goes with a status (validation: 413 for a limit, 422 for a shape).
-ErrorType = Literal["validation", "empty", "overloaded", "unhealthy", "backend"]
+# unauthorized (401), rate_limited (429) and too_large (413) are the /v1 routes' and the token's.
+ErrorType = Literal["validation", "empty", "overloaded", "unhealthy", "backend", "unauthorized",
+                    "rate_limited", "too_large"]
 MLFLOW_ROUTES = ("/invocations",)
 # MLflow's scoring server answers {"error_code", "message"}; its codes by our status.
 MLFLOW_CODES = {
+    401: "UNAUTHENTICATED",
     404: "ENDPOINT_NOT_FOUND",
     424: "INTERNAL_ERROR",
     429: "REQUEST_LIMIT_EXCEEDED",
@@ -22,11 +26,14 @@ MLFLOW_CODES = {
 class ServingError(Exception):
     """A request the service refuses (4xx) or cannot answer now (503), with a message for it."""
 
-    def __init__(self, status: int, error_type: ErrorType, message: str) -> None:
+    def __init__(
+        self, status: int, error_type: ErrorType, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.retry_after = retry_after
 
 
 def mlflow_code(status: int) -> str:
@@ -42,9 +49,17 @@ def error_body(path: str, error: ServingError) -> dict[str, str]:
     return {"error": error.message, "error_type": error.error_type}
 
 
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """A Retry-After header: whole seconds, rounded up, at least 1 (none without a value)."""
+    if seconds is None:
+        return {}
+    return {"retry-after": str(max(1, math.ceil(seconds - 1e-9)))}
+
+
 def error_response(path: str, error: ServingError) -> Response:
     return Response(
         json.dumps(error_body(path, error)),
         status_code=error.status,
         media_type="application/json",
+        headers=retry_after_header(error.retry_after),
     )

@@ -5,13 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.errors import ServingError, error_response
 from sentiment_pipeline.serving.metrics import ServingMetrics
 
 INFERENCE_ROUTES = ("/predict", "/invocations")
-ROUTES = (*INFERENCE_ROUTES, "/health", "/info", "/metrics", "/docs", "/openapi.json")
+# Analyses: admitted up to serve.max_concurrent_requests too, but counted apart from the
+# inference requests (the batcher must not wait for texts a YouTube fetch will send later).
+UPLOAD_ROUTE = "/v1/analyze"
+ANALYSIS_ROUTES = (UPLOAD_ROUTE, "/v1/youtube/analyze")
+ROUTES = (*INFERENCE_ROUTES, *ANALYSIS_ROUTES, "/health", "/info", "/metrics", "/docs",
+          "/openapi.json", "/")
 START = "sentiment_pipeline.start"  # scope key: when the request arrived (perf_counter)
 
 Scope = dict[str, Any]
@@ -36,14 +41,24 @@ def too_large(size: int | str, limit: int) -> ServingError:
     )
 
 
-async def read_body(scope: Scope, receive: Any, limit: int) -> bytes | None:
-    """The whole body, refused (413) as soon as it is known to exceed `limit` bytes.
+def upload_too_large(size: int | str, limit: int) -> ServingError:
+    return ServingError(
+        413, "too_large",
+        f"the upload has {size} bytes, more than insights.max_upload_bytes = {limit}; "
+        "send fewer comments (or only the columns needed)",
+    )
+
+
+async def read_body(scope: Scope, receive: Any, limit: int, refuse: Any = too_large
+                    ) -> bytes | None:
+    """The whole body, refused (413, `refuse`'s error) as soon as it is known to exceed
+    `limit` bytes.
 
     None when the client left before sending it all.
     """
     length = declared_length(scope)
     if length is not None and length > limit:
-        raise too_large(length, limit)
+        raise refuse(length, limit)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -52,7 +67,7 @@ async def read_body(scope: Scope, receive: Any, limit: int) -> bytes | None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large(f"more than {limit}", limit)
+            raise refuse(f"more than {limit}", limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -75,12 +90,15 @@ class Guard:
     """Refuses what is too large (413) or too many (429) before a route parses anything."""
 
     def __init__(
-        self, app: Any, *, config: ServeConfig, metrics: ServingMetrics, in_flight: InFlight
+        self, app: Any, *, config: ServeConfig, metrics: ServingMetrics, in_flight: InFlight,
+        insights: InsightsConfig | None = None,
     ) -> None:
         self.app = app
         self.config = config
         self.metrics = metrics
         self.in_flight = in_flight
+        self.insights = insights or InsightsConfig()
+        self.analyses = 0  # analyses in flight in this worker
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -107,27 +125,43 @@ class Guard:
                 observe()  # before the client has it all, so a /metrics call after sees it
             await send(message)
 
-        admitted = False
+        admitted = analysis = False
         try:
             if path in INFERENCE_ROUTES and scope["method"] == "POST":
-                limit = self.config.max_concurrent_requests
-                if self.in_flight.count >= limit:
-                    raise ServingError(
-                        429, "overloaded",
-                        f"model is overloaded: {self.in_flight.count} requests in flight in this "
-                        f"worker, the limit (serve.max_concurrent_requests) is {limit}; retry",
-                    )
+                self.admit(self.in_flight.count, "requests")
                 self.in_flight.count += 1
                 admitted = True
                 body = await read_body(scope, receive, self.config.max_body_bytes)
-                if body is None:
-                    status = 499  # the client closed the connection
-                    return
-                receive = replay(body, receive)
-            await self.app(scope, receive, send_status)
+            elif path in ANALYSIS_ROUTES and scope["method"] == "POST":
+                self.admit(self.analyses, "analyses")
+                self.analyses += 1
+                analysis = True
+                body = await (
+                    read_body(scope, receive, self.insights.max_upload_bytes, upload_too_large)
+                    if path == UPLOAD_ROUTE
+                    else read_body(scope, receive, self.config.max_body_bytes)
+                )
+            else:
+                await self.app(scope, receive, send_status)
+                return
+            if body is None:
+                status = 499  # the client closed the connection
+                return
+            await self.app(scope, replay(body, receive), send_status)
         except ServingError as exc:
             await error_response(path, exc)(scope, receive, send_status)
         finally:
             if admitted:
                 self.in_flight.count -= 1
+            if analysis:
+                self.analyses -= 1
             observe()
+
+    def admit(self, count: int, what: str) -> None:
+        limit = self.config.max_concurrent_requests
+        if count >= limit:
+            raise ServingError(
+                429, "overloaded",
+                f"model is overloaded: {count} {what} in flight in this "
+                f"worker, the limit (serve.max_concurrent_requests) is {limit}; retry",
+            )

@@ -24,7 +24,7 @@ from sentiment_pipeline.serving.schemas import (
     MlflowError,
     PredictResponse,
 )
-from sentiment_pipeline.serving.service import Service
+from sentiment_pipeline.serving.service import Service, get_service
 
 router = APIRouter()
 FLOAT_MAX = float(np.finfo(np.float32).max)
@@ -71,14 +71,6 @@ INVOCATIONS_BODY = {
         },
     }
 }
-
-
-def get_service(request: Request) -> Service:
-    """The app's service, once its model answers (503 before); tests may override it."""
-    service = request.app.state.service
-    if service is None or not service.ready:
-        raise ServingError(503, "unhealthy", "the model is not loaded (yet); retry shortly")
-    return service
 
 
 def finite(scores: np.ndarray) -> np.ndarray:

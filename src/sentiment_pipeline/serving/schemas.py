@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -181,3 +181,65 @@ class InfoResponse(BaseModel):
     batching: Batching
     metrics: dict[str, Any] = Field(description="The model's test metrics, from its manifest.")
     loaded_at: str = Field(description="When this model started serving (UTC, ISO 8601).")
+
+
+# --- audience insights (/v1) ------------------------------------------------------------------
+
+
+class CommentIn(BaseModel):
+    """One comment of a /v1/analyze JSON request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The comment.")
+    published_at: str | float | None = Field(
+        None, description="ISO 8601, epoch seconds, or the request's time_format (strftime)."
+    )
+    author: str | None = Field(None, description="Who wrote it.")
+    likes: int = Field(0, ge=0, description="Its likes (the like-weighted breakdown).")
+    id: str | None = Field(None, description="Your id for it, returned with its row.")
+
+
+class AnalyzeRequest(BaseModel):
+    """Comments to analyse, sent as JSON (a file goes as multipart/form-data instead)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"comments": ["Lost my bag again", "Great crew, thanks!"]},
+                {"comments": [{"text": "Delayed 3 hours", "published_at": "2024-05-01T12:00:00Z",
+                               "likes": 4}], "charts": True},
+            ]
+        },
+    )
+
+    comments: list[CommentIn | str] = Field(
+        min_length=1, description="The comments: texts, or objects with a text and its facts."
+    )
+    time_format: str | None = Field(
+        None, description="strftime format of published_at, when not ISO 8601 or epoch seconds."
+    )
+    charts: bool = Field(False, description="Also render the three charts as SVG.")
+
+
+class YouTubeAnalyzeRequest(BaseModel):
+    """A video whose comments the server fetches (with its own API key) and analyses."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"video": "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+                          "max_comments": 500, "order": "time", "charts": True}]
+        },
+    )
+
+    video: str = Field(description="A YouTube link (watch, youtu.be, shorts, embed, live) or id.")
+    max_comments: int | None = Field(
+        None, ge=1, description="Comments to analyse, replies included (default "
+        "insights.max_comments; at most insights.max_comments_limit).",
+    )
+    order: Literal["time", "relevance"] | None = Field(
+        None, description="Newest first, or YouTube's relevance (default insights.order)."
+    )
+    charts: bool = Field(False, description="Also render the three charts as SVG.")

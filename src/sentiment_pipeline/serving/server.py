@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sentiment_pipeline.config.entities import PipelineConfig, ServeConfig
+from sentiment_pipeline.config.entities import InsightsConfig, PipelineConfig, ServeConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
 from sentiment_pipeline.paths import ProjectPaths
@@ -32,14 +32,16 @@ LAUNCH_ENV = "SENTIMENT_PIPELINE_SERVE_LAUNCH"
 FACTORY = "sentiment_pipeline.serving.server:app_from_environment"
 # How long requests in flight may take to finish after SIGTERM/SIGINT.
 GRACEFUL_SHUTDOWN_S = 30
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Launch(BaseModel):
-    """The resolved model and the serve config, handed from run_server to every worker."""
+    """The resolved model and the serve and insights configs, from run_server to every worker."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     serve: ServeConfig
+    insights: InsightsConfig = InsightsConfig()
     model_name: str
     project_root: str
     threads: int | None
@@ -53,10 +55,11 @@ class Launch(BaseModel):
     @classmethod
     def of(
         cls, resolved: ResolvedModel, serve: ServeConfig, *, model_name: str,
-        paths: ProjectPaths, threads: int | None,
+        paths: ProjectPaths, threads: int | None, insights: InsightsConfig | None = None,
     ) -> Launch:
         return cls(
-            serve=serve, model_name=model_name, project_root=str(paths.root), threads=threads,
+            serve=serve, insights=insights or InsightsConfig(), model_name=model_name,
+            project_root=str(paths.root), threads=threads,
             path=str(resolved.path), name=resolved.name, source=resolved.source,
             version=resolved.version, trusted=resolved.trusted,
             variants={key: str(folder) for key, folder in resolved.variants.items()},
@@ -145,7 +148,7 @@ def run_server(
     backend_choices(resolved, serve.backend, paths.dvc_cache)
     launch = Launch.of(
         resolved, serve, model_name=config.register_.model_name, paths=paths,
-        threads=worker_threads(serve, workers),
+        threads=worker_threads(serve, workers), insights=config.insights,
     )
     if workers > 1:
         launch.provider().load()
@@ -154,6 +157,9 @@ def run_server(
     port = port if port is not None else settings.port
     logger.info("serving %s on http://%s:%d with %d worker(s), %d inference thread(s) each",
                 resolved.source, host, port, workers, launch.threads)
+    if settings.api_token is None and host not in LOOPBACK:
+        logger.warning("no SENTIMENT_PIPELINE_API_TOKEN: anyone who reaches %s:%d may use the "
+                       "model and this server's YouTube quota", host, port)
     with launch_environment(launch, workers), sigterm_exits_cleanly():
         uvicorn.run(
             FACTORY, factory=True, host=host, port=port, workers=workers,
@@ -171,4 +177,4 @@ def app_from_environment() -> FastAPI:
             f"{LAUNCH_ENV} is missing or invalid ({exc}); start the server with "
             "`sentiment-pipeline serve`, which sets it"
         ) from exc
-    return create_app(launch.serve, launch.provider())
+    return create_app(launch.serve, launch.provider(), insights=launch.insights)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import numpy as np
+from starlette.requests import Request
 
 from sentiment_pipeline.config.entities import ServeConfig
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, SentimentModel
@@ -140,3 +141,11 @@ class Service:
         self.metrics.reloads.labels(result="success").inc()
         logger.info("now serving %s (was %s)", describe(loaded), describe(current))
         return True
+
+
+def get_service(request: Request) -> Service:
+    """The app's service, once its model answers (503 before); tests may override it."""
+    service = request.app.state.service
+    if service is None or not service.ready:
+        raise ServingError(503, "unhealthy", "the model is not loaded (yet); retry shortly")
+    return service

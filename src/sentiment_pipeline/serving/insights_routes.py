@@ -1,0 +1,291 @@
+"""The audience-insights endpoints: POST /v1/analyze (JSON or a file) and /v1/youtube/analyze."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
+from sentiment_pipeline.insights.files import comments_from_frame, read_comments
+from sentiment_pipeline.insights.pipeline import finish
+from sentiment_pipeline.insights.youtube import (
+    KEY_HINT,
+    YouTubeClient,
+    client_from_settings,
+    parse_video_id,
+)
+from sentiment_pipeline.io import to_jsonable
+from sentiment_pipeline.models.artifacts.manifest import softmax
+from sentiment_pipeline.serving.errors import ServingError, retry_after_header
+from sentiment_pipeline.serving.guard import START
+from sentiment_pipeline.serving.inputs import decode_json, validation_summary
+from sentiment_pipeline.serving.ratelimit import RateLimiter
+from sentiment_pipeline.serving.schemas import (
+    AnalyzeRequest,
+    CommentIn,
+    ErrorResponse,
+    YouTubeAnalyzeRequest,
+)
+from sentiment_pipeline.serving.service import Service, get_service
+
+router = APIRouter(prefix="/v1", tags=["audience insights"])
+
+FORM_FIELDS = ("text_column", "time_column", "time_format", "likes_column", "author_column",
+               "format", "encoding", "charts")
+MULTIPART = "multipart/form-data"
+JSON_EXAMPLE = '{"comments": ["text", ...] | [{"text", "published_at", "likes", ...}]}'
+ANALYSIS_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "A token is set and the request lacks it."},
+    413: {"model": ErrorResponse, "description": "Too many comments or too large (too_large)."},
+    422: {"model": ErrorResponse, "description": "Malformed, a bad file or column (bad_file)."},
+    424: {"model": ErrorResponse, "description": "The model call failed (backend)."},
+    429: {"model": ErrorResponse, "description": "Too many analyses in flight (overloaded)."},
+    503: {"model": ErrorResponse, "description": "The model is not loaded yet (unhealthy)."},
+}
+YOUTUBE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ANALYSIS_ERRORS,
+    404: {"model": ErrorResponse, "description": "No such video (video_not_found)."},
+    422: {"model": ErrorResponse, "description": "Not a video link or id (bad_video), comments "
+          "disabled (comments_disabled), or a malformed request."},
+    429: {"model": ErrorResponse, "description": "This client's YouTube analyses are over the "
+          "rate limit (rate_limited, with Retry-After), or too many in flight (overloaded)."},
+    502: {"model": ErrorResponse, "description": "The server's YouTube key is refused "
+          "(youtube_key) or YouTube is unreachable (youtube_unreachable)."},
+    503: {"model": ErrorResponse, "description": "The server's YouTube quota is spent "
+          "(youtube_quota, with Retry-After), YouTube fails (youtube_unavailable), no key is "
+          "configured (youtube_not_configured), or the model is not loaded (unhealthy)."},
+}
+ANALYZE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/AnalyzeRequest"}},
+            MULTIPART: {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "CSV, TSV, JSON Lines or Parquet."},
+                        "text_column": {"type": "string", "default": "text"},
+                        "time_column": {"type": "string"},
+                        "time_format": {"type": "string",
+                                        "description": "strftime, e.g. %d-%m-%Y %H.%M"},
+                        "likes_column": {"type": "string"},
+                        "author_column": {"type": "string"},
+                        "format": {"type": "string", "enum": ["csv", "tsv", "jsonl", "parquet"],
+                                   "description": "Default: from the file name's extension."},
+                        "charts": {"type": "boolean", "default": False},
+                    },
+                }
+            },
+        },
+    }
+}
+YOUTUBE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/YouTubeAnalyzeRequest"}
+            },
+        },
+    }
+}
+
+
+def insights_error_response(error: InsightsError) -> Response:
+    """{"error", "error_type"} with the error's status, and Retry-After when it has one."""
+    return Response(
+        json.dumps(error.payload()), status_code=error.status, media_type="application/json",
+        headers=retry_after_header(error.retry_after),
+    )
+
+
+def get_youtube(request: Request) -> YouTubeClient:
+    """A YouTube client with the server's key and base URL; tests may override it."""
+    return client_from_settings(request.app.state.settings)
+
+
+def model_info(service: Service) -> dict[str, Any]:
+    loaded = service.current
+    assert loaded is not None  # get_service checked that the service is ready
+    return {"name": loaded.resolved.name, "version": loaded.resolved.version,
+            "kind": loaded.model.manifest.kind, "backend": loaded.backend}
+
+
+def truthy(value: str | None, field: str) -> bool:
+    if value is None or value.strip().lower() in ("", "false", "0", "no", "off"):
+        return False
+    if value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    raise ServingError(422, "validation", f"form field {field} is {value!r}; send true or false")
+
+
+def parse_body(model: Any, body: bytes, expected: str) -> Any:
+    try:
+        return model.model_validate(decode_json(body, 422))
+    except ValidationError as exc:
+        raise ServingError(
+            422, "validation", f"invalid request ({validation_summary(exc)}); expected {expected}"
+        ) from exc
+
+
+async def analysed(
+    request: Request, service: Service, batch: CommentBatch, charts: bool
+) -> Response:
+    """The batch's predictions (the service's batched model calls), then the analysis in a
+    worker thread, so the event loop keeps serving meanwhile."""
+    config: InsightsConfig = request.app.state.insights
+    info = model_info(service)
+    scored = await service.score([comment.text for comment in batch.comments])
+    proba = softmax(scored.scores)
+    if np.isnan(proba).any():
+        raise ServingError(424, "backend", "the model returned NaN scores")
+    started = request.scope.get(START, time.perf_counter())
+
+    def analysis_json() -> bytes:
+        result = finish(batch, proba, scored.labels, info, config, charts=charts, started=started)
+        return json.dumps(to_jsonable(result), allow_nan=False).encode()
+
+    return Response(await run_in_threadpool(analysis_json), media_type="application/json")
+
+
+@router.post(
+    "/analyze",
+    response_model=None,
+    summary="Analyse comments sent as JSON or as a file (multipart/form-data, field `file`)",
+    openapi_extra=ANALYZE_BODY,
+    responses={200: {"description": "The analysis: breakdown, trend, top and uncertain "
+                                    "comments, distinctive terms, every comment's prediction."},
+               **ANALYSIS_ERRORS},
+)
+async def analyze(request: Request, service: Service = Depends(get_service)) -> Response:
+    """Comments as JSON (`{"comments": [...]}`) or a CSV / TSV / JSON Lines / Parquet file,
+    up to insights.max_upload_bytes and insights.max_comments_limit comments."""
+    config: InsightsConfig = request.app.state.insights
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == MULTIPART:
+        batch, charts = await uploaded_batch(request, config)
+    else:
+        body = parse_body(AnalyzeRequest, await request.body(), JSON_EXAMPLE)
+        batch = await run_in_threadpool(json_batch, body, config)
+        charts = body.charts
+    return await analysed(request, service, batch, charts)
+
+
+async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[CommentBatch, bool]:
+    """The comments of the multipart upload's `file`, read by the file readers."""
+    form = await request.form(max_files=1, max_fields=len(FORM_FIELDS),
+                              max_part_size=64 * 1024)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ServingError(422, "validation", "the multipart upload has no file in the field "
+                               "`file`; send the comments file as `file`")
+        unknown = sorted(set(form) - {"file", *FORM_FIELDS})
+        if unknown:
+            raise ServingError(422, "validation", f"unknown form fields {unknown}; the fields "
+                               f"are file, {', '.join(FORM_FIELDS)}")
+        fields = {name: str(form[name]).strip() for name in FORM_FIELDS if name in form}
+        fields = {name: value for name, value in fields.items() if value}
+        data = await upload.read()
+    finally:
+        await form.close()
+    charts = truthy(fields.pop("charts", None), "charts")
+    fields.setdefault("text_column", "text")
+    batch = await run_in_threadpool(
+        lambda: read_comments(data, filename=upload.filename or "upload",
+                              limit=config.max_comments_limit, **fields)
+    )
+    return batch, charts
+
+
+def json_batch(body: AnalyzeRequest, config: InsightsConfig) -> CommentBatch:
+    """The comments of a JSON request, through the file readers' checks and time parsing."""
+    items = [CommentIn(text=item) if isinstance(item, str) else item for item in body.comments]
+    frame = pd.DataFrame({
+        "text": [item.text for item in items],
+        "published_at": pd.Series([item.published_at for item in items], dtype=object),
+        "author": pd.Series([item.author for item in items], dtype=object),
+        "likes": [item.likes for item in items],
+    })
+    present = {name for name in ("published_at", "author") if frame[name].notna().any()}
+    batch = comments_from_frame(
+        frame, name="comments", text_column="text", likes_column="likes",
+        time_column="published_at" if "published_at" in present else None,
+        time_format=body.time_format,
+        author_column="author" if "author" in present else None,
+        limit=config.max_comments_limit,
+    )
+    # The readers number the rows from 1 (rows without text are skipped): use the sent ids.
+    comments = [
+        replace(comment, id=items[int(comment.id) - 1].id or comment.id)
+        if comment.id is not None else comment
+        for comment in batch.comments
+    ]
+    return replace(batch, comments=comments, source={"kind": "json"})
+
+
+@router.post(
+    "/youtube/analyze",
+    response_model=None,
+    summary="Fetch a YouTube video's comments (with the server's key) and analyse them",
+    openapi_extra=YOUTUBE_BODY,
+    responses={200: {"description": "The analysis, as /v1/analyze's."}, **YOUTUBE_ERRORS},
+)
+async def youtube_analyze(
+    request: Request,
+    service: Service = Depends(get_service),
+    youtube: YouTubeClient = Depends(get_youtube),
+) -> Response:
+    """Top-level comments and the replies YouTube sends with their threads, up to max_comments
+    in all. Rate-limited per client address (a token bucket per server process)."""
+    config: InsightsConfig = request.app.state.insights
+    body = parse_body(YouTubeAnalyzeRequest, await request.body(),
+                      '{"video": "<link or id>", "max_comments": 1000}')
+    video_id = parse_video_id(body.video)
+    max_comments = body.max_comments or config.max_comments
+    if max_comments > config.max_comments_limit:
+        raise InsightsError(
+            413, "too_large", f"max_comments is {max_comments}, more than "
+            f"insights.max_comments_limit = {config.max_comments_limit}; ask for fewer",
+        )
+    if not youtube.api_key:
+        raise InsightsError(503, "youtube_not_configured",
+                            f"this server has no YouTube API key; {KEY_HINT} on the server")
+    take_token(request)
+    batch = await run_in_threadpool(youtube.fetch, video_id, max_comments,
+                                    body.order or config.order)
+    return await analysed(request, service, batch, body.charts)
+
+
+def client_key(request: Request) -> str:
+    """Who is rate-limited: the peer's address (uvicorn puts the X-Forwarded-For address here
+    only for proxies it trusts, FORWARDED_ALLOW_IPS; the header itself is not read)."""
+    return request.client.host if request.client else "unknown"
+
+
+def take_token(request: Request) -> None:
+    limiter: RateLimiter = request.app.state.youtube_limiter
+    wait = limiter.take(client_key(request))
+    if wait > 0:
+        raise ServingError(
+            429, "rate_limited",
+            f"too many YouTube analyses from this client: at most {limiter.burst} at once and "
+            f"{limiter.rate_per_s * 60:g} a minute (SENTIMENT_PIPELINE_YOUTUBE_BURST, "
+            f"SENTIMENT_PIPELINE_YOUTUBE_RATE_PER_MINUTE); retry in {math.ceil(wait)} s",
+            retry_after=wait,
+        )
