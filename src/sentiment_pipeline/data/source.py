@@ -207,7 +207,7 @@ def run(config: DataConfig, paths: ProjectPaths) -> SourceResult:
             key, location, {k: v for k, v in one.items() if k not in ("source", "kind")},
         )
     changed = write_stamp(paths.source_stamp, stamp)
-    logger.info("source stamp %s", "changed" if changed else "unchanged")
+    logger.info("source %s %s", config.source, "changed" if changed else "unchanged")
     return SourceResult(source=config.source, kind=stamp["kind"], changed=changed, offline=offline)
 
 
