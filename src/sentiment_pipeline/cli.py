@@ -55,6 +55,14 @@ VerboseOpt = Annotated[
         help="Debug logging, library progress bars, and an error's traceback with its causes.",
     ),
 ]
+TrustOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--trust/--no-trust",
+        help="Load a scikit-learn model from outside ./models "
+        "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
+    ),
+]
 
 
 def _fail(exc: PipelineError, verbose: bool = False) -> typer.Exit:
@@ -271,14 +279,7 @@ def predict(
             help="Write every input column before the predictions (else only the text column).",
         ),
     ] = True,
-    trust: Annotated[
-        bool | None,
-        typer.Option(
-            "--trust/--no-trust",
-            help="Load a scikit-learn model from outside ./models "
-            "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
-        ),
-    ] = None,
+    trust: TrustOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -387,14 +388,7 @@ def analyze(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write one row per comment as CSV here.")
     ] = None,
-    trust: Annotated[
-        bool | None,
-        typer.Option(
-            "--trust/--no-trust",
-            help="Load a scikit-learn model from outside ./models "
-            "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
-        ),
-    ] = None,
+    trust: TrustOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
