@@ -126,9 +126,8 @@ def test_run_outside_a_project(project):
 def test_tune_worker_uses_the_shared_storage(processed, monkeypatch, tmp_path):
     shared = tmp_path / "shared-optuna.db"
     monkeypatch.delenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", raising=False)
-    overrides = ["train.lightgbm.n_trials=2", "train.lightgbm.max_estimators=20",
-                 "train.lightgbm.tfidf.min_df=1"]
-    args = ["tune", "lightgbm", "--storage", f"sqlite:///{shared}"]
+    overrides = ["train.lightgbm.max_estimators=20", "train.lightgbm.tfidf.min_df=1"]
+    args = ["tune", "lightgbm", "--storage", f"sqlite:///{shared}", "--n-trials", "2"]
     result = runner.invoke(app, [*args, *[a for o in overrides for a in ("--set", o)]])
     assert result.exit_code == 0, result.output
     assert shared.is_file() and not processed.optuna_db.exists()
@@ -148,3 +147,5 @@ def test_tune_refuses_an_untuned_model(project):
     result = runner.invoke(app, ["tune", "baseline"])
     assert result.exit_code == 1
     assert "cannot tune 'baseline'" in result.output
+    zero = runner.invoke(app, ["tune", "lightgbm", "--n-trials", "0"])
+    assert zero.exit_code == 2 and "--n-trials" in zero.output

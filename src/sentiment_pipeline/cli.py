@@ -179,6 +179,14 @@ def tune(
             "(default: SENTIMENT_PIPELINE_OPTUNA_STORAGE, else the project's optuna.db).",
         ),
     ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--n-trials", min=1,
+            help="Finished trials the study owes in all, over every worker "
+            "(= --set train.<model>.n_trials=N).",
+        ),
+    ] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -191,6 +199,8 @@ def tune(
     configure_logging(verbose)
     if model not in TUNED:
         raise _fail(PipelineError(f"cannot tune {model!r}; expected one of: {', '.join(TUNED)}"))
+    if n_trials is not None:
+        overrides = [*(overrides or []), f"train.{model}.n_trials={n_trials}"]
     try:
         with _environment("SENTIMENT_PIPELINE_OPTUNA_STORAGE", storage):
             result = run_stage(TUNED[model], _manager(params, overrides), ProjectPaths.at("."))
