@@ -239,6 +239,9 @@ def test_model_evaluation_killed_while_writing_its_report_keeps_the_previous_one
     assert not (partial / "roc_curves.png").exists()
 
     Stage(paths.root, EVALUATION).finish()
+    # the rerun closed the run the kill left RUNNING (its process is gone)
+    statuses = list(dict(runs(paths.mlflow_db, "sentiment-pipeline/model_evaluation")).values())
+    assert "RUNNING" not in statuses and statuses.count("KILLED") == 1, statuses
     best = BestModel.model_validate(read_json(paths.best_model))
     assert best.evaluated == ["baseline", "lightgbm"]
     for name in best.evaluated:

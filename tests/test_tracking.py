@@ -69,6 +69,39 @@ def test_parent_and_nested_child_runs(project):
     assert mlflow.active_run() is None
 
 
+def test_runs_left_running_by_a_dead_process_of_this_machine_are_closed(project):
+    """kill -9 leaves a stage's run and its trials RUNNING; the next start of the stage closes
+    them, and only them: not a live process's run, not another machine's worker's."""
+    config = SplitConfig()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    client = MlflowClient(tracking.tracking_uri(project))
+    experiment = tracking.use_experiment("prepare", project)
+
+    def running(host: str, pid: int, parent: str | None = None) -> str:
+        tags = {tracking.HOST_TAG: host, tracking.PID_TAG: str(pid)}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        return client.create_run(experiment, tags=tags).info.run_id
+
+    here = socket.gethostname()
+    killed = running(here, dead.pid)
+    killed_trial = running(here, dead.pid, parent=killed)
+    finished_trial = running(here, dead.pid, parent=killed)
+    client.set_terminated(finished_trial, status="FINISHED")
+    alive = running(here, os.getpid())
+    elsewhere = running("another-host", dead.pid)
+
+    with tracking.stage_run("prepare", config, project) as run:
+        tags = client.get_run(run.info.run_id).data.tags
+        assert tags[tracking.HOST_TAG] == here and tags[tracking.PID_TAG] == str(os.getpid())
+    status = {name: client.get_run(run_id).info.status for name, run_id in [
+        ("killed", killed), ("killed_trial", killed_trial), ("finished_trial", finished_trial),
+        ("alive", alive), ("elsewhere", elsewhere)]}
+    assert status == {"killed": "KILLED", "killed_trial": "KILLED",
+                      "finished_trial": "FINISHED", "alive": "RUNNING", "elsewhere": "RUNNING"}
+
+
 def test_git_commit_is_the_commit_checked_out(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -315,13 +316,65 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+HOST_TAG, PID_TAG = "sentiment_pipeline.host", "sentiment_pipeline.pid"
+
+
 def run_tags(stage: str, config: BaseModel, paths: ProjectPaths) -> dict[str, str]:
-    tags = {"stage": stage, "params_hash": params_hash(config)}
+    tags = {"stage": stage, "params_hash": params_hash(config),
+            HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     commit = git_commit(paths.root)
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
     return tags
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_dead_runs(experiment_id: str) -> int:
+    """Mark KILLED the runs of this experiment still RUNNING whose process, on this machine,
+    is gone (a stage killed with -9, a machine that lost power), with their RUNNING children.
+
+    Only runs started here are looked at (host tag): other machines' workers of a shared study
+    are left alone, and so is a run whose process id is alive again (it may be reused; left
+    RUNNING is the safe side). Returns how many runs were closed.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    host = socket.gethostname().replace("'", "")
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+    )
+    closed = 0
+    for run in running:
+        pid = run.data.tags.get(PID_TAG, "")
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and "
+            f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+        )
+        for orphan in [*children, run]:
+            client.set_terminated(orphan.info.run_id, status="KILLED")
+            closed += 1
+    if closed:
+        logger.warning(
+            "marked %d MLflow run(s) KILLED: they were left RUNNING by a process of this machine "
+            "that is gone (killed or crashed)", closed,
+        )
+    return closed
 
 
 @contextlib.contextmanager
@@ -347,7 +400,7 @@ def stage_run(
     guard = guard or LoggingGuard(uri)
     with HTTP_BOUNDS.applied(http_bounds(STAGE_RETRIES, STAGE_TIMEOUT_S), override=False):
         try:
-            use_experiment(stage, paths, settings)
+            close_dead_runs(use_experiment(stage, paths, settings))
             run = mlflow.start_run(run_name=run_name or stage, tags=run_tags(stage, config, paths))
         except Exception as exc:
             if isinstance(exc, PipelineError) or not unreachable(exc):
