@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from sentiment_pipeline.config.entities import PipelineConfig
 from sentiment_pipeline.config.manager import DEFAULT_PARAMS, ConfigurationManager, parse_override
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
@@ -75,6 +76,14 @@ def _fail(exc: PipelineError, verbose: bool = False) -> typer.Exit:
 
 def _manager(params: Path, overrides: list[str] | None) -> ConfigurationManager:
     return ConfigurationManager(params, overrides or [])
+
+
+def _config_or_defaults(params: Path, overrides: list[str] | None) -> PipelineConfig:
+    """The validated configuration, or the defaults where there is no params file and no
+    --set (predict and analyze work outside a project; a broken config is still reported)."""
+    if params.is_file() or overrides:
+        return _manager(params, overrides).config
+    return PipelineConfig()
 
 
 def _write_params(params: Path, overrides: list[str]) -> bool:
@@ -296,13 +305,10 @@ def predict(
 ) -> None:
     """Classify texts, or a whole file streamed in chunks, with any model."""
     from sentiment_pipeline import predict as batch
-    from sentiment_pipeline.config.entities import RegisterConfig
 
     configure_logging(verbose)
     try:
-        register = RegisterConfig()
-        if params.is_file() or overrides:  # a broken config is reported even here
-            register = _manager(params, overrides).get_register_config()
+        register = _config_or_defaults(params, overrides).register_
         if input_file is not None and texts:
             raise PipelineError("give texts as arguments or --input FILE, not both")
         if input_file is None and not texts:
@@ -404,16 +410,13 @@ def analyze(
     verbose: VerboseOpt = False,
 ) -> None:
     """Analyse a video's comments (YouTube or a file): breakdown, trend, terms, report."""
-    from sentiment_pipeline.config.entities import InsightsConfig, RegisterConfig
     from sentiment_pipeline.insights import pipeline
     from sentiment_pipeline.settings import get_settings
 
     configure_logging(verbose)
     try:
-        register, insights = RegisterConfig(), InsightsConfig()
-        if params.is_file() or overrides:  # a broken config is reported even here
-            manager = _manager(params, overrides)
-            register, insights = manager.get_register_config(), manager.get_insights_config()
+        config = _config_or_defaults(params, overrides)
+        register, insights = config.register_, config.insights
         if (youtube is None) == (input_file is None):
             raise PipelineError("give exactly one of --youtube URL or --input FILE")
         if input_file is not None and max_comments is not None:
