@@ -304,3 +304,30 @@ def test_languages_are_told_apart_and_short_texts_are_not_checked():
     assert en_en == p_en and es_en < 0.01
     assert short == padded == (None, 0.0, None)
     assert detect(["ok thanks"], min_chars=5)[0][0] is not None
+
+
+def test_compressed_uploads_that_expand_past_the_limit_are_refused_before_reading():
+    """A few hundred bytes of Parquet or gzip can decode to gigabytes: refused while
+    streaming, at limit x MAX_BYTES_PER_COMMENT bytes, with 413 too_large."""
+    import gzip
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sentiment_pipeline.insights import files
+
+    limit = 10
+    bound = limit * files.MAX_BYTES_PER_COMMENT
+    parquet = io.BytesIO()
+    pq.write_table(pa.table({"text": ["a" * (bound // 4)] * 8}), parquet, compression="zstd")
+    gz = gzip.compress(b"text\n" + (b"b" * 1000 + b"\n") * (bound // 500))
+    for data, name in ((parquet.getvalue(), "bomb.parquet"), (gz, "bomb.csv.gz")):
+        assert len(data) < bound // 10
+        with pytest.raises(InsightsError) as caught:
+            read_comments(data, filename=name, limit=limit)
+        error = caught.value
+        assert (error.status, error.reason) == (413, "too_large")
+        assert name in error.message and "insights.max_comments_limit = 10" in error.message
+    small = gzip.compress(b"text\n" + b"fine comment\n" * 5)
+    assert len(read_comments(small, filename="ok.csv.gz", limit=limit).comments) == 5

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import logging
+import lzma
 import numbers
 import re
 import tempfile
@@ -18,6 +22,12 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights.comments import BadFileError, Comment, CommentBatch
 
 DEFAULT_LIMIT = 10_000
+# What a file may expand to when read, per comment it may hold: a compressed upload (Parquet,
+# .gz/.bz2/.xz) of a few hundred bytes can otherwise expand to gigabytes of text in memory.
+# YouTube's own limit is 10,000 characters a comment.
+MAX_BYTES_PER_COMMENT = 10_000
+_STREAMS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+logger = logging.getLogger(__name__)
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.]+")
 # ingestion's messages name its params.yaml keys; here they are the options of this reader
@@ -59,9 +69,9 @@ def read_comments(
         with tempfile.TemporaryDirectory(prefix="sentiment-upload-") as folder:
             path = Path(folder) / _temporary_name(name)
             path.write_bytes(source)
-            frame = _read(path, fmt, encoding, {str(path): name})
+            frame = _read(path, fmt, encoding, {str(path): name}, limit)
     else:
-        frame = _read(Path(source), fmt, encoding, {})
+        frame = _read(Path(source), fmt, encoding, {}, limit)
     return comments_from_frame(
         frame,
         name=name,
@@ -95,7 +105,44 @@ def _temporary_name(name: str) -> str:
     return "comments" + _UNSAFE.sub("_", suffixes)[:20]
 
 
-def _read(path: Path, fmt: str, encoding: str, names: dict[str, str]) -> pd.DataFrame:
+def expanded_size(path: Path, fmt: str, bound: int) -> int:
+    """Bytes the file holds once decoded, counted up to just past `bound`: Parquet and
+    .gz/.bz2/.xz streamed in small pieces (a Parquet footer's sizes undercount: a dictionary
+    holds one copy of a value repeated a million times); other files as they are on disk."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        size = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
+            size += batch.nbytes
+            if size > bound:
+                break
+        return size
+    opener = _STREAMS.get(path.suffix.lower())
+    if opener is None:
+        return path.stat().st_size
+    size = 0
+    with opener(path, "rb") as stream:
+        while size <= bound and (chunk := stream.read(1 << 20)):
+            size += len(chunk)
+    return size
+
+
+def _read(path: Path, fmt: str, encoding: str, names: dict[str, str], limit: int
+          ) -> pd.DataFrame:
+    bound = limit * MAX_BYTES_PER_COMMENT
+    try:
+        size = expanded_size(path, fmt, bound)
+    except Exception as exc:  # a damaged file: the reader below says what is wrong with it
+        size = 0
+        logger.debug("could not size %s before reading it: %s", path, exc)
+    if size > bound:
+        raise BadFileError(
+            413, "too_large",
+            f"{names.get(str(path), path)} expands to more than {bound:,} bytes when read "
+            f"({MAX_BYTES_PER_COMMENT:,} per comment for insights.max_comments_limit = {limit}); "
+            "send fewer or shorter comments",
+        )
     try:
         return read_table(path, fmt, encoding=encoding)
     except PipelineError as exc:
