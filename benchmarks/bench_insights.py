@@ -45,13 +45,14 @@ def models() -> dict[str, Path]:
 
     paths, manager = airline_project("serving")
     if not (paths.baseline_model / "model.json").is_file():
-        run_stage("train_baseline", manager, paths)
+        run_stage("train_baseline", manager.config, paths)
     root = paths.root / "models"
     int8 = root / "minilm_onnx_int8"
     if not (int8 / "model.json").is_file():
         from bench_serving import fine_tune_minilm
-        from sentiment_pipeline.config.entities import OnnxExportConfig
-        from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
+        from sentiment_pipeline.config.export import OnnxExportConfig
+        from sentiment_pipeline.models.conversion.int8 import quantize_int8
+        from sentiment_pipeline.models.conversion.onnx_export import export_transformers
 
         fine_tune_minilm(paths, root / "minilm", 0, 1)
         export_transformers(root / "minilm", root / "minilm_onnx", OnnxExportConfig())
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from sentiment_pipeline.config.entities import InsightsConfig
+    from sentiment_pipeline.config.insights import InsightsConfig
     from sentiment_pipeline.insights import language
     from sentiment_pipeline.insights.pipeline import describe_model
     from sentiment_pipeline.models.artifacts.loader import load_model

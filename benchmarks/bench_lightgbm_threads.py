@@ -26,8 +26,9 @@ import time
 import pandas as pd
 
 from common import airline_project, print_table, write_result
+from sentiment_pipeline import machine
 from sentiment_pipeline.logs import configure_logging
-from sentiment_pipeline.models import lightgbm_tuning as lt
+from sentiment_pipeline.models import train_lightgbm as lt
 from sentiment_pipeline.stages import run_stage
 
 ARMS = {
@@ -58,11 +59,11 @@ def arm(name: str, threads: str, trials: str, args: argparse.Namespace,
     if timeout is not None:
         overrides.append(f"train.lightgbm.timeout={timeout:.0f}")
     paths, manager = airline_project("lightgbm-threads", *overrides)
-    use = lt.parallelism(manager.get_lightgbm_config())
+    use = lt.parallelism(manager.config.train.lightgbm)
     fresh(paths)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    run_stage("train_lightgbm", manager, paths)
+    run_stage("train_lightgbm", manager.config, paths)
     wall = time.perf_counter() - start
     summary = json.loads(paths.lightgbm_metrics.read_text())
     table = pd.read_csv(paths.lightgbm_results / "trials.csv")
@@ -117,7 +118,7 @@ def main() -> None:
             "command": "python benchmarks/bench_lightgbm_threads.py "
             f"--trials {args.trials} --rounds {args.rounds} --cap {args.cap} "
             f"--max-estimators {args.max_estimators}",
-            "usable_cores": lt.usable_cores(),
+            "usable_cores": machine.usable_cores(),
             "auto_rule": {str(c): lt.auto_parallelism(c) for c in (1, 2, 4, 8, 16, 32)},
             "n_trials": args.trials,
             "max_estimators": args.max_estimators,

@@ -57,7 +57,7 @@ def main() -> None:
         timings = json.loads(previous.read_text()).get("stage_seconds", {})
     for stage in args.stages:
         start = time.perf_counter()
-        run_stage(stage, manager, paths)
+        run_stage(stage, manager.config, paths)
         timings[stage] = round(time.perf_counter() - start, 1)
         print(f"{stage}: {timings[stage]} s", flush=True)
 

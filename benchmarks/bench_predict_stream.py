@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from common import AIRLINE, print_table, write_result
-from sentiment_pipeline.config.entities import BaselineConfig
-from sentiment_pipeline.models import baseline
+from sentiment_pipeline.config.baseline import BaselineConfig
+from sentiment_pipeline.models import train_baseline as baseline_stage
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest
 from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 
@@ -43,7 +43,7 @@ def train_baseline(target: Path) -> list[str]:
     train = pd.DataFrame(
         {"text": frame["text"], "label": frame["airline_sentiment"].map(labels.index)}
     )
-    pipeline = baseline.train(BaselineConfig(), train)
+    pipeline = baseline_stage.train(BaselineConfig(), train)
     manifest = ModelManifest(name="logistic_baseline", kind="sklearn", labels=labels)
     save_sklearn(target, pipeline, manifest)
     return labels

@@ -42,7 +42,7 @@ def study(pruner: str, args: argparse.Namespace) -> dict:
         "train.distilbert.eval_batch_size=128",
     )
     start = time.perf_counter()
-    run_stage("train_distilbert", manager, paths)
+    run_stage("train_distilbert", manager.config, paths)
     wall = time.perf_counter() - start
     trials = pd.read_csv(paths.distilbert_results / "trials.csv")
     summary = json.loads((paths.distilbert_results / "study.json").read_text())

@@ -192,7 +192,7 @@ def test_f1(model_dir: Path, test) -> float:
 
 def register(paths, model_dir: Path, name: str, kind: str, env: dict[str, str]) -> str:
     """Register `model_dir` with our register_model stage in the benchmark's own MLflow store."""
-    from sentiment_pipeline.config.entities import RegisterConfig
+    from sentiment_pipeline.config.register import RegisterConfig
     from sentiment_pipeline.evaluation.best_model import BestModel
     from sentiment_pipeline.io import write_json
     from sentiment_pipeline.registry import register_model
@@ -241,8 +241,9 @@ def main() -> None:
     parser.add_argument("--result-name", default="serving")
     args = parser.parse_args()
 
-    from sentiment_pipeline.config.entities import OnnxExportConfig
-    from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
+    from sentiment_pipeline.config.export import OnnxExportConfig
+    from sentiment_pipeline.models.conversion.int8 import quantize_int8
+    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
     from sentiment_pipeline.stages import run_stage
 
     paths, manager = airline_project("serving")
@@ -251,7 +252,7 @@ def main() -> None:
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'bench-mlruns.db'}",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if not (paths.baseline_model / "model.json").is_file():
-        run_stage("train_baseline", manager, paths)
+        run_stage("train_baseline", manager.config, paths)
     minilm = root / "models" / "minilm"
     fine_tune_minilm(paths, minilm, args.train_rows, args.epochs)
     onnx_dir, int8_dir = root / "models" / "minilm_onnx", root / "models" / "minilm_onnx_int8"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from sentiment_pipeline import machine
 from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.paths import ProjectPaths
 
@@ -51,7 +52,7 @@ def airline_project(name: str, *overrides: str) -> tuple[ProjectPaths, Configura
     manager = ConfigurationManager(params, [*AIRLINE_OVERRIDES, *overrides])
     if not paths.labels.is_file():
         for stage in ("source", "ingest", "validate", "prepare"):
-            run_stage(stage, manager, paths)
+            run_stage(stage, manager.config, paths)
     return paths, manager
 
 
@@ -59,7 +60,7 @@ def load_split(paths: ProjectPaths, name: str) -> pd.DataFrame:
     return pd.read_parquet(paths.split(name))
 
 
-def machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
     try:
         import torch
     except ImportError:  # the replay runs without the transformer extra
@@ -79,28 +80,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
-# Vector extensions that decide which kernels torch, oneDNN and MKL pick.
-VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-                "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 # Environment variables that restrict (or pin) those choices for the whole process.
 ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
            "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def cpu() -> dict[str, Any]:
-    """The CPU model, its vector extensions (from /proc/cpuinfo) and any ISA restriction set."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:  # not Linux
-        pass
-    flags = set(fields.get("flags", "").split())
+    """The CPU model, its cores, its vector extensions and any ISA restriction set."""
     return {
-        "cpu_model": fields.get("model name") or platform.processor() or None,
+        "cpu_model": machine.cpu_model() or platform.processor() or None,
         "cpu_count": os.cpu_count(),
-        "cpu_vector_extensions": [flag for flag in VECTOR_FLAGS if flag in flags],
+        "usable_cores": machine.usable_cores(),
+        "cpu_vector_extensions": machine.vector_extensions(),
         "isa_env": {name: os.environ[name] for name in ISA_ENV if name in os.environ},
     }
 
@@ -108,7 +99,7 @@ def cpu() -> dict[str, Any]:
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine_info(), **payload}, indent=2) + "\n")
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest, softmax
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.resolve import ResolvedModel

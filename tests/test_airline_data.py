@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA
-from sentiment_pipeline.config.entities import DataConfig, SplitConfig
-from sentiment_pipeline.data import ingestion, preparation, source, validation
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.config.split import SplitConfig
+from sentiment_pipeline.data import ingest, prepare, source, validate
 from sentiment_pipeline.paths import ProjectPaths
 
 
@@ -22,9 +23,9 @@ def test_airline_tweets_go_through_the_data_stages(project: ProjectPaths) -> Non
     )
 
     source.run(data, project)
-    ingested = ingestion.run(data, project)
-    validated = validation.run(data, project)
-    prepared = preparation.run(SplitConfig(), project)
+    ingested = ingest.run(data, project)
+    validated = validate.run(data, project)
+    prepared = prepare.run(SplitConfig(), project)
 
     assert ingested.rows == pytest.approx(14_640, abs=100)
     assert validated.rejected_fraction < 0.05

@@ -125,12 +125,13 @@ def test_copy_model_replaces_the_manifest_and_keeps_the_files(sklearn_dir, tmp_p
 def test_allow_list_is_exactly_what_our_training_stages_write(tmp_path):
     import lightgbm as lgb
 
-    from sentiment_pipeline.config.entities import BaselineConfig, LightGBMConfig
-    from sentiment_pipeline.models import baseline
+    from sentiment_pipeline.config.baseline import BaselineConfig
+    from sentiment_pipeline.config.lightgbm import LightGBMConfig
+    from sentiment_pipeline.models import train_baseline
     from sentiment_pipeline.models.text_features import make_tfidf, plain_vocabulary
 
     train, val = _train(), make_processed_splits()["val"]
-    logistic = baseline.train(BaselineConfig(), train)
+    logistic = train_baseline.train(BaselineConfig(), train)
     # The shape train_lightgbm saves: the study's fitted TF-IDF + an LGBMClassifier.
     config = LightGBMConfig()
     vectorizer = plain_vocabulary(make_tfidf(config.tfidf).fit(train["text"]))

@@ -8,7 +8,7 @@ import pytest
 
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import read_json
-from sentiment_pipeline.models import baseline
+from sentiment_pipeline.models import train_baseline
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import read_manifest
 from sentiment_pipeline.models.text_features import plain_vocabulary, scores
@@ -41,9 +41,9 @@ def test_scores_cover_every_class_even_when_one_is_never_predicted():
 def test_build_pipeline_follows_the_config(manager, project):
     overrides = ("train.baseline.C=0.5", "train.baseline.ngram_range=[1,3]")
     overrides += ("train.baseline.min_df=1",)
-    config = manager(project, *overrides).get_baseline_config()
+    config = manager(project, *overrides).config.train.baseline
 
-    pipeline = baseline.build_pipeline(config)
+    pipeline = train_baseline.build_pipeline(config)
 
     assert [name for name, _ in pipeline.steps] == ["tfidf", "clf"]
     assert pipeline["tfidf"].ngram_range == (1, 3)
@@ -66,10 +66,10 @@ def test_plain_vocabulary_keeps_the_features(processed):
 
 
 def test_run_without_processed_data_says_which_stage_to_run(manager, project):
-    config = manager(project).get_baseline_config()
+    config = manager(project).config.train.baseline
 
     with pytest.raises(DataError, match="no labels file at .*labels.json; run the prepare stage"):
-        baseline.run(config, project)
+        train_baseline.run(config, project)
 
 
 @pytest.mark.slow
@@ -77,9 +77,9 @@ def test_run_trains_saves_and_tracks_the_baseline(manager, data):
     import mlflow
     from mlflow import MlflowClient
 
-    config = manager(data, "train.baseline.max_features=500").get_baseline_config()
+    config = manager(data, "train.baseline.max_features=500").config.train.baseline
 
-    result = baseline.run(config, data)
+    result = train_baseline.run(config, data)
 
     metrics = read_json(data.baseline_metrics)
     assert metrics == result.model_dump(mode="json")
@@ -118,8 +118,8 @@ def test_logged_mlflow_model_predicts_the_same_ids(manager, data, monkeypatch):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-    config = manager(data).get_baseline_config()
-    result = baseline.run(config, data)
+    config = manager(data).config.train.baseline
+    result = train_baseline.run(config, data)
     texts = ["great flight and friendly crew", "awful delayed plane", "my gate today"]
 
     served = mlflow.pyfunc.load_model(result.run_model_uri)

@@ -89,7 +89,7 @@ def test_unknown_stage(project):
 def test_run_writes_overrides_into_params_yaml_keeping_comments(project, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        "sentiment_pipeline.cli.subprocess.call", lambda cmd, env: calls.append(cmd) or 0
+        "sentiment_pipeline.cli.pipeline.subprocess.call", lambda cmd, env: calls.append(cmd) or 0
     )
     (project.root / "dvc.yaml").write_text("stages: {}\n")
     result = runner.invoke(
@@ -110,7 +110,7 @@ def test_run_writes_overrides_into_params_yaml_keeping_comments(project, monkeyp
 
 
 def test_run_reports_a_failing_dvc(project, monkeypatch):
-    monkeypatch.setattr("sentiment_pipeline.cli.subprocess.call", lambda cmd, env: 3)
+    monkeypatch.setattr("sentiment_pipeline.cli.pipeline.subprocess.call", lambda cmd, env: 3)
     (project.root / "dvc.yaml").write_text("stages: {}\n")
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1

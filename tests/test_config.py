@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sentiment_pipeline.config import DistilBERTConfig, PipelineConfig
-from sentiment_pipeline.config.manager import ConfigurationManager, apply_overrides, params_hash
+from sentiment_pipeline.config.distilbert import DistilBERTConfig
+from sentiment_pipeline.config.loading import apply_overrides, params_hash
+from sentiment_pipeline.config.manager import ConfigurationManager
+from sentiment_pipeline.config.pipeline import PipelineConfig
 from sentiment_pipeline.errors import ConfigError
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -27,13 +29,13 @@ def test_repo_params_equal_the_model_defaults():
 
 def test_every_stage_gets_its_own_frozen_model():
     manager = load()
-    distilbert = manager.get_distilbert_config()
+    distilbert = manager.config.train.distilbert
     assert isinstance(distilbert, DistilBERTConfig)
     assert distilbert.enable is True and distilbert.n_trials >= 1
     with pytest.raises(Exception, match="frozen"):
         distilbert.n_trials = 3
-    assert manager.get_register_config().model_name
-    assert manager.get_split_config().seed == 42
+    assert manager.config.register_.model_name
+    assert manager.config.split.seed == 42
 
 
 def test_overrides_are_parsed_as_yaml():
@@ -43,14 +45,14 @@ def test_overrides_are_parsed_as_yaml():
         "data.source=../shared/data/airline_tweets.csv",
         "split.seed=7",
     )
-    assert manager.get_distilbert_config().enable is False
-    assert manager.get_distilbert_config().batch_size == [8, 16]
-    assert manager.get_data_config().source == "../shared/data/airline_tweets.csv"
-    assert manager.get_split_config().seed == 7
+    assert manager.config.train.distilbert.enable is False
+    assert manager.config.train.distilbert.batch_size == [8, 16]
+    assert manager.config.data.source == "../shared/data/airline_tweets.csv"
+    assert manager.config.split.seed == 7
 
 
 def test_label_map_keys_are_strings():
-    assert load().get_data_config().label_map == {
+    assert load().config.data.label_map == {
         "-1": "negative",
         "0": "neutral",
         "1": "positive",
@@ -128,14 +130,14 @@ def test_missing_sections_take_defaults(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  distilbert:\n    enable: false\n")
     manager = ConfigurationManager(params)
-    assert manager.get_distilbert_config().enable is False
-    assert manager.get_split_config().val_fraction == 0.15
+    assert manager.config.train.distilbert.enable is False
+    assert manager.config.split.val_fraction == 0.15
 
 
 def test_params_hash_changes_with_values_only():
-    a = load().get_distilbert_config()
-    b = load("train.distilbert.n_trials=3").get_distilbert_config()
-    assert params_hash(a) == params_hash(load().get_distilbert_config())
+    a = load().config.train.distilbert
+    b = load("train.distilbert.n_trials=3").config.train.distilbert
+    assert params_hash(a) == params_hash(load().config.train.distilbert)
     assert params_hash(a) != params_hash(b)
 
 
@@ -144,4 +146,4 @@ def test_resolved_yaml_round_trips(tmp_path):
     resolved = tmp_path / "resolved.yaml"
     resolved.write_text(text)
     assert yaml.safe_load(text)["register"]["model_name"] == "sentiment-classifier"
-    assert ConfigurationManager(resolved).get_split_config().seed == 3
+    assert ConfigurationManager(resolved).config.split.seed == 3

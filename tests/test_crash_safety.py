@@ -21,8 +21,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from crash import Stage, finished, runs, snapshot, study_names, temporaries, trial_states
-from sentiment_pipeline.config.entities import EvaluationConfig, RegisterConfig
-from sentiment_pipeline.config.manager import apply_overrides, load_params
+from sentiment_pipeline.config.evaluation import EvaluationConfig
+from sentiment_pipeline.config.loading import apply_overrides, load_params
+from sentiment_pipeline.config.register import RegisterConfig
 from sentiment_pipeline.evaluation import model_evaluation
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import atomic_dir, read_json, restore_aside
@@ -36,8 +37,8 @@ from sentiment_pipeline.tuning.results import TuningSummary
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
 
-LIGHTGBM = "sentiment_pipeline.models.lightgbm_tuning"
-DISTILBERT = "sentiment_pipeline.models.distilbert_training"
+LIGHTGBM = "sentiment_pipeline.models.train_lightgbm"
+DISTILBERT = "sentiment_pipeline.models.train_distilbert"
 EVALUATION = "sentiment_pipeline.evaluation.model_evaluation"
 REGISTER = "sentiment_pipeline.registry.register_model"
 REGISTERED = "sentiment-crash"

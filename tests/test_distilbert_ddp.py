@@ -20,12 +20,13 @@ import pytest
 import yaml
 
 from crash import stage_env
-from sentiment_pipeline.config.manager import ConfigurationManager, apply_overrides, load_params
+from sentiment_pipeline.config.loading import apply_overrides, load_params
+from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.errors import ConfigError
 from sentiment_pipeline.models.distilbert import distributed
 from sentiment_pipeline.paths import ProjectPaths
 
-MODULE = "sentiment_pipeline.models.distilbert_training"
+MODULE = "sentiment_pipeline.models.train_distilbert"
 PROBE = Path(__file__).resolve().parent / "ddp_probe"
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 # A hang shows as this timeout; a run takes 10-30 s on two quiet cores.
@@ -113,17 +114,17 @@ def test_nproc_per_node_is_auto_or_a_positive_integer(project, value) -> None:
 def test_nproc_per_node_accepts_auto_and_integers(project, value, expected) -> None:
     config = ConfigurationManager(
         project.root / "params.yaml", [f"train.distilbert.nproc_per_node={value}"]
-    ).get_distilbert_config()
+    ).config.train.distilbert
 
     assert config.nproc_per_node == expected
 
 
 def test_several_processes_make_another_study_and_one_keeps_the_old_one(project) -> None:
     pytest.importorskip("transformers")
-    from sentiment_pipeline.models import distilbert_training as dt
+    from sentiment_pipeline.models import train_distilbert as dt
     from sentiment_pipeline.tuning.study import study_name
 
-    config = ConfigurationManager(project.root / "params.yaml").get_distilbert_config()
+    config = ConfigurationManager(project.root / "params.yaml").config.train.distilbert
     old = {"config": config.model_dump(mode="json", exclude=set(dt.RUN_ONLY_KEYS)), "data": "d"}
 
     assert dt.study_key(config, "d") == dt.study_key(config, "d", processes=1) == old
@@ -244,7 +245,7 @@ def test_two_processes_write_one_set_of_outputs_and_reproduce_one_process_f1(
     processed, deterministic_model, tmp_path
 ) -> None:
     pytest.importorskip("transformers")
-    from sentiment_pipeline.models import distilbert_training as dt
+    from sentiment_pipeline.models import train_distilbert as dt
     from sentiment_pipeline.models.artifacts.loader import load_model
 
     single = ProjectPaths.at(shutil.copytree(processed.root, tmp_path / "single"))
@@ -277,7 +278,7 @@ def test_two_processes_write_one_set_of_outputs_and_reproduce_one_process_f1(
     # One process with twice the batch: the same effective batch of 16 texts per step.
     started = time.monotonic()
     overrides = fixed_trial(deterministic_model, 16, "train.distilbert.n_trials=1")
-    config = ConfigurationManager(single.root / "params.yaml", overrides).get_distilbert_config()
+    config = ConfigurationManager(single.root / "params.yaml", overrides).config.train.distilbert
     one = dt.run(config, single)
     one_seconds = time.monotonic() - started
 

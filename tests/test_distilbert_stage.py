@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 import torch  # noqa: E402
 
 from sentiment_pipeline import tracking  # noqa: E402
-from sentiment_pipeline.models import distilbert_training as dt  # noqa: E402
+from sentiment_pipeline.models import train_distilbert as dt  # noqa: E402
 from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder  # noqa: E402
 from sentiment_pipeline.models.distilbert import trainer as tr  # noqa: E402
@@ -39,7 +39,7 @@ def _config(manager, paths, model, *extra: str):
         "train.distilbert.batch_size=[16]",
         *extra,
     ]
-    return manager(paths, *overrides).get_distilbert_config()
+    return manager(paths, *overrides).config.train.distilbert
 
 
 def _runs(paths, study: str) -> tuple[list, list]:
@@ -153,7 +153,7 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
     save_placeholder(processed.baseline_model, "baseline", LABELS, "disabled")
     evaluation = manager(
         processed, "evaluation.models=[baseline, distilbert]", "evaluation.behavioural_tests=false"
-    ).get_evaluation_config()
+    ).config.evaluation
     best = model_evaluation.run(evaluation, processed)
     assert best.name == "distilbert" and best.kind == "transformers"
     assert best.skipped == {"baseline": "disabled"} and best.evaluated == ["distilbert"]
@@ -181,7 +181,7 @@ def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on
 
 
 def test_pruners_count_in_evaluations_and_budget_for_the_longest_trial() -> None:
-    from sentiment_pipeline.config.entities import DistilBERTConfig
+    from sentiment_pipeline.config.distilbert import DistilBERTConfig
 
     schedule = dt.pruning_schedule(DistilBERTConfig(epochs=(1, 4), evals_per_epoch=3))
     # hyperband's budget: the reports of a 4-epoch trial ("auto" would take those of the

@@ -13,9 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from sentiment_pipeline.cli import app
-from sentiment_pipeline.config.entities import DistilBERTConfig
+from sentiment_pipeline.config.distilbert import DistilBERTConfig
 from sentiment_pipeline.errors import ConfigError, PipelineError
-from sentiment_pipeline.models import distilbert_training as dt
+from sentiment_pipeline.models import train_distilbert as dt
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import read_manifest
 from sentiment_pipeline.models.distilbert import device as dv
@@ -117,7 +117,7 @@ def _assert_placeholders(paths, reason: str) -> None:
 
 
 def test_disabled_writes_placeholders(processed, manager) -> None:
-    config = manager(processed, "train.distilbert.enable=false").get_distilbert_config()
+    config = manager(processed, "train.distilbert.enable=false").config.train.distilbert
     result = dt.run(config, processed)
     assert (result.status, result.reason) == ("skipped", "disabled")
     _assert_placeholders(processed, "disabled")
@@ -127,7 +127,7 @@ def test_disabled_writes_placeholders(processed, manager) -> None:
 def test_no_cuda_without_allow_cpu_writes_placeholders_and_says_how_to_train(
     processed, manager, no_cuda, caplog
 ) -> None:
-    result = dt.run(manager(processed).get_distilbert_config(), processed)
+    result = dt.run(manager(processed).config.train.distilbert, processed)
     assert result.reason == "no_cuda"
     _assert_placeholders(processed, "no_cuda")
     assert "--set train.distilbert.allow_cpu=true" in caplog.text
@@ -149,7 +149,7 @@ def test_unloadable_model_names_the_key_and_the_local_directory_fix(processed, m
         processed,
         "train.distilbert.allow_cpu=true",
         f"train.distilbert.model_name_or_path={missing}",
-    ).get_distilbert_config()
+    ).config.train.distilbert
     expected = r"train\.distilbert\.model_name_or_path=.*a local directory .* works"
     with pytest.raises(PipelineError, match=expected):
         dt.run(config, processed)
@@ -169,10 +169,10 @@ def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
         sys.meta_path.insert(0, Uninstalled())
         import sentiment_pipeline.cli  # the CLI imports without them
         from sentiment_pipeline.config.manager import ConfigurationManager
-        from sentiment_pipeline.models import distilbert_training as dt
+        from sentiment_pipeline.models import train_distilbert as dt
         from sentiment_pipeline.paths import ProjectPaths
         config = ConfigurationManager("params.yaml", ["train.distilbert.enable=true"])
-        result = dt.run(config.get_distilbert_config(), ProjectPaths.at("."))
+        result = dt.run(config.config.train.distilbert, ProjectPaths.at("."))
         assert "torch" not in sys.modules
         print("REASON", result.reason)
         """

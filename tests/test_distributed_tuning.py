@@ -46,11 +46,11 @@ TINY = (
 # A worker whose first trial hangs (touching $TRIAL_STARTED first): the one a test kills.
 HANGING_WORKER = """
 import os, sys, time
-from sentiment_pipeline.models import lightgbm_tuning
+from sentiment_pipeline.models import train_lightgbm
 def hang(params, reporter, **kwargs):
     open(os.environ["TRIAL_STARTED"], "w").close()
     time.sleep(600)
-lightgbm_tuning.fit_one = hang
+train_lightgbm.fit_one = hang
 from sentiment_pipeline.cli import app
 app(sys.argv[1:], prog_name="sentiment-pipeline")
 """

@@ -7,7 +7,6 @@ counts. A deps entry covers a file when it is the file or a folder above it.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sentiment_pipeline.stages import STAGES
+from sentiment_pipeline.config.manager import section_of
+from sentiment_pipeline.config.pipeline import PipelineConfig
+from sentiment_pipeline.stages import STAGES, stage
 from static_imports import Package, has_code
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,21 +66,31 @@ def test_every_stage_depends_on_the_code_it_imports() -> None:
     assert not problems, "dvc.yaml misses code deps:\n  " + "\n  ".join(problems)
 
 
-def test_the_cli_stage_table_is_dvc_yaml_and_every_module_has_the_stage_shape() -> None:
+def test_the_stage_table_is_dvc_yaml_and_every_stage_is_named_after_its_module() -> None:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    package = Package(REPO / "src")
 
     assert {name: stage_module(stage) for name, stage in stages.items()} == STAGES
     assert list(stages) == list(STAGES)  # the same (topological) order
-    for module in STAGES.values():
-        tree = ast.parse(package.file(module).read_text())
-        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-        assert {"section", "run", "main"} <= defined, module
+    for name, module in STAGES.items():
+        found = stage(name)
+        assert found.name == name == module.rpartition(".")[2]
+        assert found.run.__module__ == module
+
+
+def test_each_stage_reads_the_section_dvc_tracks_and_its_model_is_that_sections() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    tree = PipelineConfig()
+
+    for name in STAGES:
+        found = stage(name)
+        assert isinstance(section_of(tree, found.section), found.config), name
+        for key in stages[name].get("params", []):
+            assert key == found.section or key.startswith(f"{found.section}."), (name, key)
 
 
 def test_a_missing_file_is_named_with_the_module_that_imports_it() -> None:
     package = Package(REPO / "src")
-    module = "sentiment_pipeline.data.preparation"
+    module = "sentiment_pipeline.data.prepare"
     files = [
         package.file(m).relative_to(REPO).as_posix()
         for m in package.reached(module)
@@ -95,13 +106,13 @@ def test_a_missing_file_is_named_with_the_module_that_imports_it() -> None:
 
     assert problems == [
         "prepare: src/sentiment_pipeline/io.py is not in its deps (sentiment_pipeline.io is "
-        "imported by sentiment_pipeline.data.preparation)"
+        "imported by sentiment_pipeline.data.prepare)"
     ]
 
 
 def test_an_absent_or_needless_deps_entry_is_named() -> None:
     stage = {
-        "cmd": "python -m sentiment_pipeline.data.preparation",
+        "cmd": "python -m sentiment_pipeline.data.prepare",
         "deps": [
             "src/sentiment_pipeline",
             "src/sentiment_pipeline/gone.py",

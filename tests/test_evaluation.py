@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sentiment_pipeline.config.entities import EvaluationConfig
+from sentiment_pipeline.config.evaluation import EvaluationConfig
 from sentiment_pipeline.errors import DataError, PipelineError
 from sentiment_pipeline.evaluation import metrics, model_evaluation
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError
@@ -194,8 +194,9 @@ def onnx_exports(tiny_transformer_model, tmp_path_factory):
     """fp32 and int8 exports of the tiny transformer, made once; copy them into a project."""
     for name in ("onnxruntime", "onnxscript"):
         pytest.importorskip(name)
-    from sentiment_pipeline.config.entities import OnnxExportConfig
-    from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
+    from sentiment_pipeline.config.export import OnnxExportConfig
+    from sentiment_pipeline.models.conversion.int8 import quantize_int8
+    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
 
     root = tmp_path_factory.mktemp("exports")
     export_transformers(tiny_transformer_model, root / "fp32", OnnxExportConfig())

@@ -33,9 +33,10 @@ import uvicorn
 from pydantic import SecretStr
 
 from fake_youtube import API_KEY, FakeVideo, FakeYouTube, thread
-from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
+from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.config.serve import ServeConfig
+from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.serving.app import create_app
-from sentiment_pipeline.settings import Settings
 from services import need_program, unavailable
 from serving_fakes import folder_provider
 from tiny_sklearn import save_tiny_model
@@ -412,7 +413,7 @@ def real_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         probe.close()
-        settings = Settings(api_token=SecretStr(TOKEN), youtube_api_key=SecretStr(API_KEY),
+        settings = ServiceSettings(api_token=SecretStr(TOKEN), youtube_api_key=SecretStr(API_KEY),
                             youtube_base_url=youtube.url, cors_origins=[], youtube_burst=2,
                             youtube_rate_per_minute=0.5)
         app = create_app(ServeConfig(max_wait_ms=0), folder_provider(folder),

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentiment_pipeline.config.entities import DataConfig
-from sentiment_pipeline.data import ingestion, source
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.data import ingest, source
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -49,9 +49,9 @@ def config(src: str | Path, **kwargs) -> DataConfig:
     return DataConfig(source=str(src), text_column="body", label_column="category", **kwargs)
 
 
-def stamp_and_ingest(data: DataConfig, paths: ProjectPaths) -> ingestion.IngestResult:
+def stamp_and_ingest(data: DataConfig, paths: ProjectPaths) -> ingest.IngestResult:
     source.run(data, paths)
-    return ingestion.run(data, paths)
+    return ingest.run(data, paths)
 
 
 @pytest.mark.parametrize(
@@ -61,8 +61,8 @@ def test_read_table_reads_every_format(tmp_path: Path, name: str) -> None:
     expected = source_frame()
     path = write_source(expected, tmp_path / name)
 
-    frame = ingestion.read_table(path)
-    raw = ingestion.select_columns(frame, config(path), str(path))
+    frame = ingest.read_table(path)
+    raw = ingest.select_columns(frame, config(path), str(path))
 
     assert list(frame.columns) == ["body", "category", "score"]
     assert list(raw.columns) == ["text", "label", "text_type", "undecodable"]
@@ -75,15 +75,15 @@ def test_explicit_format_overrides_the_extension(tmp_path: Path) -> None:
     path = tmp_path / "comments.txt"
     source_frame().to_csv(path, sep="\t", index=False)
 
-    assert ingestion.read_table(path, "tsv").shape == (30, 3)
+    assert ingest.read_table(path, "tsv").shape == (30, 3)
 
 
 def test_labels_become_exact_strings_and_missing_stays_missing(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text('body,category\na,-1\nb,-1.0\nc,"-1"\nd,\ne,NA\nf,positive\n')
 
-    frame = ingestion.read_table(path)
-    raw = ingestion.select_columns(frame, config(path), str(path))
+    frame = ingest.read_table(path)
+    raw = ingest.select_columns(frame, config(path), str(path))
 
     assert raw["label"].iloc[:3].tolist() == ["-1", "-1", "-1"]
     assert raw["label"].isna().tolist() == [False, False, False, True, False, False]
@@ -93,7 +93,7 @@ def test_labels_become_exact_strings_and_missing_stays_missing(tmp_path: Path) -
 def test_numeric_labels_from_parquet_are_stringified() -> None:
     frame = pd.DataFrame({"body": ["a", "b", "c", "d"], "category": [-1.0, 0.0, 1.0, None]})
 
-    raw = ingestion.select_columns(frame, config("x"), "x")
+    raw = ingest.select_columns(frame, config("x"), "x")
 
     assert raw["label"].tolist()[:3] == ["-1", "0", "1"]
     assert raw["label"].isna().tolist() == [False, False, False, True]
@@ -105,7 +105,7 @@ def test_unknown_extension_names_the_accepted_formats(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"comments\.xlsx.*accepted formats: csv, tsv, parquet, "
                        r"jsonl.*set data\.format"):
-        ingestion.read_table(path)
+        ingest.read_table(path)
 
 
 def test_unreadable_file_names_the_file_and_the_parser_complaint(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_unreadable_file_names_the_file_and_the_parser_complaint(tmp_path: Path)
     path.write_text("this is not parquet")
 
     with pytest.raises(DataError, match=r"cannot read .*broken\.parquet as parquet: \w+"):
-        ingestion.read_table(path)
+        ingest.read_table(path)
 
 
 def test_missing_local_file_is_reported(project: ProjectPaths) -> None:
@@ -123,14 +123,14 @@ def test_missing_local_file_is_reported(project: ProjectPaths) -> None:
 
 def test_missing_column_names_the_columns_found(tmp_path: Path) -> None:
     path = write_source(source_frame(), tmp_path / "comments.csv")
-    frame = ingestion.read_table(path)
+    frame = ingest.read_table(path)
 
     with pytest.raises(
         DataError,
         match=r"expected a column 'text' in .*comments\.csv, found \['body', 'category', "
         r"'score'\]; set data\.text_column",
     ):
-        ingestion.select_columns(
+        ingest.select_columns(
             frame, DataConfig(text_column="text", label_column="category"), str(path)
         )
 

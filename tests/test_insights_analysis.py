@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import analysis
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED, Guess

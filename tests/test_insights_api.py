@@ -12,17 +12,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fake_youtube import API_KEY, FakeVideo, FakeYouTube, thread
-from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
+from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.insights.youtube import client_from_settings
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.resolve import ResolvedModel
+from sentiment_pipeline.service_settings import ServiceSettings, get_service_settings
 from sentiment_pipeline.serving import server
 from sentiment_pipeline.serving.app import create_app
 from sentiment_pipeline.serving.dashboard import CSP, PACKAGE
 from sentiment_pipeline.serving.insights_routes import get_youtube
 from sentiment_pipeline.serving.ratelimit import RateLimiter, TokenBucket
-from sentiment_pipeline.settings import Settings, get_settings
 from serving_fakes import FakeModel, FakeProvider, folder_provider
 from tiny_sklearn import save_tiny_model
 
@@ -39,15 +40,15 @@ def sklearn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def app_for(model_dir: Path, settings: Settings | None = None, **insights):
+def app_for(model_dir: Path, settings: ServiceSettings | None = None, **insights):
     return create_app(ServeConfig(max_wait_ms=0), folder_provider(model_dir),
-                      insights=InsightsConfig(**insights), settings=settings or Settings())
+                      insights=InsightsConfig(**insights), settings=settings or ServiceSettings())
 
 
 @pytest.fixture(scope="module")
 def client(sklearn_dir: Path):
-    app = app_for(sklearn_dir, Settings(api_token=None, cors_origins=[]), max_upload_bytes=4096,
-                  max_comments_limit=50, max_comments=20)
+    app = app_for(sklearn_dir, ServiceSettings(api_token=None, cors_origins=[]),
+                  max_upload_bytes=4096, max_comments_limit=50, max_comments=20)
     with TestClient(app) as started:
         yield started
 
@@ -225,9 +226,9 @@ def youtube_env(youtube, monkeypatch):
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_API_KEY", API_KEY)
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_BASE_URL", youtube.url)
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_BURST", "50")
-    get_settings.cache_clear()
+    get_service_settings.cache_clear()
     yield youtube
-    get_settings.cache_clear()
+    get_service_settings.cache_clear()
 
 
 @pytest.fixture
@@ -296,8 +297,8 @@ def test_each_youtube_failure_has_its_status(yt_client, youtube_env, video, fail
 
 def test_a_wrong_server_key_is_502(sklearn_dir, youtube_env, monkeypatch):
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_API_KEY", "wrong-key")
-    get_settings.cache_clear()
-    with TestClient(app_for(sklearn_dir, get_settings())) as client:
+    get_service_settings.cache_clear()
+    with TestClient(app_for(sklearn_dir, get_service_settings())) as client:
         response = client.post("/v1/youtube/analyze", json={"video": VIDEO})
 
     error(response, 502, "youtube_key")
@@ -307,19 +308,19 @@ def test_a_wrong_server_key_is_502(sklearn_dir, youtube_env, monkeypatch):
 def test_youtube_unreachable_is_502(sklearn_dir, monkeypatch):
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_API_KEY", API_KEY)
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_BASE_URL", "http://127.0.0.1:9/youtube/v3")
-    get_settings.cache_clear()
-    app = app_for(sklearn_dir, get_settings())
+    get_service_settings.cache_clear()
+    app = app_for(sklearn_dir, get_service_settings())
     app.dependency_overrides[get_youtube] = lambda: client_from_settings(
         app.state.settings, backoff=0.0, timeout=1.0)
     with TestClient(app) as client:
         response = client.post("/v1/youtube/analyze", json={"video": VIDEO})
-    get_settings.cache_clear()
+    get_service_settings.cache_clear()
 
     error(response, 502, "youtube_unreachable")
 
 
 def test_no_key_on_the_server_is_503_not_configured(sklearn_dir):
-    settings = Settings().model_copy(update={"youtube_api_key": None})
+    settings = ServiceSettings().model_copy(update={"youtube_api_key": None})
     with TestClient(app_for(sklearn_dir, settings)) as client:
         response = client.post("/v1/youtube/analyze", json={"video": VIDEO})
 
@@ -410,7 +411,7 @@ class Peer:
 
 
 def test_youtube_analyses_over_the_rate_are_429_with_retry_after(sklearn_dir, youtube_env):
-    settings = get_settings().model_copy(update={"youtube_burst": 2,
+    settings = get_service_settings().model_copy(update={"youtube_burst": 2,
                                                  "youtube_rate_per_minute": 1.0})
     app = app_for(sklearn_dir, settings, max_comments=2)
     app.state.youtube_limiter.clock = Clock()  # frozen: the wait is exactly one token's
@@ -446,7 +447,7 @@ OPEN = [("GET", "/health"), ("GET", "/"), ("GET", "/static/app.js"), ("GET", "/s
 
 @pytest.fixture(scope="module")
 def locked(sklearn_dir):
-    settings = Settings(api_token=TOKEN, cors_origins=[ALLOWED])
+    settings = ServiceSettings(api_token=TOKEN, cors_origins=[ALLOWED])
     with TestClient(app_for(sklearn_dir, settings)) as started:
         yield started
 
@@ -586,7 +587,7 @@ def test_the_launch_spec_carries_the_insights_config(sklearn_dir, tmp_path, monk
 def test_analyses_have_their_own_in_flight_limit_and_leave_predict_alone():
     model = FakeModel()
     app = create_app(ServeConfig(max_concurrent_requests=1, max_wait_ms=0), FakeProvider(model),
-                     settings=Settings(api_token=None, cors_origins=[]))
+                     settings=ServiceSettings(api_token=None, cors_origins=[]))
 
     async def scenario(client):
         await client.get("/health")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import SHARED_DATA
 from sentiment_pipeline.cli import app
-from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import analysis, charts, pipeline, report
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED

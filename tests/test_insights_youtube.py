@@ -16,7 +16,7 @@ from sentiment_pipeline.insights.youtube import (
     client_from_settings,
     seconds_to_quota_reset,
 )
-from sentiment_pipeline.settings import Settings
+from sentiment_pipeline.service_settings import ServiceSettings
 
 VIDEO = "dQw4w9WgXcQ"
 
@@ -290,5 +290,5 @@ def test_a_malformed_comment_time_is_counted_not_fatal(sleeps):
 def test_the_client_reads_key_and_url_from_settings(fake, sleeps, monkeypatch):
     monkeypatch.setenv("YOUTUBE_API_KEY", fake.key)
     monkeypatch.setenv("SENTIMENT_PIPELINE_YOUTUBE_BASE_URL", fake.url)
-    client = client_from_settings(Settings(), sleep=sleeps.append)
+    client = client_from_settings(ServiceSettings(), sleep=sleeps.append)
     assert len(client.fetch(VIDEO, 3).comments) == 3

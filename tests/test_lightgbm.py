@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -12,9 +11,10 @@ import pandas as pd
 import pytest
 
 from fake_trial import FakeReporter
+from sentiment_pipeline import machine
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import read_json
-from sentiment_pipeline.models import lightgbm_tuning as lt
+from sentiment_pipeline.models import train_lightgbm as lt
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import read_manifest
 from sentiment_pipeline.paths import ProjectPaths
@@ -42,7 +42,7 @@ def data(processed: ProjectPaths) -> ProjectPaths:
 
 
 def tiny_config(manager, paths: ProjectPaths, *overrides: str):
-    return manager(paths, *TINY, *overrides).get_lightgbm_config()
+    return manager(paths, *TINY, *overrides).config.train.lightgbm
 
 
 def load_study(paths: ProjectPaths, name: str) -> optuna.Study:
@@ -330,7 +330,7 @@ def test_auto_never_uses_more_threads_than_cores():
 
 def test_a_fixed_setting_is_used_as_given_and_auto_fills_the_rest(manager, project):
     def use(cores, *overrides):
-        config = manager(project, *overrides).get_lightgbm_config()
+        config = manager(project, *overrides).config.train.lightgbm
         found = lt.parallelism(config, cores=cores)
         return found.threads, found.trials
 
@@ -341,7 +341,7 @@ def test_a_fixed_setting_is_used_as_given_and_auto_fills_the_rest(manager, proje
     assert use(16, "train.lightgbm.threads=1") == (1, 4)
     assert use(16, "train.lightgbm.parallel_trials=2") == (4, 2)
     assert use(16, "train.lightgbm.threads=8", "train.lightgbm.parallel_trials=3") == (8, 3)
-    assert lt.parallelism(manager(project).get_lightgbm_config()).cores == lt.usable_cores()
+    assert lt.parallelism(manager(project).config.train.lightgbm).cores == machine.usable_cores()
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "1.5", "true"])
@@ -350,23 +350,7 @@ def test_threads_and_parallel_trials_accept_auto_or_a_positive_integer(manager, 
 
     for key in ("threads", "parallel_trials"):
         with pytest.raises(ConfigError, match=key):
-            manager(project, f"train.lightgbm.{key}={value}").get_lightgbm_config()
-
-
-def test_cgroup_quota_caps_the_usable_cores(tmp_path):
-    assert lt.cgroup_cpu_limit(tmp_path) is None  # no cgroup files
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert lt.cgroup_cpu_limit(tmp_path) is None
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert lt.cgroup_cpu_limit(tmp_path) == 2
-    (tmp_path / "cpu.max").unlink()
-    (tmp_path / "cpu").mkdir()
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
-    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert lt.cgroup_cpu_limit(tmp_path) == 4
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert lt.cgroup_cpu_limit(tmp_path) is None
-    assert 1 <= lt.usable_cores() <= (os.cpu_count() or 1)
+            manager(project, f"train.lightgbm.{key}={value}")
 
 
 def test_threads_reach_lightgbm_and_leave_the_study_key_alone(manager, project):

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from http_source import DataServer
-from sentiment_pipeline.config.entities import DataConfig
-from sentiment_pipeline.data import ingestion, source, validation
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.data import ingest, source, validate
 from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -42,15 +42,15 @@ def good_rows(n: int = 60) -> list[tuple[str, str]]:
 def ingest_file(path: Path, **kwargs) -> pd.DataFrame:
     """The raw contract ingest writes for `path` (read_table + select_columns, as run does)."""
     config = data_config(path, **kwargs)
-    frame = ingestion.read_table(path, config.format, encoding=config.encoding)
-    return ingestion.select_columns(frame, config, str(path))
+    frame = ingest.read_table(path, config.format, encoding=config.encoding)
+    return ingest.select_columns(frame, config, str(path))
 
 
 def ingest_and_validate(project: ProjectPaths, name: str, **kwargs) -> dict:
     config = data_config(name, **kwargs)
     source.run(config, project)
-    ingestion.run(config, project)
-    validation.run(config, project)
+    ingest.run(config, project)
+    validate.run(config, project)
     return json.loads(project.validation_report.read_text())
 
 
@@ -122,7 +122,7 @@ def test_an_undecodable_label_rejects_the_row_as_bad_encoding(tmp_path: Path) ->
     path.write_bytes(b"text,label\nfine text,pos\xe9\nother text,positive\n")
 
     raw = ingest_file(path)
-    _, rejected, report = validation.validate_frame(raw, data_config(label_map={}))
+    _, rejected, report = validate.validate_frame(raw, data_config(label_map={}))
 
     assert raw["label"].tolist() == ["pos\\xe9", "positive"]
     assert rejected["reason"].tolist() == ["bad_encoding"]
@@ -138,7 +138,7 @@ def test_json_lines_with_a_bad_byte_or_a_lone_surrogate_reject_those_rows(tmp_pa
     )
 
     raw = ingest_file(path)
-    _, rejected, _ = validation.validate_frame(raw, data_config())
+    _, rejected, _ = validate.validate_frame(raw, data_config())
 
     assert raw["text"].tolist() == ["good one", "bad \\xff byte", "lone \\ud800 surrogate"]
     assert rejected["reason"].tolist() == ["bad_encoding", "bad_encoding"]
@@ -165,7 +165,7 @@ def test_an_unknown_codec_names_data_encoding_and_the_value(codec: str) -> None:
         ConfigError, match=rf"data\.encoding '{codec}' is not a text encoding Python knows .*"
         r"use auto \(UTF-8\) or a codec name such as latin-1"
     ):
-        ingestion.codec_of(codec)
+        ingest.codec_of(codec)
 
 
 def test_many_bad_encoding_rows_say_to_set_data_encoding(project: ProjectPaths) -> None:
@@ -196,7 +196,7 @@ def test_nested_json_values_reach_validation_as_what_they_are(tmp_path: Path) ->
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
     raw = ingest_file(path)
-    _, rejected, report = validation.validate_frame(raw, data_config())
+    _, rejected, report = validate.validate_frame(raw, data_config())
 
     assert raw["text_type"].tolist()[:5] == ["string", "object", "array", "number", "boolean"]
     assert pd.isna(raw["text_type"].iloc[5])
@@ -218,7 +218,7 @@ def test_list_values_in_a_parquet_text_column_are_non_string_text(tmp_path: Path
     ).to_parquet(path)
 
     raw = ingest_file(path)
-    _, rejected, report = validation.validate_frame(raw, data_config())
+    _, rejected, report = validate.validate_frame(raw, data_config())
 
     assert raw["text"].tolist() == ['["good", "day"]', '["bad", "day"]', '["good", "day"]']
     assert rejected["reason"].tolist() == ["non_string_text"] * 3
@@ -328,10 +328,10 @@ def test_a_csv_read_as_tsv_says_to_set_data_format_csv(tmp_path: Path) -> None:
     ],
 )
 def test_download_names_are_plain_short_file_names(url: str, expected: str) -> None:
-    name = ingestion.download_name(url)
+    name = ingest.download_name(url)
 
     assert pd.Series([name]).str.fullmatch(expected).all(), name
-    assert ingestion.download_name(url) == name  # the same URL, the same copy
+    assert ingest.download_name(url) == name  # the same URL, the same copy
 
 
 @pytest.mark.parametrize("name", ["n" * 240 + ".csv", "a%00b.csv"])
@@ -347,7 +347,7 @@ def test_a_url_with_an_odd_last_segment_is_downloaded_under_a_safe_name(
     try:
         config = data_config(f"{server.url}/d/{name}", format="csv")
         source.run(config, project)
-        result = ingestion.run(config, project)
+        result = ingest.run(config, project)
     finally:
         server.stop()
 
@@ -365,4 +365,4 @@ def test_a_url_without_an_extension_says_to_set_data_format(project: ProjectPath
         DataError, match=r"cannot tell the format of http://127\.0\.0\.1:9/export from its name "
         r"\('export'\); set data\.format to one of csv, tsv, parquet, jsonl$"
     ):
-        ingestion.run(config, project)
+        ingest.run(config, project)

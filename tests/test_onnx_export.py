@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from conftest import configure
 from sentiment_pipeline.cli import app
-from sentiment_pipeline.config.entities import OnnxExportConfig
-from sentiment_pipeline.models import onnx_export
+from sentiment_pipeline.config.export import OnnxExportConfig
+from sentiment_pipeline.models import export_onnx
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
@@ -19,6 +19,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     read_manifest,
 )
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
+from sentiment_pipeline.models.conversion import command, int8, onnx_export
 from sentiment_pipeline.stages import run_stage
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -41,14 +42,14 @@ def test_the_stage_exports_fp32_and_int8_of_the_trained_transformer(
     _needs_onnx()
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
 
-    result = run_stage("export_onnx", configure(project), project)
+    result = run_stage("export_onnx", configure(project).config, project)
 
     fp32, int8 = _manifests(project)
     assert (fp32.kind, fp32.precision) == ("onnx", "fp32")
     assert (int8.kind, int8.precision) == ("onnx", "int8")
     source_hash = content_hash(project.distilbert_model)
     assert fp32.source_hash == int8.source_hash == source_hash
-    assert result == onnx_export.ExportResult(
+    assert result == export_onnx.ExportResult(
         source_hash=source_hash, fp32="exported", int8="exported"
     )
     assert load_model(project.distilbert_onnx_int8, expected_labels=LABELS).predict(["ok"])[0] in (
@@ -60,7 +61,7 @@ def test_the_stage_exports_fp32_and_int8_of_the_trained_transformer(
 def test_a_placeholder_source_gives_placeholders_with_its_reason(project) -> None:
     save_placeholder(project.distilbert_model, "distilbert", LABELS, "no_cuda")
 
-    result = onnx_export.run(OnnxExportConfig(), project)
+    result = export_onnx.run(OnnxExportConfig(), project)
 
     for manifest in _manifests(project):
         assert (manifest.kind, manifest.reason) == ("placeholder", "no_cuda")
@@ -72,7 +73,7 @@ def test_a_placeholder_source_gives_placeholders_with_its_reason(project) -> Non
 def test_disabled_export_writes_placeholders(project, tiny_transformer_model) -> None:
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
 
-    onnx_export.run(OnnxExportConfig(enable=False), project)
+    export_onnx.run(OnnxExportConfig(enable=False), project)
 
     assert [m.reason for m in _manifests(project)] == ["disabled", "disabled"]
 
@@ -81,9 +82,9 @@ def test_missing_packages_give_placeholders_that_say_what_to_install(
     project, tiny_transformer_model, monkeypatch
 ) -> None:
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
-    monkeypatch.setattr(onnx_export, "missing_dependencies", lambda: ["onnxscript"])
+    monkeypatch.setattr(export_onnx, "missing_dependencies", lambda: ["onnxscript"])
 
-    result = onnx_export.run(OnnxExportConfig(), project)
+    result = export_onnx.run(OnnxExportConfig(), project)
 
     expected = (
         "missing_dependency: onnxscript not installed; pip install 'sentiment-pipeline[onnx]'"
@@ -97,14 +98,14 @@ def test_quantize_false_leaves_an_int8_placeholder(
 ) -> None:
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
     calls = []
-    monkeypatch.setattr(onnx_export, "missing_dependencies", lambda: [])
+    monkeypatch.setattr(export_onnx, "missing_dependencies", lambda: [])
     monkeypatch.setattr(
-        onnx_export, "export_transformers",
+        export_onnx, "export_transformers",
         lambda source, target, config, project: calls.append((source, target)) or
         save_tiny_model(target) or read_manifest(target),  # stands in for the real export
     )
 
-    result = onnx_export.run(OnnxExportConfig(quantize=False), project)
+    result = export_onnx.run(OnnxExportConfig(quantize=False), project)
 
     assert calls == [(project.distilbert_model, project.distilbert_onnx)]
     int8 = read_manifest(project.distilbert_onnx_int8)
@@ -114,7 +115,7 @@ def test_quantize_false_leaves_an_int8_placeholder(
 
 def test_a_missing_source_names_the_folder(project) -> None:
     with pytest.raises(ArtifactError, match=r"no model directory at .*distilbert_model"):
-        onnx_export.run(OnnxExportConfig(), project)
+        export_onnx.run(OnnxExportConfig(), project)
 
 
 def test_the_cli_exports_a_model_folder_beside_it(project, tiny_transformer_model) -> None:
@@ -147,7 +148,7 @@ def test_an_output_inside_the_model_folder_is_refused(tiny_transformer_model, tm
     shutil.copytree(tiny_transformer_model, model)
     for output in (model, model / "onnx", tmp_path):
         with pytest.raises(ArtifactError, match=r"--output .* overlaps the model directory"):
-            onnx_export.export_command(model, output, quantize=False, config=OnnxExportConfig())
+            command.export_command(model, output, quantize=False, config=OnnxExportConfig())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -166,4 +167,4 @@ def test_missing_dependencies_are_the_packages_that_cannot_be_found(monkeypatch)
 
 
 def test_int8_dir_is_beside_the_fp32_folder(tmp_path: Path) -> None:
-    assert onnx_export.int8_dir(tmp_path / "x_onnx") == tmp_path / "x_onnx_int8"
+    assert int8.int8_dir(tmp_path / "x_onnx") == tmp_path / "x_onnx_int8"

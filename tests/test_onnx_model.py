@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("transformers")
 
-from sentiment_pipeline.config.entities import OnnxExportConfig  # noqa: E402
+from sentiment_pipeline.config.export import OnnxExportConfig  # noqa: E402
 from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
 from sentiment_pipeline.models.artifacts.manifest import (  # noqa: E402
     ArtifactError,
@@ -23,12 +23,12 @@ from sentiment_pipeline.models.artifacts.manifest import (  # noqa: E402
     write_manifest,
 )
 from sentiment_pipeline.models.artifacts.onnx_model import OnnxModel  # noqa: E402
-from sentiment_pipeline.models.onnx_export import (  # noqa: E402
-    export_transformers,
+from sentiment_pipeline.models.conversion.int8 import (  # noqa: E402
     head_nodes,
     quantize_int8,
     reduce_range,
 )
+from sentiment_pipeline.models.conversion.onnx_export import export_transformers  # noqa: E402
 from synthetic import LABELS, make_comments  # noqa: E402
 
 TEXTS = make_comments(40, seed=7)["text"].tolist() + ["", "ok", "a " * 80]
@@ -102,7 +102,7 @@ def test_manifests_name_kind_precision_source_and_every_file(exported) -> None:
         for name in manifest.files.values():
             assert (folder / name).is_file()
         assert (folder / "tokenizer.json").is_file()
-    # A model under 1.8 GB is one file (see onnx_export.SINGLE_FILE_LIMIT).
+    # A model under 1.8 GB is one file (see conversion.onnx_export.SINGLE_FILE_LIMIT).
     assert read_manifest(fp32).files == {"model": "model.onnx"}
     quantization = read_manifest(int8).params["quantization"]
     assert quantization["weight_type"] == "QInt8" and quantization["per_channel"] is True
@@ -123,7 +123,7 @@ def test_the_classifier_head_is_found_in_the_graph(exported) -> None:
 
 
 def test_the_side_files_the_exporter_writes_are_listed(tmp_path) -> None:
-    from sentiment_pipeline.models.onnx_export import graph_files
+    from sentiment_pipeline.models.conversion.onnx_export import graph_files
 
     for name in ("model.onnx", "model.onnx.data"):
         (tmp_path / name).write_bytes(b"x")

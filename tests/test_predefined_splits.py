@@ -11,8 +11,9 @@ import pytest
 
 from conftest import configure
 from http_source import DataServer
-from sentiment_pipeline.config.entities import DataConfig, SplitConfig
-from sentiment_pipeline.data import ingestion, preparation, source, validation
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.config.split import SplitConfig
+from sentiment_pipeline.data import ingest, prepare, source, validate
 from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import LABELS, make_comments
@@ -33,9 +34,9 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
 def stages(config: DataConfig, project: ProjectPaths, split: SplitConfig | None = None):
     """source, ingest, validate and prepare in this process, as `dvc repro prepare` runs them."""
     source.run(config, project)
-    ingestion.run(config, project)
-    validation.run(config, project)
-    return preparation.run(split or SplitConfig(), project)
+    ingest.run(config, project)
+    validate.run(config, project)
+    return prepare.run(split or SplitConfig(), project)
 
 
 def split_rows(project: ProjectPaths, name: str) -> list[tuple[str, str]]:
@@ -72,7 +73,7 @@ def test_the_given_test_rows_are_exactly_the_test_split_and_overlaps_leave_train
     result = stages(data_config(test_source="test.csv"), project)
 
     expected = [
-        (preparation.normalize_text(text), LABELS[[-1, 0, 1].index(int(raw))])
+        (prepare.normalize_text(text), LABELS[[-1, 0, 1].index(int(raw))])
         for text, raw in zip(test["text"], test["label"], strict=True)
     ]
     assert split_rows(project, "test") == expected  # as given: every row, in file order
@@ -126,14 +127,14 @@ def test_a_predefined_split_over_the_rejection_threshold_fails_naming_it(
     write_csv(project.root / "test.csv", test)
     config = data_config(test_source="test.csv")
     source.run(config, project)
-    ingestion.run(config, project)
+    ingest.run(config, project)
 
     with pytest.raises(
         DataError,
         match=r"validation failed: data\.test_source \(test\.csv\): 3 of 9 rows rejected "
         r"\(33\.3%\) > data\.max_rejected_fraction \(0\.2\); reasons: unknown_label=3",
     ):
-        validation.run(config, project)
+        validate.run(config, project)
 
 
 def test_classes_that_data_source_lacks_are_an_error_naming_the_file_and_the_labels(
@@ -146,14 +147,14 @@ def test_classes_that_data_source_lacks_are_an_error_naming_the_file_and_the_lab
     write_csv(project.root / "test.csv", test)
     config = data_config(test_source="test.csv", label_map={}, max_rejected_fraction=0.5)
     source.run(config, project)
-    ingestion.run(config, project)
+    ingest.run(config, project)
 
     with pytest.raises(
         DataError,
         match=r"data\.test_source \(test\.csv\) holds the classes \['mixed', 'sarcastic'\], which "
         r"data\.source \(train\.csv\) does not have \(its classes: \['-1', '0', '1'\]\)",
     ):
-        validation.run(config, project)
+        validate.run(config, project)
     assert not project.validated.exists()
 
 
@@ -226,7 +227,7 @@ def test_a_changed_predefined_file_changes_the_stamp_and_a_stale_stamp_is_refuse
     with pytest.raises(
         DataError, match=r"source\.json has no stamp of data\.test_source \('test\.csv'\); run the "
     ):
-        ingestion.run(config, project)
+        ingest.run(config, project)
 
     assert source.run(config, project).changed
     stamp = json.loads(project.source_stamp.read_text())
@@ -255,7 +256,7 @@ def test_urls_ending_in_the_same_name_are_downloaded_apart(
     config = data_config(source=f"{server.url}/data.csv", test_source=f"{server.url}/test/data.csv")
     source.run(config, project)
 
-    result = ingestion.run(config, project)
+    result = ingest.run(config, project)
 
     assert result.rows_by_source == {"source": 120, "test_source": 12}
     assert (project.downloads_dir / "test_source" / "data.csv").is_file()
@@ -327,7 +328,7 @@ def test_a_given_split_with_a_class_training_lacks_is_an_error() -> None:
         match=r"the predefined test split \(data\.test_source\) holds the classes \['positive'\], "
         r"which data\.source's training rows do not \(classes \['negative', 'neutral'\]\)",
     ):
-        preparation.prepare_frame(frame, SplitConfig())
+        prepare.prepare_frame(frame, SplitConfig())
 
 
 def test_a_given_val_split_wholly_inside_the_test_split_is_an_error() -> None:
@@ -338,7 +339,7 @@ def test_a_given_val_split_wholly_inside_the_test_split_is_an_error() -> None:
 
     with pytest.raises(DataError, match=r"no rows left in the predefined val split: every text of "
                        r"data\.val_source is in data\.test_source too"):
-        preparation.prepare_frame(frame, SplitConfig())
+        prepare.prepare_frame(frame, SplitConfig())
 
 
 def test_one_carved_split_needs_fewer_rows_per_class() -> None:
@@ -347,11 +348,11 @@ def test_one_carved_split_needs_fewer_rows_per_class() -> None:
     test = make_comments(12, seed=5)
     frame = pd.concat([validated(main, "source"), validated(test, "test_source")])
 
-    splits, _, report = preparation.prepare_frame(frame, SplitConfig(val_fraction=0.2))
+    splits, _, report = prepare.prepare_frame(frame, SplitConfig(val_fraction=0.2))
     assert (len(splits["val"]), report["given"]) == (9, ["test"])
     with pytest.raises(
         DataError,
         match=r"classes \{'positive': 5\} have fewer than 10 rows \(needed with "
         r"split\.val_fraction=0\.1\); add data",
     ):
-        preparation.prepare_frame(frame, SplitConfig(val_fraction=0.1))
+        prepare.prepare_frame(frame, SplitConfig(val_fraction=0.1))

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from sentiment_pipeline.config.entities import SplitConfig
-from sentiment_pipeline.data import preparation
+from sentiment_pipeline.config.split import SplitConfig
+from sentiment_pipeline.data import prepare
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -24,7 +24,7 @@ def imbalanced(n_neg: int = 150, n_neu: int = 90, n_pos: int = 60) -> pd.DataFra
 
 
 def test_normalize_text_composes_unicode_and_collapses_whitespace() -> None:
-    assert preparation.normalize_text("  Cafe\u0301 \t au\n\n  lait\u00a0 ") == "Caf\u00e9 au lait"
+    assert prepare.normalize_text("  Cafe\u0301 \t au\n\n  lait\u00a0 ") == "Caf\u00e9 au lait"
 
 
 def test_normalize_frame_drops_and_counts_rows_that_collide() -> None:
@@ -35,7 +35,7 @@ def test_normalize_frame_drops_and_counts_rows_that_collide() -> None:
         }
     )
 
-    clean, drops = preparation.normalize_frame(frame)
+    clean, drops = prepare.normalize_frame(frame)
 
     assert clean.to_dict("records") == [
         {"text": "a b", "label": "neutral"},
@@ -48,7 +48,7 @@ def test_split_is_stratified_disjoint_and_in_the_contract() -> None:
     config = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=3)
     frame = imbalanced()
 
-    splits, labels, _ = preparation.prepare_frame(frame, config)
+    splits, labels, _ = prepare.prepare_frame(frame, config)
 
     assert labels == ["negative", "neutral", "positive"]
     sizes = {name: len(part) for name, part in splits.items()}
@@ -67,9 +67,9 @@ def test_split_is_stratified_disjoint_and_in_the_contract() -> None:
 def test_the_seed_decides_the_split() -> None:
     frame = imbalanced()
 
-    first, _, _ = preparation.prepare_frame(frame, SplitConfig(seed=1))
-    again, _, _ = preparation.prepare_frame(frame, SplitConfig(seed=1))
-    other, _, _ = preparation.prepare_frame(frame, SplitConfig(seed=2))
+    first, _, _ = prepare.prepare_frame(frame, SplitConfig(seed=1))
+    again, _, _ = prepare.prepare_frame(frame, SplitConfig(seed=1))
+    other, _, _ = prepare.prepare_frame(frame, SplitConfig(seed=2))
 
     assert first["test"].equals(again["test"])
     assert not first["test"].equals(other["test"])
@@ -83,18 +83,18 @@ def test_a_class_too_small_to_stratify_is_a_data_error() -> None:
         match=r"too few rows to stratify the split: classes \{'positive': 4\} "
         r"have fewer than 7 rows",
     ):
-        preparation.prepare_frame(frame, SplitConfig())
+        prepare.prepare_frame(frame, SplitConfig())
 
 
 def test_run_twice_writes_byte_identical_files(project: ProjectPaths) -> None:
     write_parquet(project.validated, imbalanced())
-    outputs = [project.split(name) for name in preparation.SPLITS] + [project.labels]
+    outputs = [project.split(name) for name in prepare.SPLITS] + [project.labels]
 
-    result = preparation.run(SplitConfig(), project)
+    result = prepare.run(SplitConfig(), project)
     first = [path.read_bytes() for path in outputs]
     for path in outputs:
         path.unlink()
-    preparation.run(SplitConfig(), project)
+    prepare.run(SplitConfig(), project)
 
     assert [path.read_bytes() for path in outputs] == first
     assert json.loads(project.labels.read_text()) == ["negative", "neutral", "positive"]
@@ -104,4 +104,4 @@ def test_run_twice_writes_byte_identical_files(project: ProjectPaths) -> None:
 
 def test_run_without_validated_data_says_to_validate(project: ProjectPaths) -> None:
     with pytest.raises(DataError, match=r"no validated data at .*; run the validate stage"):
-        preparation.run(SplitConfig(), project)
+        prepare.run(SplitConfig(), project)

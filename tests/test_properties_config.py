@@ -22,12 +22,8 @@ import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from sentiment_pipeline.config.manager import (
-    ConfigurationManager,
-    params_hash,
-    parse_override,
-    validate_tree,
-)
+from sentiment_pipeline.config.loading import params_hash, parse_override
+from sentiment_pipeline.config.manager import ConfigurationManager, validate_tree
 from sentiment_pipeline.errors import ConfigError
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from sentiment_pipeline.config.entities import DataConfig
-from sentiment_pipeline.data import ingestion, validation
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.data import ingest, validate
 from sentiment_pipeline.errors import DataError, PipelineError
 from sentiment_pipeline.io import write_parquet
 
@@ -207,11 +207,11 @@ def ingest_and_validate(path: Path, config: DataConfig) -> tuple[int, pd.DataFra
     Any exception that is not a PipelineError fails the test (it would be a traceback).
     """
     try:
-        frame = ingestion.read_table(path, config.format, encoding=config.encoding)
-        raw = ingestion.select_columns(frame, config, str(path))
+        frame = ingest.read_table(path, config.format, encoding=config.encoding)
+        raw = ingest.select_columns(frame, config, str(path))
         write_parquet(path.with_name("raw.parquet"), raw)  # what ingest writes
         raw = pd.read_parquet(path.with_name("raw.parquet"))  # what validate reads
-        good, rejected, report = validation.validate_frame(raw, config)
+        good, rejected, report = validate.validate_frame(raw, config)
         write_parquet(path.with_name("validated.parquet"), good)
         write_parquet(path.with_name("rejected.parquet"), rejected)
     except PipelineError as exc:
@@ -222,7 +222,7 @@ def ingest_and_validate(path: Path, config: DataConfig) -> tuple[int, pd.DataFra
     event("outcome: clean result")
     event(f"rows rejected: {'some' if len(rejected) else 'none'}")
     assert report["accepted"] + report["rejected"] == report["total"] == len(raw)
-    assert set(rejected["reason"]) <= set(validation.REASONS)
+    assert set(rejected["reason"]) <= set(validate.REASONS)
     assert all(isinstance(t, str) for t in good["text"])
     assert set(good["label"]) <= CLASSES
     # the files hold what the frames held: nothing was lost or changed on the way to disk
@@ -296,7 +296,7 @@ def test_validate_frame_handles_any_in_memory_values(rows, label_map, low, high)
     config = data_config(label_map=label_map, min_text_chars=min(low, high),
                          max_text_chars=max(low, high))
     try:
-        good, rejected, report = validation.validate_frame(frame, config)
+        good, rejected, report = validate.validate_frame(frame, config)
     except PipelineError as exc:
         assert str(exc).strip()
         event(f"outcome: clear error ({type(exc).__name__})")
@@ -319,8 +319,8 @@ def test_empty_files_are_a_result_or_a_clear_error(tmp_path: Path, data: bytes) 
     path = tmp_path / "empty.csv"
     path.write_bytes(data)
     try:
-        frame = ingestion.read_table(path)
-        raw = ingestion.select_columns(frame, data_config(), str(path))
+        frame = ingest.read_table(path)
+        raw = ingest.select_columns(frame, data_config(), str(path))
     except PipelineError as exc:
         assert str(exc).strip()
         return
@@ -341,7 +341,7 @@ def test_a_parquet_file_with_two_columns_of_one_name_says_so(tmp_path: Path) -> 
         DataError, match=r"twice\.parquet holds more than one column named 'text' \(columns "
         r"\['text', 'label', 'text'\]\); column names must be unique: rename or drop the copies$"
     ):
-        ingestion.read_table(path)
+        ingest.read_table(path)
 
 
 def test_a_json_null_line_is_named_null(tmp_path: Path) -> None:
@@ -350,7 +350,7 @@ def test_a_json_null_line_is_named_null(tmp_path: Path) -> None:
     path.write_text('{"text": "fine", "label": 1}\nnull\n')
 
     with pytest.raises(DataError, match=r"line 2 of \S+rows\.jsonl holds a JSON null, expected"):
-        ingestion.read_table(path)
+        ingest.read_table(path)
 
 
 def test_the_bad_encoding_warning_shows_a_long_text_shortened(
@@ -360,7 +360,7 @@ def test_the_bad_encoding_warning_shows_a_long_text_shortened(
     path = tmp_path / "long.csv"
     path.write_bytes(b"text,label\n" + b"\xe9" * BIG + b",1\nfine text,0\n")
 
-    raw = ingestion.select_columns(ingestion.read_table(path), data_config(), str(path))
+    raw = ingest.select_columns(ingest.read_table(path), data_config(), str(path))
 
     assert raw["undecodable"].tolist() == [True, False]
     (message,) = [r.getMessage() for r in caplog.records if "do not decode" in r.getMessage()]
@@ -374,7 +374,7 @@ def test_a_csv_header_naming_a_column_twice_is_reported(
     path = tmp_path / "twice.csv"
     path.write_text("text,label,text\nfirst text,1,second text\n")
 
-    raw = ingestion.select_columns(ingestion.read_table(path), data_config(), str(path))
+    raw = ingest.select_columns(ingest.read_table(path), data_config(), str(path))
 
     assert raw["text"].tolist() == ["first text"]
     assert re.search(

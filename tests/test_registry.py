@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlflow_server import mlflow_server
-from sentiment_pipeline.config.entities import RegisterConfig
+from sentiment_pipeline.config.register import RegisterConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
@@ -325,7 +325,7 @@ def test_pyfunc_requires_a_text_column(processed):
 
 
 def test_champion_of_the_evaluation_stage_is_registered(processed):
-    from sentiment_pipeline.config.entities import EvaluationConfig
+    from sentiment_pipeline.config.evaluation import EvaluationConfig
     from sentiment_pipeline.evaluation import model_evaluation
     from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 
@@ -346,7 +346,7 @@ def test_champion_of_the_evaluation_stage_is_registered(processed):
 def test_transformers_model_is_evaluated_and_registered(processed, tiny_transformer):
     import mlflow
 
-    from sentiment_pipeline.config.entities import EvaluationConfig
+    from sentiment_pipeline.config.evaluation import EvaluationConfig
     from sentiment_pipeline.evaluation import model_evaluation
     from sentiment_pipeline.models.artifacts.manifest import ModelManifest, copy_model
     from sentiment_pipeline.models.artifacts.transformers_model import transformers_manifest

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mlflow_server import free_port
-from sentiment_pipeline.config.entities import RegisterConfig
+from sentiment_pipeline.config.register import RegisterConfig
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.loader import load_model

@@ -207,8 +207,9 @@ def test_a_folder_or_a_pinned_version_is_never_polled() -> None:
 def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from sentiment_pipeline.config.entities import OnnxExportConfig
-    from sentiment_pipeline.models.onnx_export import export_transformers, quantize_int8
+    from sentiment_pipeline.config.export import OnnxExportConfig
+    from sentiment_pipeline.models.conversion.int8 import quantize_int8
+    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
 
     root = tmp_path_factory.mktemp("serve-onnx")
     source = root / "distilbert_model"

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline import machine
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.resolve import ResolvedModel
@@ -47,13 +48,22 @@ def test_the_launch_spec_carries_the_resolved_model_to_the_workers(tmp_path: Pat
     assert (provider.threads, provider.backend, provider.reloadable()) == (2, "auto", True)
 
 
-def test_workers_share_the_cores_unless_threads_is_set(monkeypatch) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+def test_workers_share_the_cores_unless_threads_is_set() -> None:
+    assert server.worker_threads(ServeConfig(), 1, cores=16) == 16
+    assert server.worker_threads(ServeConfig(), 4, cores=16) == 4
+    assert server.worker_threads(ServeConfig(), 32, cores=16) == 1
+    assert server.worker_threads(ServeConfig(threads=3), 4, cores=16) == 3
 
-    assert server.worker_threads(ServeConfig(), 1) == 16
-    assert server.worker_threads(ServeConfig(), 4) == 4
-    assert server.worker_threads(ServeConfig(), 32) == 1
-    assert server.worker_threads(ServeConfig(threads=3), 4) == 3
+
+def test_a_2_cpu_container_on_a_64_core_host_gets_2_threads(tmp_path, monkeypatch) -> None:
+    # A container's --cpus=2 is a cgroup v2 quota of 200 ms per 100 ms; the host shows 64 cores.
+    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    monkeypatch.setattr(machine, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+
+    assert server.worker_threads(ServeConfig(), 1) == 2
+    assert server.worker_threads(ServeConfig(), 2) == 1
 
 
 def test_the_launch_environment_is_set_for_the_run_and_cleaned_after(tmp_path, monkeypatch):

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from http_source import DataServer
-from sentiment_pipeline.config.entities import DataConfig
-from sentiment_pipeline.data import ingestion, source
+from sentiment_pipeline.config.data import DataConfig
+from sentiment_pipeline.data import ingest, source
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -210,10 +210,10 @@ def test_ingest_downloads_once_and_reuses_the_copy_while_the_etag_holds(
     config = data_config(f"{server.url}/{CSV}")
     source.run(config, project)
 
-    first = ingestion.run(config, project)
+    first = ingest.run(config, project)
     server.stop()  # offline: the stamp is kept and the download reused
     source.run(config.model_copy(update={"download_timeout_s": 5}), project)
-    second = ingestion.run(config, project)
+    second = ingest.run(config, project)
 
     assert first.rows == second.rows == 30
     copy = project.downloads_dir / CSV
@@ -230,11 +230,11 @@ def test_ingest_downloads_again_when_the_stamp_changed(
     write_comments(server.folder / CSV)
     config = data_config(f"{server.url}/{CSV}")
     source.run(config, project)
-    ingestion.run(config, project)
+    ingest.run(config, project)
 
     write_comments(server.folder / CSV, n=45, seed=1)
     source.run(config, project)
-    result = ingestion.run(config, project)
+    result = ingest.run(config, project)
 
     assert result.rows == 45
     assert pd.read_parquet(project.raw_dataset).shape == (45, 4)
@@ -245,7 +245,7 @@ def test_ingest_without_a_stamp_says_to_run_the_source_stage(project: ProjectPat
     with pytest.raises(
         DataError, match=r"no readable source stamp at \S+/data/raw/source\.json; run the source "
     ):
-        ingestion.run(data_config(CSV), project)
+        ingest.run(data_config(CSV), project)
 
 
 def test_ingest_refuses_the_stamp_of_another_source(project: ProjectPaths) -> None:
@@ -257,4 +257,4 @@ def test_ingest_refuses_the_stamp_of_another_source(project: ProjectPaths) -> No
         match=r"source\.json is for 'comments\.csv', but data\.source is 'other\.csv'; run the "
         "source stage first",
     ):
-        ingestion.run(data_config("other.csv"), project)
+        ingest.run(data_config("other.csv"), project)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment_pipeline.config.entities import DistilBERTConfig, LightGBMConfig, TfidfConfig
-from sentiment_pipeline.models import distilbert_training as dt
-from sentiment_pipeline.models import lightgbm_tuning as lt
+from sentiment_pipeline.config.distilbert import DistilBERTConfig
+from sentiment_pipeline.config.lightgbm import LightGBMConfig
+from sentiment_pipeline.config.tfidf import TfidfConfig
+from sentiment_pipeline.models import train_distilbert as dt
+from sentiment_pipeline.models import train_lightgbm as lt
 
 # Another valid value for every key of each config. A new key must be added here, which makes
 # its author decide whether it belongs to the study key.

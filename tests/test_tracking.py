@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from mlflow_server import free_port
 from sentiment_pipeline import tracking
-from sentiment_pipeline.config import SplitConfig
+from sentiment_pipeline.config.split import SplitConfig
 from sentiment_pipeline.errors import ConfigError
+from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.settings import Settings, get_settings
 
 
@@ -31,8 +32,9 @@ def test_environment_points_elsewhere(project, monkeypatch):
 def test_settings_prefix(monkeypatch):
     monkeypatch.setenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", "postgresql://u@h/db")
     monkeypatch.setenv("SENTIMENT_PIPELINE_PORT", "9001")
-    settings = Settings()
+    settings = ServiceSettings()  # the service's settings extend the stages' (one prefix)
     assert settings.optuna_storage == "postgresql://u@h/db" and settings.port == 9001
+    assert Settings().optuna_storage == "postgresql://u@h/db"
 
 
 def test_flatten():

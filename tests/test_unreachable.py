@@ -16,7 +16,7 @@ import pytest
 from mlflow_server import free_port
 from sentiment_pipeline.paths import ProjectPaths
 
-STAGE = [sys.executable, "-m", "sentiment_pipeline.models.baseline"]
+STAGE = [sys.executable, "-m", "sentiment_pipeline.models.train_baseline"]
 
 
 @pytest.fixture

@@ -1,36 +1,39 @@
-"""The stage table the CLI runs from: stage name (as in dvc.yaml) -> stage module."""
+"""The stage table: every stage of dvc.yaml, by name, in the DAG's order, and running one."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from sentiment_pipeline.config.entities import PipelineConfig
-from sentiment_pipeline.config.manager import ConfigurationManager
+from sentiment_pipeline.config.manager import section_of
+from sentiment_pipeline.config.pipeline import PipelineConfig
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
-# Same names and modules as in dvc.yaml, in the DAG's topological order. Each module defines
-# `section(config: PipelineConfig) -> its config` and `run(config, paths)`. Modules are
-# imported only when their stage runs, so `config show` does not load torch or MLflow.
+# Stage name (as in dvc.yaml) -> its module, which defines `STAGE` (a runner.Stage of that name)
+# and is named after it. Modules are imported only when their stage is asked for, so
+# `config show` does not load torch or MLflow. Nothing else in the package imports a stage
+# module (an import-linter contract), so a stage's code changes only what DVC says it does.
 STAGES: dict[str, str] = {
     "source": "sentiment_pipeline.data.source",
-    "ingest": "sentiment_pipeline.data.ingestion",
-    "validate": "sentiment_pipeline.data.validation",
-    "prepare": "sentiment_pipeline.data.preparation",
-    "train_baseline": "sentiment_pipeline.models.baseline",
-    "train_lightgbm": "sentiment_pipeline.models.lightgbm_tuning",
-    "train_distilbert": "sentiment_pipeline.models.distilbert_training",
-    "export_onnx": "sentiment_pipeline.models.onnx_export",
+    "ingest": "sentiment_pipeline.data.ingest",
+    "validate": "sentiment_pipeline.data.validate",
+    "prepare": "sentiment_pipeline.data.prepare",
+    "train_baseline": "sentiment_pipeline.models.train_baseline",
+    "train_lightgbm": "sentiment_pipeline.models.train_lightgbm",
+    "train_distilbert": "sentiment_pipeline.models.train_distilbert",
+    "export_onnx": "sentiment_pipeline.models.export_onnx",
     "model_evaluation": "sentiment_pipeline.evaluation.model_evaluation",
     "register_model": "sentiment_pipeline.registry.register_model",
 }
 
 
-def run_stage(
-    name: str, config: PipelineConfig | ConfigurationManager, paths: ProjectPaths
-) -> Any:
-    """Run one stage in this process: `module.run(module.section(config), paths)`."""
-    if isinstance(config, ConfigurationManager):
-        config = config.config
-    module = importlib.import_module(STAGES[name])
-    return module.run(module.section(config), paths)
+def stage(name: str) -> Stage:
+    """The Stage object of a stage name (a KeyError for a name not in the table)."""
+    return importlib.import_module(STAGES[name]).STAGE
+
+
+def run_stage(name: str, config: PipelineConfig, paths: ProjectPaths) -> Any:
+    """Run one stage in this process on its section of a validated configuration."""
+    found = stage(name)
+    return found.run(section_of(config, found.section), paths)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from sentiment_pipeline.config.manager import params_hash
+from sentiment_pipeline.config.loading import params_hash
 from sentiment_pipeline.errors import ConfigError, PipelineError
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.settings import Settings, get_settings

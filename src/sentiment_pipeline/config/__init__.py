@@ -1,27 +1,5 @@
-"""Configuration: Pydantic models per stage and the ConfigurationManager that builds them."""
+"""Configuration: one Pydantic model per params.yaml section, and the ConfigurationManager.
 
-from sentiment_pipeline.config.entities import (
-    BaselineConfig,
-    DataConfig,
-    DistilBERTConfig,
-    EvaluationConfig,
-    LightGBMConfig,
-    PipelineConfig,
-    RegisterConfig,
-    SplitConfig,
-    TfidfConfig,
-)
-from sentiment_pipeline.config.manager import ConfigurationManager
-
-__all__ = [
-    "BaselineConfig",
-    "ConfigurationManager",
-    "DataConfig",
-    "DistilBERTConfig",
-    "EvaluationConfig",
-    "LightGBMConfig",
-    "PipelineConfig",
-    "RegisterConfig",
-    "SplitConfig",
-    "TfidfConfig",
-]
+The package holds no code here: a stage imports only the modules of the sections it reads,
+so DVC reruns it only when those change.
+"""

@@ -1,148 +1,39 @@
-"""ConfigurationManager: params.yaml + `--set` overrides -> one validated model per stage."""
+"""ConfigurationManager: params.yaml + `--set` overrides -> the whole validated tree."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from sentiment_pipeline.config.entities import (
-    BaselineConfig,
-    DataConfig,
-    DistilBERTConfig,
-    EvaluationConfig,
-    InsightsConfig,
-    LightGBMConfig,
-    OnnxExportConfig,
-    PipelineConfig,
-    RegisterConfig,
-    ServeConfig,
-    SplitConfig,
+from sentiment_pipeline.config.loading import (
+    DEFAULT_PARAMS,
+    apply_overrides,
+    load_params,
+    validate_section,
 )
+from sentiment_pipeline.config.pipeline import PipelineConfig
 from sentiment_pipeline.errors import ConfigError
 
-DEFAULT_PARAMS = Path("params.yaml")
 
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split `a.b.c=value` into (["a", "b", "c"], value), the value read as YAML."""
-    key, sep, raw = item.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(parts):
-        raise ConfigError(
-            f"cannot read the override {item!r}: expected KEY=VALUE with a dotted key, "
-            "e.g. --set train.distilbert.enable=false"
-        )
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    # PyYAML's tags raise ValueError or TypeError: `!!int 1.5`, `!!float x`
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from exc
-    except RecursionError as exc:  # PyYAML parses nested lists and mappings recursively
-        raise ConfigError(
-            f"cannot read the value of override {_shortened(item)!r} as YAML: it nests lists or "
-            "mappings too deeply; give a value a few levels deep at most"
-        ) from exc
-    return parts, value
-
-
-def _shortened(text: str, size: int = 60) -> str:
-    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"
-
-
-def apply_overrides(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of `tree` with each `a.b=value` override set."""
-    result = copy.deepcopy(dict(tree))
-    for item in overrides:
-        parts, value = parse_override(item)
-        node = result
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise ConfigError(
-                    f"cannot apply override {item!r}: {where} holds a value "
-                    f"({child!r}), not a section"
-                )
-            node = child
-        node[parts[-1]] = value
-    return result
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One line per pydantic error: the key, the bad value and what is allowed."""
-    key = ".".join(str(p) for p in error["loc"]) or "<root>"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (value {error['input']!r}); check its spelling"
-    if isinstance(error.get("input"), Mapping):
-        return f"{key}: {message}"
-    return f"{key}: got {error['input']!r}; {message}"
-
-
-def _non_finite(value: object, key: str = "") -> Iterator[str]:
-    """One line per NaN or infinite number in a dumped config (`nan` or "nan" pass pydantic)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        yield (
-            f"{key}: got {value!r}; expected a finite number (NaN and infinity are not "
-            "accepted; where a key allows no limit, it takes null)"
-        )
-    elif isinstance(value, Mapping):
-        for name, item in value.items():
-            yield from _non_finite(item, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from _non_finite(item, f"{key}.{i}")
-
-
-def validate_tree(tree: Mapping[str, Any], source: str) -> PipelineConfig:
+def validate_tree(tree: object, source: str) -> PipelineConfig:
     """Validate a whole params tree, raising one ConfigError that lists every problem."""
-    try:
-        config = PipelineConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise _invalid(source, [_describe(err) for err in exc.errors()]) from exc
-    problems = list(_non_finite(config.model_dump(by_alias=True)))
-    if problems:
-        raise _invalid(source, problems)
-    return config
+    return validate_section(PipelineConfig, tree, source)
 
 
-def _invalid(source: str, lines: list[str]) -> ConfigError:
-    return ConfigError(
-        f"invalid configuration in {source} ({len(lines)} problem"
-        f"{'s' if len(lines) != 1 else ''}):\n  - " + "\n  - ".join(lines)
-    )
-
-
-def load_params(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(
-            f"no parameter file at {path}; run from the project root or pass --params FILE"
-        )
-    try:  # bytes: PyYAML reads UTF-8 (or UTF-16/32 with a BOM) and reports bad bytes itself
-        tree = yaml.safe_load(path.read_bytes()) or {}
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    except RecursionError as exc:
-        raise ConfigError(
-            f"{path} is not usable YAML: it nests lists or mappings too deeply"
-        ) from exc
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections, found {type(tree).__name__}")
-    return tree
-
-
-def params_hash(model: BaseModel) -> str:
-    """A short stable hash of a config model, used to tag runs and name studies."""
-    payload = json.dumps(model.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+def section_of(config: BaseModel, key: str) -> BaseModel:
+    """The section at dotted `key` (params.yaml's names, e.g. "register", "train.lightgbm")."""
+    node = config
+    for part in key.split("."):
+        fields = type(node).model_fields
+        name = next((n for n, f in fields.items() if (f.alias or n) == part), None)
+        value = getattr(node, name) if name else None
+        if not isinstance(value, BaseModel):
+            raise ConfigError(f"{key} is not a section of the configuration")
+        node = value
+    return node
 
 
 class ConfigurationManager:
@@ -156,35 +47,9 @@ class ConfigurationManager:
         self.tree = apply_overrides(load_params(self.params_path), self.overrides)
         self.config = validate_tree(self.tree, str(self.params_path))
 
-    def get_data_config(self) -> DataConfig:
-        return self.config.data
-
-    def get_split_config(self) -> SplitConfig:
-        return self.config.split
-
-    def get_baseline_config(self) -> BaselineConfig:
-        return self.config.train.baseline
-
-    def get_lightgbm_config(self) -> LightGBMConfig:
-        return self.config.train.lightgbm
-
-    def get_distilbert_config(self) -> DistilBERTConfig:
-        return self.config.train.distilbert
-
-    def get_evaluation_config(self) -> EvaluationConfig:
-        return self.config.evaluation
-
-    def get_register_config(self) -> RegisterConfig:
-        return self.config.register_
-
-    def get_onnx_export_config(self) -> OnnxExportConfig:
-        return self.config.export.onnx
-
-    def get_serve_config(self) -> ServeConfig:
-        return self.config.serve
-
-    def get_insights_config(self) -> InsightsConfig:
-        return self.config.insights
+    def section(self, key: str) -> BaseModel:
+        """One stage's configuration by its params.yaml key, e.g. section("train.distilbert")."""
+        return section_of(self.config, key)
 
     def to_yaml(self) -> str:
         """The resolved, validated configuration (defaults filled in) as YAML."""

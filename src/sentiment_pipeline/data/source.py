@@ -20,25 +20,22 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import PREDEFINED_SPLITS, DataConfig, PipelineConfig
+from sentiment_pipeline.config.data import PREDEFINED_SPLITS, DataConfig
+from sentiment_pipeline.data.stamps import (
+    VALIDATORS,
+    local_copy_hint,
+    read_json_object,
+    validators,
+)
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import atomic_path, write_json
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
-STAGE = "source"
-VALIDATORS = ("etag", "last_modified", "content_length")
 # A file modified this close to its hashing may change again within the same mtime tick.
 _RACY_NS = 2_000_000_000
-
-
-def local_copy_hint(key: str = "source") -> str:
-    """What to do when the URL that data.<key> names cannot be reached."""
-    return (
-        f"check the network, or download the file and point data.{key} at the local copy, "
-        f"e.g. --set data.{key}=path/to/file.csv"
-    )
 
 
 @dataclass(frozen=True)
@@ -51,16 +48,6 @@ class SourceResult:
 
 def is_url(source: str) -> bool:
     return urlparse(source).scheme in ("http", "https")
-
-
-def validators(headers: Mapping[str, str]) -> dict[str, Any]:
-    """What an HTTP response says about the identity of its body."""
-    length = headers.get("Content-Length")
-    return {
-        "etag": headers.get("ETag"),
-        "last_modified": headers.get("Last-Modified"),
-        "content_length": int(length) if length and length.isdigit() else None,
-    }
 
 
 def probe(url: str, timeout_s: float) -> Mapping[str, str]:
@@ -146,28 +133,6 @@ def file_stamp(source: str, paths: ProjectPaths, key: str = "source") -> dict[st
             "sha256": digest}
 
 
-def read_stamp(paths: ProjectPaths, source: str, key: str = "source") -> dict[str, Any]:
-    """The stamp the source stage wrote for data.<key> = `source` (what ingest reads)."""
-    stamp = read_json_object(paths.source_stamp)
-    if stamp is None:
-        raise DataError(
-            f"no readable source stamp at {paths.source_stamp}; run the source stage first"
-        )
-    if key != "source":
-        stamp = stamp.get(key)
-        if not isinstance(stamp, dict):
-            raise DataError(
-                f"{paths.source_stamp} has no stamp of data.{key} ({source!r}); run the source "
-                "stage first"
-            )
-    if stamp.get("source") != source:
-        raise DataError(
-            f"{paths.source_stamp} is for {stamp.get('source')!r}, but data.{key} is "
-            f"{source!r}; run the source stage first"
-        )
-    return stamp
-
-
 def write_stamp(path: Path, stamp: Mapping[str, Any]) -> bool:
     """Write the stamp unless the file already holds these bytes; return whether it changed."""
     text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
@@ -211,22 +176,7 @@ def run(config: DataConfig, paths: ProjectPaths) -> SourceResult:
     return SourceResult(source=config.source, kind=stamp["kind"], changed=changed, offline=offline)
 
 
-def read_json_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None when it is absent or not one (then it is rewritten)."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def section(config: PipelineConfig) -> DataConfig:
-    return config.data
-
-
-def main() -> None:
-    runner.main(STAGE, run, section)
-
+STAGE = Stage("source", "data", DataConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

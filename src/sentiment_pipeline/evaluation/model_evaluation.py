@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import EvaluationConfig, PipelineConfig
+from sentiment_pipeline.config.evaluation import EvaluationConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation import behavioural, plots, variants
@@ -24,10 +24,10 @@ from sentiment_pipeline.io import atomic_dir, to_jsonable, write_json
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
-STAGE = "model_evaluation"
 TRAIN_STAGES = {
     "baseline": "train_baseline",
     "lightgbm": "train_lightgbm",
@@ -283,7 +283,7 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
         _fmt(best.metrics[config.primary_metric], 4),
     )
 
-    with tracking.stage_run(STAGE, config, paths) as active:
+    with tracking.stage_run(STAGE.name, config, paths) as active:
         for r in reports:
             if r.skipped_reason is None:
                 tracking.log_metrics(_tracked_metrics(r))
@@ -313,13 +313,7 @@ def run(config: EvaluationConfig, paths: ProjectPaths) -> BestModel:
     return result
 
 
-def section(config: PipelineConfig) -> EvaluationConfig:
-    return config.evaluation
-
-
-def main() -> None:
-    runner.main(STAGE, run, section)
-
+STAGE = Stage("model_evaluation", "evaluation", EvaluationConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiment_pipeline.config.entities import EvaluationConfig
+from sentiment_pipeline.config.evaluation import EvaluationConfig
 from sentiment_pipeline.evaluation.metrics import classification_metrics, latency_ms_per_1000
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import (

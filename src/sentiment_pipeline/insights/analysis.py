@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED, Guess
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentiment_pipeline.data.ingestion import FORMATS, codec_of, detect_format, read_table
+from sentiment_pipeline.data.ingest import FORMATS, codec_of, detect_format, read_table
 from sentiment_pipeline.data.values import escape_undecodable, has_undecodable, is_missing
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights.comments import BadFileError, Comment, CommentBatch

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights import analysis, files, language, report, youtube
 from sentiment_pipeline.insights.charts import render_charts

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 
-from sentiment_pipeline.config.entities import TfidfConfig
+from sentiment_pipeline.config.tfidf import TfidfConfig
 
 MLFLOW_MODEL_NAME = "model"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentiment_pipeline.data.ingestion import FORMATS, detect_format
+from sentiment_pipeline.data.ingest import FORMATS, detect_format
 from sentiment_pipeline.errors import DataError
 
 INPUT_FORMATS = FORMATS  # what ingest reads, detected from the extension as ingest does

@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import PipelineConfig, RegisterConfig
+from sentiment_pipeline.config.register import RegisterConfig
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.loader import load_model
@@ -32,6 +32,7 @@ from sentiment_pipeline.registry.resolve import (
     hash_tag,
     read_best_model,
 )
+from sentiment_pipeline.runner import Stage
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STAGE = "register_model"
 PREVIOUS = "previous"  # the alias the former champion moves to
 
 
@@ -169,7 +169,7 @@ def _register(
         existing = registered_version(client, config.model_name, hashes)
         if existing is not None:
             return _reuse(config, paths, best, base, client, existing, hashes)
-    with tracking.stage_run(STAGE, config, paths) as active:
+    with tracking.stage_run(STAGE.name, config, paths) as active:
         mlflow.set_tags({"champion": best.name, "evaluation_run_id": best.evaluation_run_id or ""})
         tracking.log_metrics({f"champion.{best.primary_metric}": best.score})
         info = mlflow.pyfunc.log_model(
@@ -319,13 +319,7 @@ def make_champion(
     return former, alias_target(client, model_name, PREVIOUS)
 
 
-def section(config: PipelineConfig) -> RegisterConfig:
-    return config.register_
-
-
-def main() -> None:
-    runner.main(STAGE, run, section)
-
+STAGE = Stage("register_model", "register", RegisterConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

@@ -14,8 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
+from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.insights.comments import InsightsError
+from sentiment_pipeline.service_settings import ServiceSettings, get_service_settings
 from sentiment_pipeline.serving.auth import TokenAuth
 from sentiment_pipeline.serving.backends import ModelProvider
 from sentiment_pipeline.serving.batcher import InFlight
@@ -34,7 +36,6 @@ from sentiment_pipeline.serving.schemas import (
     YouTubeAnalyzeRequest,
 )
 from sentiment_pipeline.serving.service import Service
-from sentiment_pipeline.settings import Settings, get_settings
 
 TITLE = "sentiment-pipeline"
 DESCRIPTION = (
@@ -70,17 +71,17 @@ def create_app(
     provider: ModelProvider,
     *,
     insights: InsightsConfig | None = None,
-    settings: Settings | None = None,
+    settings: ServiceSettings | None = None,
 ) -> FastAPI:
     """The service: the provider's model is loaded, warmed up and batched in the lifespan.
 
     Start-up raises what loading or the warm-up raised, so a server that cannot serve never
     starts. `provider` is the seam for tests (a model directory, a fake, a reloading one).
     `insights` (params.yaml insights:) sets the /v1 routes' limits; `settings` (default
-    get_settings()) the API token, the CORS origins, the YouTube key and the rate limit.
+    get_service_settings()) the API token, the CORS origins, the YouTube key and the rate limit.
     """
     insights = insights or InsightsConfig()
-    settings = settings or get_settings()
+    settings = settings or get_service_settings()
     metrics = ServingMetrics()
     in_flight = InFlight()  # counted by the guard, read by the batcher
 
@@ -120,7 +121,7 @@ def create_app(
 
 
 def add_middleware(
-    app: FastAPI, config: ServeConfig, insights: InsightsConfig, settings: Settings,
+    app: FastAPI, config: ServeConfig, insights: InsightsConfig, settings: ServiceSettings,
     metrics: ServingMetrics, in_flight: InFlight,
 ) -> None:
     """From the outside in: CORS (so preflights and 401s carry its headers), the token (so no

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
+from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.errors import ServingError, error_response
 from sentiment_pipeline.serving.metrics import ServingMetrics

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.schemas import PredictRequest
 

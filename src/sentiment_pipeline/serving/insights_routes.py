@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from sentiment_pipeline.config.entities import InsightsConfig
+from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.files import comments_from_frame, read_comments
 from sentiment_pipeline.insights.pipeline import finish

@@ -15,15 +15,18 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sentiment_pipeline.config.entities import InsightsConfig, PipelineConfig, ServeConfig
+from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.config.pipeline import PipelineConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
+from sentiment_pipeline.machine import usable_cores
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.resolve import ResolvedModel, resolve_model
+from sentiment_pipeline.service_settings import get_service_settings
 from sentiment_pipeline.serving.app import create_app
 from sentiment_pipeline.serving.backends import RegistryProvider, backend_choices
 from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
-from sentiment_pipeline.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +82,11 @@ class Launch(BaseModel):
         )
 
 
-def worker_threads(serve: ServeConfig, workers: int) -> int:
-    """Inference threads per worker: serve.threads, else the cores shared among the workers."""
-    return serve.threads or max(1, (os.cpu_count() or 1) // workers)
+def worker_threads(serve: ServeConfig, workers: int, cores: int | None = None) -> int:
+    """Inference threads per worker: serve.threads, else the usable cores (affinity and cgroup
+    quota, not the host's count) shared among the workers."""
+    cores = usable_cores() if cores is None else cores
+    return serve.threads or max(1, cores // workers)
 
 
 @contextlib.contextmanager
@@ -152,7 +157,7 @@ def run_server(
     )
     if workers > 1:
         launch.provider().load()
-    settings = get_settings()
+    settings = get_service_settings()
     host = host or settings.host
     port = port if port is not None else settings.port
     logger.info("serving %s on http://%s:%d with %d worker(s), %d inference thread(s) each",
@@ -169,7 +174,7 @@ def run_server(
 
 def app_from_environment() -> FastAPI:
     """uvicorn's factory, in each worker: the app for the Launch run_server put in LAUNCH_ENV."""
-    configure_logging(get_settings().verbose)
+    configure_logging(get_service_settings().verbose)
     try:
         launch = Launch.model_validate_json(os.environ[LAUNCH_ENV])
     except (KeyError, ValidationError) as exc:

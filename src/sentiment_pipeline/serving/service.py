@@ -8,7 +8,7 @@ import logging
 import numpy as np
 from starlette.requests import Request
 
-from sentiment_pipeline.config.entities import ServeConfig
+from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, SentimentModel
 from sentiment_pipeline.serving.backends import LoadedModel, ModelProvider
 from sentiment_pipeline.serving.batcher import Batcher, InFlight, Scored

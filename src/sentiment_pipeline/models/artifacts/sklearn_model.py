@@ -22,7 +22,8 @@ from sentiment_pipeline.models.artifacts.manifest import (
 
 SKOPS_FILE = "pipeline.skops"
 # Every type beyond skops' defaults that our own training stages write (TF-IDF +
-# LogisticRegression in models/baseline.py, TF-IDF + LGBMClassifier in models/lightgbm_tuning.py),
+# LogisticRegression in models/train_baseline.py, TF-IDF + LGBMClassifier in
+# models/train_lightgbm.py),
 # found with skops.io.get_untrusted_types on fitted pipelines; tests/test_artifacts.py checks that
 # the real pipelines need nothing else. Fixed here, never read from an artifact: a model folder is
 # untrusted input. Add a type only after checking that building it cannot run code.

@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Literal
 
-from sentiment_pipeline.config.entities import DistilBERTConfig
+from sentiment_pipeline.config.distilbert import DistilBERTConfig
 from sentiment_pipeline.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -20,12 +18,14 @@ from scipy import sparse
 from sklearn.pipeline import Pipeline
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import LightGBMConfig, PipelineConfig
+from sentiment_pipeline.config.lightgbm import LightGBMConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
+from sentiment_pipeline.machine import usable_cores
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest, content_hash
 from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 from sentiment_pipeline.models.text_features import make_tfidf, plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 from sentiment_pipeline.tuning.core import Outputs, StudySpec, TunedStage, optimize
 from sentiment_pipeline.tuning.pruning import PruningSchedule, chance_macro_f1, make_pruner
 from sentiment_pipeline.tuning.results import TuningSummary
@@ -34,7 +34,6 @@ from sentiment_pipeline.tuning.trial import TrialReporter, TrialResult
 
 logger = logging.getLogger(__name__)
 
-STAGE = "train_lightgbm"
 MODEL_NAME = "lightgbm"
 REPORT_EVERY = 25  # boosting rounds between pruning checks
 # Config keys that set the budget of a study or how it uses the machine, not what its trials
@@ -59,39 +58,6 @@ class Parallelism:
     threads: int
     trials: int
     cores: int  # usable cores it was chosen for
-
-
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Cores allowed by a cgroup CPU quota (a container's --cpus), rounded up; None if none."""
-    candidates = [
-        (root / "cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
-        (root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"),  # v1
-    ]
-    for quota_path, period_path in candidates:
-        try:
-            if period_path is None:
-                quota, period = quota_path.read_text().split()[:2]
-            else:
-                quota, period = quota_path.read_text().strip(), period_path.read_text().strip()
-        except (OSError, ValueError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        try:
-            return max(1, math.ceil(int(quota) / int(period)))
-        except (ValueError, ZeroDivisionError):
-            return None
-    return None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity, capped by a cgroup CPU quota."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    limit = cgroup_cpu_limit()
-    return max(1, min(cores, limit) if limit else cores)
 
 
 def auto_parallelism(cores: int) -> tuple[int, int]:
@@ -140,10 +106,6 @@ class Features:
     x_val: sparse.csr_matrix
     y_val: np.ndarray
     labels: list[str]
-
-
-def section(config: PipelineConfig) -> LightGBMConfig:
-    return config.train.lightgbm
 
 
 def prepare_features(
@@ -303,7 +265,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
     )
     stage = TunedStage(
         prefix=MODEL_NAME,
-        stage=STAGE,
+        stage=STAGE.name,
         suggest=partial(search_space, config=config),
         fit_one=partial(fit_one, config=config, features=features, threads=use.threads),
         save_model=partial(save_model, config=config, labels=labels),
@@ -318,9 +280,7 @@ def run(config: LightGBMConfig, paths: ProjectPaths) -> TuningSummary:
     return optimize(stage, spec, config, paths, outputs)
 
 
-def main() -> None:
-    runner.main(STAGE, run, section)
-
+STAGE = Stage("train_lightgbm", "train.lightgbm", LightGBMConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

@@ -19,15 +19,12 @@ from typing import Any
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import (
-    ORIGIN,
-    PREDEFINED_SPLITS,
-    PipelineConfig,
-    SplitConfig,
-)
+from sentiment_pipeline.config.data import ORIGIN, PREDEFINED_SPLITS
+from sentiment_pipeline.config.split import SplitConfig
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +259,7 @@ def run(config: SplitConfig, paths: ProjectPaths) -> PrepareResult:
         },
         **report,
     }
-    with tracking.stage_run("prepare", config, paths):
+    with tracking.stage_run(STAGE.name, config, paths):
         tracking.log_metrics(
             {
                 **{f"{k}_rows": v for k, v in sizes.items()},
@@ -288,13 +285,7 @@ def run(config: SplitConfig, paths: ProjectPaths) -> PrepareResult:
     )
 
 
-def section(config: PipelineConfig) -> SplitConfig:
-    return config.split
-
-
-def main() -> None:
-    runner.main("prepare", run, section)
-
+STAGE = Stage("prepare", "split", SplitConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

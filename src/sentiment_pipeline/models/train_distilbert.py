@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ import optuna
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import DistilBERTConfig, PipelineConfig
+from sentiment_pipeline.config.distilbert import DistilBERTConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest, content_hash
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
@@ -31,6 +32,7 @@ from sentiment_pipeline.models.distilbert.device import (
 )
 from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 from sentiment_pipeline.tuning.core import Outputs, StudySpec, TunedStage, optimize
 from sentiment_pipeline.tuning.pruning import PruningSchedule, chance_macro_f1, make_pruner
 from sentiment_pipeline.tuning.results import TuningSummary, write_skipped
@@ -42,9 +44,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STAGE = "train_distilbert"
 MODEL_NAME = "distilbert"
-MODULE = "sentiment_pipeline.models.distilbert_training"
+MODULE = "sentiment_pipeline.models.train_distilbert"
 # Config keys left out of the study key: the budget and where/how fast trials run (so workers
 # on different machines join one study), and the subsample sizes (the data fingerprint covers
 # the rows they select). Every other key changes what a trial measures. nproc_per_node is
@@ -53,10 +54,6 @@ RUN_ONLY_KEYS = frozenset(
     {"enable", "n_trials", "timeout", "device", "allow_cpu", "eval_batch_size",
      "max_train_samples", "max_eval_samples", "nproc_per_node"}
 )
-
-
-def section(config: PipelineConfig) -> DistilBERTConfig:
-    return config.train.distilbert
 
 
 def search_space(trial: optuna.Trial, config: DistilBERTConfig) -> DistilBERTTrialParams:
@@ -259,7 +256,7 @@ def tune(
     )
     stage = TunedStage(
         prefix=MODEL_NAME,
-        stage=STAGE,
+        stage=STAGE.name,
         suggest=partial(search_space, config=config),
         fit_one=partial(fit_one, setup=setup, channel=channel),
         save_model=partial(save_model, setup=setup, config=config),
@@ -365,9 +362,7 @@ def cuda_devices() -> int:
     return torch.cuda.device_count()
 
 
-def main() -> None:
-    runner.main(STAGE, run_or_relaunch, section)
-
+STAGE = Stage("train_distilbert", "train.distilbert", DistilBERTConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(replace(STAGE, run=run_or_relaunch))

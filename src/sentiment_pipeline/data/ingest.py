@@ -30,8 +30,8 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import ORIGIN, DataConfig, PipelineConfig
-from sentiment_pipeline.data import source as data_source
+from sentiment_pipeline.config.data import ORIGIN, DataConfig
+from sentiment_pipeline.data import stamps
 from sentiment_pipeline.data.values import (
     as_text,
     escape_undecodable,
@@ -43,6 +43,7 @@ from sentiment_pipeline.data.values import (
 from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.io import atomic_path, write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +355,7 @@ def download(url: str, target: Path, timeout_s: float, key: str = "source") -> M
     except requests.RequestException as exc:
         raise DataError(
             f"could not reach {url} ({type(exc).__name__}: {exc}); "
-            f"{data_source.local_copy_hint(key)}"
+            f"{stamps.local_copy_hint(key)}"
         ) from exc
     logger.info("downloaded %s to %s (%d bytes)", url, target, target.stat().st_size)
     return response.headers
@@ -370,14 +371,14 @@ def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float, key: str = "
     url = stamp["source"]
     target = folder / download_name(url)
     record_path = target.with_name(f"{target.name}.http.json")
-    wanted = {name: stamp.get(name) for name in data_source.VALIDATORS}
+    wanted = {name: stamp.get(name) for name in stamps.VALIDATORS}
     if target.is_file() and (wanted["etag"] or wanted["last_modified"]):
-        record = data_source.read_json_object(record_path)
+        record = stamps.read_json_object(record_path)
         if record == {"source": url, **wanted, "size": target.stat().st_size}:
             logger.info("reusing %s: it has the validators of the stamp %s", target, wanted)
             return target
     record_path.unlink(missing_ok=True)
-    got = data_source.validators(download(url, target, timeout_s, key))
+    got = stamps.validators(download(url, target, timeout_s, key))
     if got != wanted:
         logger.warning(
             "%s changed since the source stage checked it (%s, now %s); the next run stamps "
@@ -491,7 +492,7 @@ def read_source(
     key: str, location: str, config: DataConfig, paths: ProjectPaths
 ) -> tuple[pd.DataFrame, int]:
     """(raw contract, columns in the file) of the file or URL data.<key> names, as stamped."""
-    stamp = data_source.read_stamp(paths, location, key)
+    stamp = stamps.read_stamp(paths, location, key)
     if stamp["kind"] == "url":
         if config.format == "auto":
             _check_url_format(location)
@@ -523,7 +524,7 @@ def run(config: DataConfig, paths: ProjectPaths) -> IngestResult:
         columns = columns or found
     raw = combine(raws)
     rows = {key: len(part) for key, part in raws.items()}
-    with tracking.stage_run("ingest", config, paths):
+    with tracking.stage_run(STAGE.name, config, paths):
         tracking.log_metrics(
             {
                 "rows": len(raw),
@@ -554,13 +555,7 @@ def _check_url_format(url: str) -> None:
         ) from exc
 
 
-def section(config: PipelineConfig) -> DataConfig:
-    return config.data
-
-
-def main() -> None:
-    runner.main("ingest", run, section)
-
+STAGE = Stage("ingest", "data", DataConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from sentiment_pipeline import runner, tracking
-from sentiment_pipeline.config.entities import BaselineConfig, PipelineConfig
+from sentiment_pipeline.config.baseline import BaselineConfig
 from sentiment_pipeline.data.contract import read_labels, read_split
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest
@@ -24,10 +24,10 @@ from sentiment_pipeline.models.text_features import (
     scores,
 )
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
-STAGE = "train_baseline"
 MODEL_NAME = "baseline"
 
 
@@ -88,7 +88,7 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> BaselineResult:
         fit_seconds,
     )
 
-    with tracking.stage_run(STAGE, config, paths) as active:
+    with tracking.stage_run(STAGE.name, config, paths) as active:
         run_id = active.info.run_id
         tracking.log_metrics(
             {
@@ -125,13 +125,7 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> BaselineResult:
     return result
 
 
-def section(config: PipelineConfig) -> BaselineConfig:
-    return config.train.baseline
-
-
-def main() -> None:
-    runner.main(STAGE, run, section)
-
+STAGE = Stage("train_baseline", "train.baseline", BaselineConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)

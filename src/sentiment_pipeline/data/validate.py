@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentiment_pipeline import runner
-from sentiment_pipeline.config.entities import ORIGIN, DataConfig, PipelineConfig
+from sentiment_pipeline.config.data import ORIGIN, DataConfig
 from sentiment_pipeline.data.values import (
     as_text,
     escape_undecodable,
@@ -24,6 +24,7 @@ from sentiment_pipeline.data.values import (
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ def run(config: DataConfig, paths: ProjectPaths) -> ValidationResult:
     frame = pd.read_parquet(paths.raw_dataset)
     good, rejected, report = validate_sources(frame, config)
     problems = check_sources(report, good, config)
-    with tracking.stage_run("validate", config, paths):
+    with tracking.stage_run(STAGE.name, config, paths):
         tracking.log_metrics(
             {k: v for k, v in report.items() if k not in ("class_balance", "sources")}
         )
@@ -341,13 +342,7 @@ def run(config: DataConfig, paths: ProjectPaths) -> ValidationResult:
     )
 
 
-def section(config: PipelineConfig) -> DataConfig:
-    return config.data
-
-
-def main() -> None:
-    runner.main("validate", run, section)
-
+STAGE = Stage("validate", "data", DataConfig, run)
 
 if __name__ == "__main__":
-    main()
+    runner.main(STAGE)
