@@ -17,7 +17,6 @@ from starlette.responses import Response
 from sentiment_pipeline.config.entities import InsightsConfig, ServeConfig
 from sentiment_pipeline.insights.comments import InsightsError
 from sentiment_pipeline.serving.auth import TokenAuth
-from sentiment_pipeline.serving.backends import ModelProvider
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.dashboard import dashboard_router
 from sentiment_pipeline.serving.errors import ServingError, error_response
@@ -25,6 +24,7 @@ from sentiment_pipeline.serving.guard import Guard
 from sentiment_pipeline.serving.insights_routes import insights_error_response
 from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
+from sentiment_pipeline.serving.provider import ModelProvider
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
 from sentiment_pipeline.serving.schemas import (
