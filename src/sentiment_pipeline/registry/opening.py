@@ -101,12 +101,13 @@ def load(
 ) -> LoadedModel:
     """Load `resolved` on the runtime `backend` asks for (backend_choices), as it is trusted.
 
-    With auto, a runtime that fails to load (e.g. onnxruntime not installed) is skipped with a
-    warning for the next one; a named backend that fails is the error. threads: intra-op
-    threads (None: the library's default).
+    With auto and several runtimes, one that fails to load (e.g. onnxruntime not installed) is
+    skipped with a warning for the next one; a single runtime that fails (a named backend, a
+    scikit-learn model) is the error. threads: intra-op threads (None: the library's default).
     """
+    choices = backend_choices(resolved, backend)
     failures = []
-    for name, folder in backend_choices(resolved, backend):
+    for name, folder in choices:
         try:
             if folder.manifest.labels != resolved.manifest.labels:
                 raise ArtifactError(
@@ -121,7 +122,7 @@ def load(
                 threads=threads,
             )
         except ArtifactError as exc:
-            if backend != "auto":
+            if len(choices) == 1:
                 raise
             logger.warning("cannot serve %s on %s (%s); trying the next backend", folder.path,
                            name, exc)
