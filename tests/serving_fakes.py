@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from sentiment_pipeline.config.serve import ServeConfig
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest, softmax
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest, read_manifest, softmax
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.resolve import ResolvedModel
+from sentiment_pipeline.registry.opening import LoadedModel
+from sentiment_pipeline.registry.resolve import Folder, ResolvedModel
 from sentiment_pipeline.serving.app import create_app
-from sentiment_pipeline.serving.backends import LoadedModel, RegistryProvider
+from sentiment_pipeline.serving.provider import RegistryProvider
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -53,10 +54,21 @@ class FakeModel:
         return [self.labels[i] for i in np.argmax(self.raw_scores(texts), axis=1)]
 
 
+def resolved_folder(path: Path, *, variants: dict[str, Path] | None = None,
+                    **fields) -> ResolvedModel:
+    """A ResolvedModel of the folder `path` (name "sentiment" unless given), its manifests read."""
+    fields = {"name": "sentiment", "source": str(path), **fields}
+    return ResolvedModel(
+        path=path, manifest=read_manifest(path), **fields,
+        variants={key: Folder(path=folder, manifest=read_manifest(folder))
+                  for key, folder in (variants or {}).items()},
+    )
+
+
 def loaded(model: FakeModel, version: str | None = None, backend: str = "sklearn") -> LoadedModel:
     source = "models:/sentiment@champion" if version else "/models/fake"
-    resolved = ResolvedModel(path=Path("/models/fake"), name="sentiment", source=source,
-                             version=version)
+    resolved = ResolvedModel(path=Path("/models/fake"), manifest=model.manifest, name="sentiment",
+                             source=source, version=version, alias="champion" if version else None)
     return LoadedModel(model=model, resolved=resolved, backend=backend, path=resolved.path)
 
 
@@ -90,7 +102,7 @@ class FakeProvider:
 
 def folder_provider(folder: Path, backend: str = "auto") -> RegistryProvider:
     """The real provider for a model directory outside any project (trusted, as a test's)."""
-    resolved = ResolvedModel(path=folder, name="sentiment", source=str(folder), trusted=True)
+    resolved = resolved_folder(folder, trusted=True)
     return RegistryProvider(resolved=resolved, backend=backend, model_name="sentiment",
                             paths=ProjectPaths.at(folder.parent), threads=1)
 

@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from hostile_artifacts import run_like_the_old_loader, save_shell_command_model
 from sentiment_pipeline.cli import app
-from sentiment_pipeline.models.artifacts.manifest import ArtifactError
+from sentiment_pipeline.models.artifacts.manifest import ArtifactError, read_manifest
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 from sentiment_pipeline.registry import resolve
+from sentiment_pipeline.registry.lookup import RegisteredVersion
 from sentiment_pipeline.registry.resolve import ResolvedModel
 from sentiment_pipeline.settings import get_settings
 from synthetic import LABELS
@@ -34,9 +35,10 @@ def resolver_calls(monkeypatch, baseline):
     """A registry stand-in: every spec resolves to the project's baseline; calls recorded."""
     calls = []
 
-    def fake(spec, *, model_name, paths, timeout_s=10.0):
+    def fake(spec, *, model_name, paths, trust=None, timeout_s=10.0):
         calls.append((spec, model_name, paths.root))
-        return ResolvedModel(path=baseline, name=model_name, source=spec or "champion", version="3")
+        return ResolvedModel(path=baseline, manifest=read_manifest(baseline), name=model_name,
+                             source=spec or "champion", version="3", trusted=True)
 
     monkeypatch.setattr(resolve, "resolve_model", fake)
     return calls
@@ -211,11 +213,10 @@ def test_a_verified_registry_download_loads_without_trust(project, tmp_path, mon
     get_settings.cache_clear()
     downloaded = tmp_path / "cache" / "registry" / "1"  # outside the project's models/
     save_tiny_model(downloaded)
-
-    def fake(spec, *, model_name, paths, timeout_s=10.0):
-        return ResolvedModel(path=downloaded, name=model_name, source=spec, trusted=True)
-
-    monkeypatch.setattr(resolve, "resolve_model", fake)
+    registered = RegisteredVersion("sentiment-classifier", "1", "models:/x/1", {})
+    # the registry answers, and the cache hands out the folder as verified against its hashes
+    monkeypatch.setattr(resolve, "lookup", lambda store, spec, **kw: registered)
+    monkeypatch.setattr(resolve, "fetch", lambda *args: {"model_dir": downloaded})
     spec = ["--model", "models:/sentiment-classifier/1"]
     result = runner.invoke(app, ["predict", *spec, "great friendly crew"])
     assert result.exit_code == 0, result.output
@@ -226,7 +227,7 @@ def test_a_verified_registry_download_loads_without_trust(project, tmp_path, mon
 
 
 def test_an_unresolvable_spec_is_one_clear_error(project, monkeypatch):
-    def unreachable(spec, *, model_name, paths, timeout_s=10.0):
+    def unreachable(spec, *, model_name, paths, trust=None, timeout_s=10.0):
         raise ArtifactError(f"cannot resolve {spec}: tried the registry at sqlite:///mlruns.db")
 
     monkeypatch.setattr(resolve, "resolve_model", unreachable)

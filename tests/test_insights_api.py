@@ -17,14 +17,13 @@ from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.insights.youtube import client_from_settings
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.resolve import ResolvedModel
 from sentiment_pipeline.service_settings import ServiceSettings, get_service_settings
 from sentiment_pipeline.serving import server
 from sentiment_pipeline.serving.app import create_app
 from sentiment_pipeline.serving.dashboard import CSP, PACKAGE
 from sentiment_pipeline.serving.insights_routes import get_youtube
 from sentiment_pipeline.serving.ratelimit import RateLimiter, TokenBucket
-from serving_fakes import FakeModel, FakeProvider, folder_provider
+from serving_fakes import FakeModel, FakeProvider, folder_provider, resolved_folder
 from tiny_sklearn import save_tiny_model
 
 VIDEO = "dQw4w9WgXcQ"
@@ -570,8 +569,7 @@ def test_the_dashboard_inserts_no_markup_and_loads_nothing_from_elsewhere():
 
 
 def test_the_launch_spec_carries_the_insights_config(sklearn_dir, tmp_path, monkeypatch):
-    resolved = ResolvedModel(path=sklearn_dir, name="baseline", source=str(sklearn_dir),
-                             trusted=True)
+    resolved = resolved_folder(sklearn_dir, name="baseline", trusted=True)
     launch = server.Launch.of(resolved, ServeConfig(max_wait_ms=0), model_name="m",
                               paths=ProjectPaths.at(tmp_path), threads=1,
                               insights=InsightsConfig(max_upload_bytes=2048))

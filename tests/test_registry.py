@@ -260,7 +260,8 @@ def test_the_registered_champion_resolves_from_the_store(store, processed):
     import numpy as np
 
     from sentiment_pipeline.models.artifacts.loader import load_model
-    from sentiment_pipeline.registry.resolve import NotRegistered, resolve_model
+    from sentiment_pipeline.registry.lookup import NotRegistered
+    from sentiment_pipeline.registry.resolve import resolve_model
 
     name = f"{NAME}-resolved"  # the server outlives one test
     _write_champion(processed, 0.9)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mlflow_server import free_port
+from sentiment_pipeline import tracking
 from sentiment_pipeline.config.register import RegisterConfig
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
@@ -21,17 +22,15 @@ from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
     content_hash,
+    read_manifest,
     write_manifest,
 )
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry import register_model, resolve
-from sentiment_pipeline.registry.resolve import (
-    NotRegistered,
-    RegistryUnavailable,
-    alias_version,
-    resolve_model,
-)
+from sentiment_pipeline.registry import cache, lookup, register_model, resolve
+from sentiment_pipeline.registry.lookup import NotRegistered, RegistryUnavailable, alias_version
+from sentiment_pipeline.registry.resolve import ResolvedModel, resolve_model
+from sentiment_pipeline.registry.specs import RegistrySpec
 from sentiment_pipeline.settings import get_settings
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -118,18 +117,31 @@ def predictions(path: Path, **kwargs) -> np.ndarray:
     return load_model(path, **kwargs).predict_proba(TEXTS)
 
 
+def variant_paths(resolved: ResolvedModel) -> dict[str, Path]:
+    return {key: folder.path for key, folder in resolved.variants.items()}
+
+
 # --- folders -------------------------------------------------------------------------------
 
 
-def test_a_directory_resolves_to_itself(project):
+def test_a_directory_resolves_to_itself(project, tmp_path, monkeypatch):
+    monkeypatch.delenv("SENTIMENT_PIPELINE_TRUST_ARTIFACTS", raising=False)
+    get_settings.cache_clear()
     save_tiny_model(project.baseline_model)
     spec = "models/baseline/logistic_baseline"
 
     resolved = resolve_model(spec, model_name=NAME, paths=project)
 
     assert resolved.path == project.baseline_model
+    assert resolved.manifest == read_manifest(project.baseline_model)
     assert (resolved.name, resolved.source, resolved.version) == ("baseline", spec, None)
-    assert resolved.variants == {} and resolved.trusted is False
+    assert resolved.variants == {} and resolved.alias is None
+    assert resolved.trusted  # under the project's models/, whatever --no-trust says
+    assert resolve_model(spec, model_name=NAME, paths=project, trust=False).trusted
+    elsewhere = shutil.copytree(project.baseline_model, tmp_path / "elsewhere")
+    assert resolve_model(str(elsewhere), model_name=NAME, paths=project).trusted is False
+    assert resolve_model(str(elsewhere), model_name=NAME, paths=project, trust=True).trusted
+    get_settings.cache_clear()
 
 
 def test_the_champion_folder_carries_its_recorded_variants(project):
@@ -140,7 +152,8 @@ def test_the_champion_folder_carries_its_recorded_variants(project):
 
     resolved = resolve_model(str(project.baseline_model), model_name=NAME, paths=project)
 
-    assert resolved.variants == {"onnx": project.resolve(ONNX)}  # the placeholder is left out
+    assert variant_paths(resolved) == {"onnx": project.resolve(ONNX)}  # not the placeholder
+    assert resolved.variants["onnx"].manifest.kind == "onnx"
 
 
 def test_a_placeholder_or_missing_folder_is_an_error(project):
@@ -172,9 +185,13 @@ def test_alias_and_version_resolve_to_downloaded_folders(project_with_registry):
         "2", NAME, f"models:/{NAME}@champion"
     )
     assert champion.path == cache / "2" / "model_dir" and champion.trusted
-    assert champion.variants == {"onnx": cache / "2" / "onnx"}
-    assert content_hash(champion.variants["onnx"]) == content_hash(paths.resolve(ONNX))
+    assert (champion.alias, first.alias) == ("champion", None)
+    assert variant_paths(champion) == {"onnx": cache / "2" / "onnx"}
+    assert content_hash(champion.variants["onnx"].path) == content_hash(paths.resolve(ONNX))
     assert first.version == "1" and first.variants == {}
+    # verified against its registration, yet --no-trust trusts only the project's models/
+    no_trust = resolve_model(f"models:/{NAME}/1", model_name="ignored", paths=paths, trust=False)
+    assert no_trust.path == first.path and no_trust.trusted is False
     assert not list(paths.root.joinpath(".cache").rglob("*.pkl"))
     assert not list(paths.root.joinpath(".cache").rglob("MLmodel"))  # only the model folders
     # version 2 is the project's current baseline folder: the same model, the same outputs
@@ -211,7 +228,7 @@ def test_no_champion_alias_falls_back_to_best_model_with_a_warning(project_with_
         resolved = resolve_model(None, model_name="never-registered", paths=paths)
 
     assert resolved.path == paths.baseline_model and resolved.source == str(paths.best_model)
-    assert resolved.variants == {"onnx": paths.resolve(ONNX)} and resolved.version is None
+    assert variant_paths(resolved) == {"onnx": paths.resolve(ONNX)} and resolved.version is None
     assert "models:/never-registered@champion is not in the MLflow registry" in caplog.text
 
 
@@ -223,7 +240,7 @@ def test_a_second_resolution_uses_the_cache(project_with_registry, monkeypatch):
         raise AssertionError("downloaded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(resolve, "download", no_download)
+        patch.setattr(cache, "download", no_download)
         again = resolve_model(f"models:/{NAME}@champion", model_name=NAME, paths=paths)
     assert again.path == first.path and again.variants == first.variants
 
@@ -254,9 +271,9 @@ def test_registry_artifacts_changed_after_registration_are_refused(
     project_with_registry, monkeypatch
 ):
     paths = project_with_registry
-    registered = resolve.lookup(resolve.tracking.tracking_uri(paths), NAME, alias=None,
-                                version="1", timeout_s=10)
-    forged = resolve.RegisteredVersion(
+    registered = lookup.lookup(tracking.tracking_uri(paths), RegistrySpec(NAME, version="1"),
+                               timeout_s=10)
+    forged = lookup.RegisteredVersion(
         NAME, "1", registered.download_uri, {**registered.tags, "content_hash": "sha256:0"}
     )
     monkeypatch.setattr(resolve, "lookup", lambda *args, **kwargs: forged)

@@ -16,15 +16,20 @@ from sentiment_pipeline.models.artifacts.manifest import (
     write_manifest,
 )
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.registry import opening, resolve
+from sentiment_pipeline.registry.opening import load
 from sentiment_pipeline.registry.resolve import ResolvedModel
-from sentiment_pipeline.serving import backends
-from sentiment_pipeline.serving.backends import (
-    RegistryProvider,
-    backend_choices,
-    load_backend,
-    registry_alias,
+from sentiment_pipeline.registry.specs import RegistrySpec, parse_spec
+from sentiment_pipeline.serving import provider as providers
+from sentiment_pipeline.serving.provider import RegistryProvider
+from serving_fakes import (
+    FakeModel,
+    FakeProvider,
+    app_for,
+    folder_provider,
+    loaded,
+    resolved_folder,
 )
-from serving_fakes import FakeModel, FakeProvider, app_for, folder_provider, loaded
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -39,8 +44,13 @@ def folder(root: Path, name: str, kind: str, precision: str | None = None) -> Pa
 
 
 def resolved(path: Path, **variants: Path) -> ResolvedModel:
-    return ResolvedModel(path=path, name="m", source=str(path),
-                         variants={k.replace("_", "-"): v for k, v in variants.items()})
+    return resolved_folder(path, name="m",
+                           variants={k.replace("_", "-"): v for k, v in variants.items()})
+
+
+def backend_choices(model: ResolvedModel, requested: str) -> list[tuple[str, Path]]:
+    """opening.backend_choices with the folders' paths."""
+    return [(name, folder.path) for name, folder in opening.backend_choices(model, requested)]
 
 
 def test_auto_prefers_int8_then_fp32_onnx_then_torch(tmp_path: Path) -> None:
@@ -87,25 +97,31 @@ def test_scikit_learn_ignores_the_backend_and_placeholders_are_refused(tmp_path:
 def test_auto_falls_back_past_a_variant_that_cannot_load(tiny_transformer_model, tmp_path,
                                                         caplog) -> None:
     broken = folder(tmp_path, "q", "onnx", "int8")  # a manifest without a graph
-    model = ResolvedModel(path=tiny_transformer_model, name="m", source="x",
-                          variants={"onnx-int8": broken})
+    model = resolved_folder(tiny_transformer_model, name="m", source="x",
+                            variants={"onnx-int8": broken})
 
     with caplog.at_level(logging.WARNING):
-        served = load_backend(model, "auto", threads=1, project=None)
+        served = load(model, "auto", threads=1, project=None)
 
     assert (served.backend, served.path) == ("torch", tiny_transformer_model)
     assert "trying the next backend" in caplog.text
     with pytest.raises(ArtifactError):
-        load_backend(model, "onnx-int8", threads=1, project=None)
+        load(model, "onnx-int8", threads=1, project=None)
 
 
-def test_the_registry_alias_is_what_gets_polled() -> None:
-    def source(spec: str, version: str | None = "4") -> ResolvedModel:
-        return ResolvedModel(path=Path("/m"), name="m", source=spec, version=version)
+def test_the_registry_alias_is_what_gets_polled(tmp_path: Path) -> None:
+    assert parse_spec("models:/sentiment@champion") == RegistrySpec("sentiment", "champion")
+    assert parse_spec("models:/sentiment/4") == RegistrySpec("sentiment", version="4")
+    assert parse_spec("/models/baseline") is None
 
-    assert registry_alias(source("models:/sentiment@champion")) == ("sentiment", "champion")
-    assert registry_alias(source("models:/sentiment/4")) is None
-    assert registry_alias(source("/models/baseline", None)) is None
+    def provider(alias: str | None) -> RegistryProvider:
+        model = resolved_folder(folder(tmp_path, f"m-{alias}", "sklearn"), version="4",
+                                alias=alias)
+        return RegistryProvider(resolved=model, backend="auto", model_name="m",
+                                paths=ProjectPaths.at(tmp_path))
+
+    assert provider("champion").reloadable()
+    assert not provider(None).reloadable()  # a pinned version or a folder
 
 
 def test_the_provider_loads_a_new_version_when_the_alias_moves(tmp_path, monkeypatch) -> None:
@@ -113,15 +129,15 @@ def test_the_provider_loads_a_new_version_when_the_alias_moves(tmp_path, monkeyp
 
     save_tiny_model(tmp_path / "v1")
     save_tiny_model(tmp_path / "v2", C=0.5)
-    first = ResolvedModel(path=tmp_path / "v1", name="sentiment", trusted=True,
-                          source="models:/sentiment@champion", version="1")
-    second = ResolvedModel(path=tmp_path / "v2", name="sentiment", trusted=True,
-                           source="models:/sentiment@champion", version="2")
+    first = resolved_folder(tmp_path / "v1", trusted=True, source="models:/sentiment@champion",
+                            version="1", alias="champion")
+    second = resolved_folder(tmp_path / "v2", trusted=True, source="models:/sentiment@champion",
+                             version="2", alias="champion")
     versions = iter(["1", None, "2"])
     asked: list[tuple] = []
-    monkeypatch.setattr(backends, "alias_version",
+    monkeypatch.setattr(providers, "alias_version",
                         lambda name, alias, **kw: asked.append((name, alias)) or next(versions))
-    monkeypatch.setattr(backends, "resolve_model", lambda spec, **kw: second)
+    monkeypatch.setattr(resolve, "resolve_model", lambda spec, **kw: second)
     provider = RegistryProvider(resolved=first, backend="auto", model_name="sentiment",
                                 paths=ProjectPaths.at(tmp_path))
 
@@ -221,8 +237,7 @@ def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFact
 
 def test_onnx_backends_serve_what_torch_serves(exported) -> None:
     source, fp32, int8 = exported
-    model = ResolvedModel(path=source, name="m", source=str(source),
-                          variants={"onnx": fp32, "onnx-int8": int8})
+    model = resolved_folder(source, name="m", variants={"onnx": fp32, "onnx-int8": int8})
     texts = [["a short one"], ["a somewhat longer text about a delayed flight"]]
     answers = {}
     for backend in ("auto", "torch", "onnx", "onnx-int8"):

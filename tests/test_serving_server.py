@@ -22,10 +22,12 @@ from fastapi.testclient import TestClient
 from sentiment_pipeline import machine
 from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.resolve import ResolvedModel
+from sentiment_pipeline.registry.resolve import Folder, ResolvedModel
 from sentiment_pipeline.serving import server
 from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
+from serving_fakes import LABELS, resolved_folder
 from tiny_sklearn import save_tiny_model
 
 BIN = Path(sys.executable).parent
@@ -33,17 +35,20 @@ HOST = "127.0.0.1"
 
 
 def test_the_launch_spec_carries_the_resolved_model_to_the_workers(tmp_path: Path) -> None:
+    int8 = ModelManifest(name="distilbert", kind="onnx", precision="int8", labels=LABELS)
     resolved = ResolvedModel(
         path=tmp_path / "m", name="sentiment", source="models:/sentiment@champion", version="3",
-        variants={"onnx-int8": tmp_path / "q"}, trusted=True,
+        manifest=ModelManifest(name="distilbert", kind="transformers", labels=LABELS),
+        alias="champion", variants={"onnx-int8": Folder(path=tmp_path / "q", manifest=int8)},
+        trusted=True,
     )
     launch = server.Launch.of(resolved, ServeConfig(max_wait_ms=0), model_name="sentiment",
-                              paths=ProjectPaths.at(tmp_path), threads=2)
+                              paths=ProjectPaths.at(tmp_path), threads=2, trust=False)
 
     again = server.Launch.model_validate_json(launch.model_dump_json())
 
-    assert again.resolved() == resolved
-    assert again.serve.max_wait_ms == 0 and again.threads == 2
+    assert again.resolved == resolved  # the manifests too: a worker reads no model.json
+    assert again.serve.max_wait_ms == 0 and again.threads == 2 and again.trust is False
     provider = again.provider()
     assert (provider.threads, provider.backend, provider.reloadable()) == (2, "auto", True)
 
@@ -69,7 +74,8 @@ def test_a_2_cpu_container_on_a_64_core_host_gets_2_threads(tmp_path, monkeypatc
 def test_the_launch_environment_is_set_for_the_run_and_cleaned_after(tmp_path, monkeypatch):
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     monkeypatch.delenv(server.LAUNCH_ENV, raising=False)
-    resolved = ResolvedModel(path=tmp_path, name="m", source=str(tmp_path))
+    resolved = ResolvedModel(path=tmp_path, name="m", source=str(tmp_path),
+                             manifest=ModelManifest(name="m", kind="sklearn", labels=LABELS))
     launch = server.Launch.of(resolved, ServeConfig(), model_name="m",
                               paths=ProjectPaths.at(tmp_path), threads=1)
 
@@ -87,7 +93,7 @@ def test_the_launch_environment_is_set_for_the_run_and_cleaned_after(tmp_path, m
 def test_the_worker_factory_builds_the_app_from_the_environment(tmp_path, monkeypatch):
     folder = tmp_path / "baseline"
     save_tiny_model(folder)
-    resolved = ResolvedModel(path=folder, name="baseline", source=str(folder), trusted=True)
+    resolved = resolved_folder(folder, name="baseline", trusted=True)
     launch = server.Launch.of(resolved, ServeConfig(max_wait_ms=0), model_name="m",
                               paths=ProjectPaths.at(tmp_path), threads=1)
     monkeypatch.setenv(server.LAUNCH_ENV, launch.model_dump_json())

@@ -245,6 +245,7 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes, one model each.")
     ] = 1,
+    trust: TrustOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -262,6 +263,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            trust=trust,
         )
     except PipelineError as exc:
         raise fail(exc, verbose) from exc

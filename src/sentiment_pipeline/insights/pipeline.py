@@ -21,10 +21,9 @@ from sentiment_pipeline.insights import analysis, files, language, report, youtu
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.io import atomic_path, to_jsonable
-from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest, SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.resolve import resolve_model
+from sentiment_pipeline.registry import opening
 from sentiment_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,13 +34,12 @@ BACKENDS = {"sklearn": "sklearn", "transformers": "torch", "onnx": "onnx"}
 def open_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
 ) -> tuple[SentimentModel, dict[str, Any]]:
-    """Resolve `--model` as predict and serve do, load it, and describe it for the result."""
-    resolved = resolve_model(spec, model_name=model_name, paths=paths)
-    logger.info("analysing with %s (%s)", resolved.source, resolved.path)
-    if trust is None and resolved.trusted:
-        trust = True
-    model = load_model(resolved.path, require_real=True, trust=trust, project=paths)
-    return model, describe_model(model.manifest, name=resolved.name, version=resolved.version)
+    """`--model` opened as predict and serve do, and described for the result."""
+    opened = opening.open_model(spec, model_name=model_name, paths=paths, trust=trust)
+    info = describe_model(
+        opened.model.manifest, name=opened.resolved.name, version=opened.resolved.version
+    )
+    return opened.model, info
 
 
 def describe_model(manifest: ModelManifest, *, name: str, version: str | None) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from sentiment_pipeline.io import atomic_path
-from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.predict.columns import plan_columns, predict_chunk
@@ -26,7 +25,7 @@ from sentiment_pipeline.predict.formats import (
 )
 from sentiment_pipeline.predict.readers import DEFAULT_CHUNK_SIZE, Chunk, read_chunks, row_count
 from sentiment_pipeline.predict.writers import open_writer
-from sentiment_pipeline.registry import resolve as registry_resolve
+from sentiment_pipeline.registry import opening
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +37,8 @@ def open_model(
     paths: ProjectPaths,
     trust: bool | None = None,
 ) -> SentimentModel:
-    """Resolve `--model` (folder, models:/ URI or None: the champion) and load it.
-
-    trust None: a model downloaded from the registry with matching hashes is trusted, else
-    SENTIMENT_PIPELINE_TRUST_ARTIFACTS decides (see load_model); False trusts only ./models.
-    """
-    resolved = registry_resolve.resolve_model(spec, model_name=model_name, paths=paths)
-    logger.info("predicting with %s (%s)", resolved.source, resolved.path)
-    if trust is None and resolved.trusted:
-        trust = True
-    return load_model(resolved.path, require_real=True, trust=trust, project=paths)
+    """`--model` (folder, models:/ URI or None: the champion) opened as serve and analyze do."""
+    return opening.open_model(spec, model_name=model_name, paths=paths, trust=trust).model
 
 
 @dataclass(frozen=True)

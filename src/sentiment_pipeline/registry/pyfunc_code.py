@@ -11,7 +11,7 @@ from mlflow.pyfunc import PythonModel
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
-from sentiment_pipeline.registry.resolve import MODEL_DIR
+from sentiment_pipeline.registry.cache import MODEL_DIR
 
 
 class SentimentPyfunc(PythonModel):

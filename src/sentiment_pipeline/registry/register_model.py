@@ -25,13 +25,9 @@ from sentiment_pipeline.models.artifacts.manifest import (
 )
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import pyfunc_code
-from sentiment_pipeline.registry.resolve import (
-    CHAMPION,
-    MODEL_DIR,
-    existing_variants,
-    hash_tag,
-    read_best_model,
-)
+from sentiment_pipeline.registry.cache import MODEL_DIR, hash_tag
+from sentiment_pipeline.registry.resolve import existing_variants, read_best_model
+from sentiment_pipeline.registry.specs import CHAMPION
 from sentiment_pipeline.runner import Stage
 
 if TYPE_CHECKING:
@@ -125,7 +121,8 @@ def run(config: RegisterConfig, paths: ProjectPaths) -> RegistrationResult:
     staging = Path(tempfile.mkdtemp(prefix=".register-", dir=paths.root))
     try:
         champion = with_test_metrics(model_dir, best, staging / model_dir.name)
-        folders = {MODEL_DIR: champion, **existing_variants(best.variants, paths)}
+        variants = existing_variants(best.variants, paths)
+        folders = {MODEL_DIR: champion, **{key: v.path for key, v in variants.items()}}
         return _register(config, paths, best, base, model, folders)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

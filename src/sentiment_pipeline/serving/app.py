@@ -19,7 +19,6 @@ from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.insights.comments import InsightsError
 from sentiment_pipeline.service_settings import ServiceSettings, get_service_settings
 from sentiment_pipeline.serving.auth import TokenAuth
-from sentiment_pipeline.serving.backends import ModelProvider
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.dashboard import dashboard_router
 from sentiment_pipeline.serving.errors import ServingError, error_response
@@ -27,6 +26,7 @@ from sentiment_pipeline.serving.guard import Guard
 from sentiment_pipeline.serving.insights_routes import insights_error_response
 from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
+from sentiment_pipeline.serving.provider import ModelProvider
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
 from sentiment_pipeline.serving.schemas import (

@@ -1,4 +1,4 @@
-"""run_server: resolve the model once, then uvicorn with N workers, each building the app."""
+"""run_server: open the model once, then uvicorn with N workers, each building the app."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,11 +21,12 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
 from sentiment_pipeline.machine import usable_cores
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.resolve import ResolvedModel, resolve_model
+from sentiment_pipeline.registry.opening import LoadedModel, open_model
+from sentiment_pipeline.registry.resolve import ResolvedModel
 from sentiment_pipeline.service_settings import get_service_settings
 from sentiment_pipeline.serving.app import create_app
-from sentiment_pipeline.serving.backends import RegistryProvider, backend_choices
 from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
+from sentiment_pipeline.serving.provider import RegistryProvider
 
 logger = logging.getLogger(__name__)
 
@@ -48,37 +48,26 @@ class Launch(BaseModel):
     model_name: str
     project_root: str
     threads: int | None
-    path: str
-    name: str
-    source: str
-    version: str | None = None
-    variants: dict[str, str] = {}
-    trusted: bool = False
+    trust: bool | None = None  # serve --trust, for the versions a registry alias moves to
+    resolved: ResolvedModel
 
     @classmethod
     def of(
         cls, resolved: ResolvedModel, serve: ServeConfig, *, model_name: str,
         paths: ProjectPaths, threads: int | None, insights: InsightsConfig | None = None,
+        trust: bool | None = None,
     ) -> Launch:
         return cls(
             serve=serve, insights=insights or InsightsConfig(), model_name=model_name,
-            project_root=str(paths.root), threads=threads,
-            path=str(resolved.path), name=resolved.name, source=resolved.source,
-            version=resolved.version, trusted=resolved.trusted,
-            variants={key: str(folder) for key, folder in resolved.variants.items()},
+            project_root=str(paths.root), threads=threads, trust=trust, resolved=resolved,
         )
 
-    def resolved(self) -> ResolvedModel:
-        return ResolvedModel(
-            path=Path(self.path), name=self.name, source=self.source, version=self.version,
-            variants={key: Path(folder) for key, folder in self.variants.items()},
-            trusted=self.trusted,
-        )
-
-    def provider(self) -> RegistryProvider:
+    def provider(self, opened: LoadedModel | None = None) -> RegistryProvider:
+        """The worker's provider; `opened`: the model this process opened already."""
         return RegistryProvider(
-            resolved=self.resolved(), backend=self.serve.backend, model_name=self.model_name,
-            paths=ProjectPaths.at(self.project_root), threads=self.threads,
+            resolved=self.resolved, backend=self.serve.backend, model_name=self.model_name,
+            paths=ProjectPaths.at(self.project_root), threads=self.threads, trust=self.trust,
+            opened=opened,
         )
 
 
@@ -136,38 +125,42 @@ def run_server(
     host: str | None,
     port: int | None,
     workers: int,
+    trust: bool | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; requests in flight then finish (up to GRACEFUL_SHUTDOWN_S).
 
-    The model is resolved here, once, so a bad --model or serve.backend fails before any
-    worker starts; each worker then loads it (one model per process) with its share of the
-    cores as inference threads. With several workers the parent also loads it once first:
-    uvicorn would restart a worker that cannot start, forever.
+    The model is opened here, once (open_model, with `trust` as predict takes it), so a bad
+    --model, an untrusted folder or a serve.backend it lacks fails before any worker starts.
+    One worker serves that model; several each load it again (one model per process) with
+    their share of the cores as inference threads.
     """
     import uvicorn
 
     serve = config.serve
-    resolved = resolve_model(
-        model or serve.model, model_name=config.register_.model_name, paths=paths
+    threads = worker_threads(serve, workers)
+    opened = open_model(
+        model or serve.model, model_name=config.register_.model_name, paths=paths,
+        trust=trust, backend=serve.backend, threads=threads,
     )
-    backend_choices(resolved, serve.backend, paths.dvc_cache)
     launch = Launch.of(
-        resolved, serve, model_name=config.register_.model_name, paths=paths,
-        threads=worker_threads(serve, workers), insights=config.insights,
+        opened.resolved, serve, model_name=config.register_.model_name, paths=paths,
+        threads=threads, insights=config.insights, trust=trust,
     )
-    if workers > 1:
-        launch.provider().load()
     settings = get_service_settings()
     host = host or settings.host
     port = port if port is not None else settings.port
     logger.info("serving %s on http://%s:%d with %d worker(s), %d inference thread(s) each",
-                resolved.source, host, port, workers, launch.threads)
+                opened.resolved.source, host, port, workers, launch.threads)
     if settings.api_token is None and host not in LOOPBACK:
         logger.warning("no SENTIMENT_PIPELINE_API_TOKEN: anyone who reaches %s:%d may use the "
                        "model and this server's YouTube quota", host, port)
     with launch_environment(launch, workers), sigterm_exits_cleanly():
+        # Several workers are fresh processes: each builds the app from LAUNCH_ENV (FACTORY).
+        app = FACTORY if workers > 1 else create_app(
+            serve, launch.provider(opened), insights=config.insights
+        )
         uvicorn.run(
-            FACTORY, factory=True, host=host, port=port, workers=workers,
+            app, factory=workers > 1, host=host, port=port, workers=workers,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
 

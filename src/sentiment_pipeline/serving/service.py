@@ -10,10 +10,11 @@ from starlette.requests import Request
 
 from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, SentimentModel
-from sentiment_pipeline.serving.backends import LoadedModel, ModelProvider
+from sentiment_pipeline.registry.opening import LoadedModel
 from sentiment_pipeline.serving.batcher import Batcher, InFlight, Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.metrics import ServingMetrics
+from sentiment_pipeline.serving.provider import ModelProvider
 
 logger = logging.getLogger(__name__)
 

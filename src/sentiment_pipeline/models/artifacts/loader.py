@@ -59,6 +59,40 @@ LOADERS: dict[str, KindLoader] = {
 }
 
 
+def trusted_folder(
+    directory: Path, *, project: ProjectPaths | None, trust: bool | None, verified: bool = False
+) -> bool:
+    """The one trust rule: may the scikit-learn artifact in `directory` be loaded?
+
+    A folder under the project's models/ is trusted. Elsewhere `trust` decides; None: a
+    registry download whose content hashes matched its registration (`verified`) is trusted,
+    else SENTIMENT_PIPELINE_TRUST_ARTIFACTS decides. `directory`: as model_folder returns it.
+    """
+    if trust is None:
+        trust = verified or get_settings().trust_artifacts
+    in_project = project is not None and directory.is_relative_to(project.models_dir.resolve())
+    return trust or in_project
+
+
+def load_folder(
+    path: str | Path,
+    manifest: ModelManifest,
+    *,
+    trusted: bool,
+    project: ProjectPaths | None = None,
+    threads: int | None = None,
+) -> SentimentModel:
+    """Load a model folder whose manifest was read already, trusted as `trusted_folder` decided."""
+    symlink_root = project.dvc_cache if project is not None else None
+    return LOADERS[manifest.kind](
+        model_folder(path, symlink_root),
+        manifest,
+        trusted=trusted,
+        symlink_root=symlink_root,
+        threads=threads,
+    )
+
+
 def load_model(
     path: str | Path,
     *,
@@ -75,7 +109,7 @@ def load_model(
     project: its models/ folder holds trusted scikit-learn artifacts, and the files of a model
     folder may be symbolic links into its DVC cache (nowhere else).
     trust: load a scikit-learn artifact from outside the project's models/ (it is still checked
-    against the allow-list); None reads SENTIMENT_PIPELINE_TRUST_ARTIFACTS.
+    against the allow-list); None reads SENTIMENT_PIPELINE_TRUST_ARTIFACTS (trusted_folder).
     threads: intra-op threads of the kinds that run a thread pool (transformers, onnx); None
     leaves the library's default (all cores). A serving worker passes its share of the cores.
     """
@@ -87,18 +121,7 @@ def load_model(
             f"{path} was trained for labels {manifest.labels}, but the data has "
             f"{list(expected_labels)} (labels.json); retrain it on the current data"
         )
-    if require_real and manifest.kind == "placeholder":
-        raise ArtifactError(
-            f"{path} is a placeholder for model {manifest.name!r} (skipped: {manifest.reason}), "
-            "not a trained model"
-        )
-    if trust is None:
-        trust = get_settings().trust_artifacts
-    in_project = project is not None and directory.is_relative_to(project.models_dir.resolve())
-    return LOADERS[manifest.kind](
-        directory,
-        manifest,
-        trusted=trust or in_project,
-        symlink_root=symlink_root,
-        threads=threads,
-    )
+    if require_real:
+        placeholder.refuse_placeholder(path, manifest)
+    trusted = trusted_folder(directory, project=project, trust=trust)
+    return load_folder(directory, manifest, trusted=trusted, project=project, threads=threads)

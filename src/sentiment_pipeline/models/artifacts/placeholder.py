@@ -29,6 +29,15 @@ class PlaceholderModel(LabelledModel):
         )
 
 
+def refuse_placeholder(where: str | Path, manifest: ModelManifest) -> None:
+    """The one refusal of a placeholder where a trained model is needed (`where`: its name)."""
+    if manifest.kind == "placeholder":
+        raise ArtifactError(
+            f"{where} is a placeholder for model {manifest.name!r} (skipped: {manifest.reason}), "
+            "not a trained model; train it or name another model"
+        )
+
+
 def save_placeholder(
     target: Path, name: str, labels: list[str], reason: str, params: dict | None = None
 ) -> ModelManifest:
