@@ -323,10 +323,7 @@ def predict(
             batch.check_paths(input_file, output)
             batch.output_format(output, output_format)
         if input_file is not None:  # and an input without the text column
-            batch.check_column(
-                input_file, batch.input_format(input_file, input_format), text_column,
-                encoding or "auto",
-            )
+            batch.check_column(input_file, input_format, text_column, encoding or "auto")
         paths = ProjectPaths.at(".")
         loaded = batch.open_model(
             model, model_name=register.model_name, paths=paths, trust=trust

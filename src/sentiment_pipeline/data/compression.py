@@ -16,31 +16,32 @@ from sentiment_pipeline.errors import DataError
 
 
 @contextlib.contextmanager
-def _zip_member(raw: IO[bytes], path: Path) -> Iterator[IO[bytes]]:
+def _zip_member(raw: IO[bytes], name: str) -> Iterator[IO[bytes]]:
     with zipfile.ZipFile(raw) as archive:
-        names = [name for name in archive.namelist() if not name.endswith("/")]
+        names = [member for member in archive.namelist() if not member.endswith("/")]
         if len(names) != 1:
             raise DataError(
-                f"{path} holds {len(names)} files {names[:5]}; a .zip file must hold one"
+                f"{name} holds {len(names)} files {names[:5]}; a .zip file must hold one"
             )
         with archive.open(names[0]) as member:
             yield member
 
 
 @contextlib.contextmanager
-def _zstd_stream(raw: IO[bytes], path: Path) -> Iterator[IO[bytes]]:
+def _zstd_stream(raw: IO[bytes], name: str) -> Iterator[IO[bytes]]:
     try:
         import zstandard
     except ImportError as exc:
         raise DataError(
-            f"reading {path} needs the zstandard package (pip install zstandard), or "
+            f"reading {name} needs the zstandard package (pip install zstandard), or "
             "decompress the file first"
         ) from exc
     with zstandard.ZstdDecompressor().stream_reader(raw, closefd=False) as handle:
         yield handle
 
 
-DECOMPRESSORS: dict[str, Callable[[IO[bytes], Path], AbstractContextManager[IO[bytes]]]] = {
+# Each opens the decompressed bytes of an opened file; the name is what messages call the file.
+DECOMPRESSORS: dict[str, Callable[[IO[bytes], str], AbstractContextManager[IO[bytes]]]] = {
     ".gz": lambda raw, _: gzip.GzipFile(fileobj=raw, mode="rb"),
     ".bz2": lambda raw, _: bz2.BZ2File(raw),
     ".xz": lambda raw, _: lzma.LZMAFile(raw),
@@ -57,20 +58,23 @@ def compression_of(path: Path | str) -> str | None:
 
 
 @contextlib.contextmanager
-def decompressed(raw: IO[bytes], path: Path) -> Iterator[IO[bytes]]:
-    """The bytes of `raw` (the opened `path`), decompressed as the name's last suffix says."""
+def decompressed(raw: IO[bytes], path: Path, name: str | None = None) -> Iterator[IO[bytes]]:
+    """The bytes of `raw` (the opened `path`), decompressed as the path's last suffix says.
+
+    `name`: what messages call the file (default: its path).
+    """
     suffix = compression_of(path)
     if suffix is None:
         yield raw
         return
-    with DECOMPRESSORS[suffix](raw, path) as handle:
+    with DECOMPRESSORS[suffix](raw, name or str(path)) as handle:
         yield handle
 
 
 @contextlib.contextmanager
-def open_binary(path: Path) -> Iterator[IO[bytes]]:
+def open_binary(path: Path, name: str | None = None) -> Iterator[IO[bytes]]:
     """The bytes of a file, decompressed as its last suffix says."""
-    with path.open("rb") as raw, decompressed(raw, path) as handle:
+    with path.open("rb") as raw, decompressed(raw, path, name) as handle:
         yield handle
 
 

@@ -55,17 +55,27 @@ class TableOptions:
         return f"{verb} {name if value is None else self.value(name, value)}"
 
 
-def encoding_name(encoding: str) -> str:
-    return "UTF-8" if encoding == "auto" else encoding
+@dataclass(frozen=True)
+class TableFile:
+    """A file being read: where it is, what messages call it, and how it is asked to be read."""
+
+    path: Path
+    name: str  # what messages call it: its path, or an upload's own name for its copy
+    chosen: str  # the format asked for: "auto" or a format
+    format: str
+    encoding: str  # as asked ("auto": UTF-8)
+    codec: str  # the Python codec of `encoding`
+    options: TableOptions
 
 
-def check_byte_order_mark(path: Path, name: str, options: TableOptions) -> None:
+def check_byte_order_mark(table: TableFile) -> None:
     """Encoding auto reads UTF-8: a UTF-16/32 byte-order mark says which encoding to name."""
-    head = head_bytes(path, 4)
+    head = head_bytes(table.path, 4)
+    options = table.options
     for bom, codec in _OTHER_BOMS.items():
         if head.startswith(bom):
             raise DataError(
-                f"{name} starts with a {codec.upper()} byte-order mark, but "
+                f"{table.name} starts with a {codec.upper()} byte-order mark, but "
                 f"{options.value(options.encoding, 'auto')} reads UTF-8; "
                 f"{options.change(options.encoding, codec)}"
             )
@@ -103,19 +113,17 @@ def _sniff_separator(path: Path, codec: str, lines: int = 20) -> str | None:
         return None
 
 
-def check_separator(
-    path: Path, name: str, fmt: str, chosen: str, codec: str, options: TableOptions,
-    header: str = "",
-) -> None:
-    """Raise a DataError naming the separator a CSV/TSV really uses when it is not `fmt`'s."""
+def check_separator(table: TableFile, header: str = "") -> None:
+    """Raise a DataError naming the separator a CSV/TSV really uses when it is not its format's."""
+    fmt, options = table.format, table.options
     expected = _EXPECTED[fmt]
-    found = _sniff_separator(path, codec)
+    found = _sniff_separator(table.path, table.codec)
     if found is None and header:  # the header line alone: its most frequent separator
         found = max(_SEPARATORS, key=header.count)
     if found is None or found == expected or (header and found not in header):
         return
     how = (
-        f"{options.value(options.format, 'auto')}, from the extension" if chosen == "auto"
+        f"{options.value(options.format, 'auto')}, from the extension" if table.chosen == "auto"
         else options.value(options.format, fmt)
     )
     if found in _SEPARATED_FORMATS:
@@ -126,22 +134,20 @@ def check_separator(
             "the file with one of those separators"
         )
     raise DataError(
-        f"{name} looks separated by {_SEPARATORS[found]}, but it was read as {fmt} ({how}), "
+        f"{table.name} looks separated by {_SEPARATORS[found]}, but it was read as {fmt} ({how}), "
         f"which is separated by {_SEPARATORS[expected]}; {fix}"
     )
 
 
-def check_first_frame(
-    path: Path, name: str, fmt: str, chosen: str, codec: str, options: TableOptions,
-    frame: pd.DataFrame,
-) -> None:
+def check_first_frame(table: TableFile, frame: pd.DataFrame) -> None:
     """The first rows of a CSV/TSV: a header of one column may hide another separator, and a
     repeated column name is renamed by pandas (text, text.1): say that the first one is used."""
     if frame.shape[1] == 1:
-        check_separator(path, name, fmt, chosen, codec, options, header=str(frame.columns[0]))
+        check_separator(table, header=str(frame.columns[0]))
     try:
-        text, _ = _head_text(path, codec)
-        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=_EXPECTED[fmt]), [])
+        text, _ = _head_text(table.path, table.codec)
+        separator = _EXPECTED[table.format]
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=separator), [])
     except (UnicodeError, csv.Error):  # the reader has read the file: this is only a look
         return
     for column in sorted({column for column in header if header.count(column) > 1}):
@@ -149,7 +155,7 @@ def check_first_frame(
         logger.warning(
             "%s has %d columns named %r, read as %s: %s %r means the first; rename the columns "
             "to choose another",
-            name, len(copies), column, copies, options.columns, column,
+            table.name, len(copies), column, copies, table.options.columns, column,
         )
 
 
@@ -176,17 +182,14 @@ def first_undecodable(path: Path, codec: str) -> tuple[int, bytes] | None:
     return None
 
 
-def undecodable_error(
-    path: Path, name: str, codec: str, encoding: str, options: TableOptions,
-    exc: UnicodeDecodeError,
-) -> DataError:
+def undecodable_error(table: TableFile, exc: UnicodeDecodeError) -> DataError:
     """The error for text that does not decode: the line, its bytes, and the two fixes."""
-    where = first_undecodable(path, codec)
+    where = first_undecodable(table.path, table.codec)
     found = f"line {where[0]} holds bytes {where[1]!r}" if where else exc.reason
-    said = encoding_name(encoding)
-    file = Path(name).name
+    said = "UTF-8" if table.encoding == "auto" else table.encoding
+    file, options = Path(table.name).name, table.options
     return DataError(
-        f"{name} is not valid {said}: {found}, which is not {said} text; "
+        f"{table.name} is not valid {said}: {found}, which is not {said} text; "
         f"{options.change(options.encoding)} with the file's real encoding (e.g. "
         f"{options.value(options.encoding, 'latin-1')}), or convert the file to UTF-8, e.g. "
         f"`iconv -f latin1 -t utf-8 {file} > utf8_{file}` (use the file's real encoding)"

@@ -20,6 +20,7 @@ from sentiment_pipeline.data.compression import (
     open_binary,
 )
 from sentiment_pipeline.data.table_checks import (
+    TableFile,
     TableOptions,
     check_byte_order_mark,
     check_first_frame,
@@ -57,19 +58,6 @@ class Chunk:
     frame: pd.DataFrame
     first_row: int  # 0-based data row of the chunk's first row
     done: float | None  # share of the file read so far (bytes), None when unknown
-
-
-@dataclass(frozen=True)
-class _Table:
-    """A file to read: where it is, what messages call it, and how it was asked to be read."""
-
-    path: Path
-    name: str
-    chosen: str  # the format asked for: "auto" or one of FORMATS
-    format: str
-    encoding: str
-    codec: str
-    options: TableOptions
 
 
 def detect_format(name: Path | str, options: TableOptions) -> str:
@@ -118,13 +106,13 @@ def codec_of(encoding: str, options: TableOptions) -> str:
 
 def _table(
     path: Path, fmt: str, encoding: str, options: TableOptions, name: str | None
-) -> _Table:
+) -> TableFile:
     path = Path(path)
     name = name or str(path)
     if not path.is_file():
         raise DataError(f"no file at {name}; check {options.source}")
     resolved = resolve_format(name, fmt, options)
-    table = _Table(path, name, fmt, resolved, encoding, codec_of(encoding, options), options)
+    table = TableFile(path, name, fmt, resolved, encoding, codec_of(encoding, options), options)
     if resolved == "parquet" and compression_of(path):
         raise DataError(
             f"{name} is compressed, but a Parquet file compresses its columns itself and is "
@@ -132,7 +120,7 @@ def _table(
             "Parquet)"
         )
     if resolved != "parquet" and encoding == "auto":
-        check_byte_order_mark(path, name, options)
+        check_byte_order_mark(table)
     return table
 
 
@@ -167,8 +155,7 @@ def read_table(
         raise
     except Exception as exc:  # every parser (pandas, pyarrow, json) has its own errors
         if table.format in SEPARATORS:
-            check_separator(table.path, table.name, table.format, table.chosen, table.codec,
-                            options)
+            check_separator(table)
         fix = f"check the file or {options.change(options.format)}"
         if isinstance(exc, UnicodeError):
             fix = f"check {options.encoding} ({encoding})"
@@ -177,8 +164,11 @@ def read_table(
         ) from exc
 
 
-def _read_separated(table: _Table) -> pd.DataFrame:
-    with open_binary(table.path) as handle, warnings.catch_warnings(record=True) as caught:
+def _read_separated(table: TableFile) -> pd.DataFrame:
+    with (
+        open_binary(table.path, table.name) as handle,
+        warnings.catch_warnings(record=True) as caught,
+    ):
         warnings.simplefilter("always", pd.errors.ParserWarning)
         frame = pd.read_csv(
             handle,
@@ -188,24 +178,23 @@ def _read_separated(table: _Table) -> pd.DataFrame:
             encoding_errors=_DECODE_ERRORS,
             **_CSV_OPTIONS,
         )
-    check_first_frame(table.path, table.name, table.format, table.chosen, table.codec,
-                      table.options, frame)
+    check_first_frame(table, frame)
     _log(table, caught)
     return frame
 
 
-def _log(table: _Table, caught: Iterable[warnings.WarningMessage]) -> None:
+def _log(table: TableFile, caught: Iterable[warnings.WarningMessage]) -> None:
     for warning in caught:
         logger.warning("reading %s: %s", table.name, warning.message)
 
 
-def _read_json_lines(table: _Table) -> pd.DataFrame:
+def _read_json_lines(table: TableFile) -> pd.DataFrame:
     """One row per line holding a JSON object; values stay what they are (str, int, dict, list).
 
     Parsed here rather than by pandas, whose JSON reader refuses undecodable bytes.
     """
     records = []
-    with open_binary(table.path) as raw:
+    with open_binary(table.path, table.name) as raw:
         text = io.TextIOWrapper(raw, encoding=table.codec, errors=_DECODE_ERRORS, newline="")
         for number, line in enumerate(text, start=1):
             if not line.strip():
@@ -251,7 +240,7 @@ def read_chunks(
     return _text_chunks(table, chunk_size)
 
 
-def _parquet_file(table: _Table, handle: IO[bytes]) -> Any:  # a pyarrow ParquetFile
+def _parquet_file(table: TableFile, handle: IO[bytes]) -> Any:  # a pyarrow ParquetFile
     import pyarrow.parquet as pq
 
     try:
@@ -265,7 +254,7 @@ def _parquet_file(table: _Table, handle: IO[bytes]) -> Any:  # a pyarrow Parquet
     return file
 
 
-def _parquet_chunks(table: _Table, chunk_size: int) -> Iterator[Chunk]:
+def _parquet_chunks(table: TableFile, chunk_size: int) -> Iterator[Chunk]:
     with table.path.open("rb") as handle:
         file = _parquet_file(table, handle)
         rows = 0
@@ -287,7 +276,7 @@ def row_count(path: Path, fmt: str, options: TableOptions) -> int | None:
         return _parquet_file(table, handle).metadata.num_rows
 
 
-def _pandas_chunks(table: _Table, handle: IO[bytes], chunk_size: int) -> Any:
+def _pandas_chunks(table: TableFile, handle: IO[bytes], chunk_size: int) -> Any:
     if table.format == "jsonl":
         # numpy_nullable keeps integers with gaps as integers instead of floats.
         return pd.read_json(
@@ -312,12 +301,12 @@ def _pandas_chunks(table: _Table, handle: IO[bytes], chunk_size: int) -> Any:
     )
 
 
-def _text_chunks(table: _Table, chunk_size: int) -> Iterator[Chunk]:
+def _text_chunks(table: TableFile, chunk_size: int) -> Iterator[Chunk]:
     size = table.path.stat().st_size or 1
     rows = 0
     with table.path.open("rb") as raw:
         try:
-            with decompressed(raw, table.path) as handle, _pandas_chunks(
+            with decompressed(raw, table.path, table.name) as handle, _pandas_chunks(
                 table, handle, chunk_size
             ) as reader:
                 while True:
@@ -328,20 +317,17 @@ def _text_chunks(table: _Table, chunk_size: int) -> Iterator[Chunk]:
                     if frame is None:
                         return
                     if rows == 0 and table.format in SEPARATORS:
-                        check_first_frame(table.path, table.name, table.format, table.chosen,
-                                          table.codec, table.options, frame)
+                        check_first_frame(table, frame)
                     _refuse_lone_surrogates(table, frame, rows)
                     yield Chunk(frame, rows, min(raw.tell() / size, 1.0))
                     rows += len(frame)
         except UnicodeDecodeError as exc:
-            raise undecodable_error(table.path, table.name, table.codec, table.encoding,
-                                    table.options, exc) from None
+            raise undecodable_error(table, exc) from None
         except UnicodeEncodeError as exc:  # pandas storing a lone surrogate as Arrow text
             raise _surrogate_error(table, f"line {rows + 1} or later", exc.object) from None
         except (ValueError, pd.errors.ParserError) as exc:
             if table.format in SEPARATORS:
-                check_separator(table.path, table.name, table.format, table.chosen, table.codec,
-                                table.options)
+                check_separator(table)
             jsonl = table.format == "jsonl"
             where = f"line {rows + 1} or later" if jsonl else f"after data row {rows}"
             raise DataError(
@@ -350,7 +336,7 @@ def _text_chunks(table: _Table, chunk_size: int) -> Iterator[Chunk]:
             ) from None
 
 
-def _refuse_lone_surrogates(table: _Table, frame: pd.DataFrame, first_row: int) -> None:
+def _refuse_lone_surrogates(table: TableFile, frame: pd.DataFrame, first_row: int) -> None:
     """A JSON escape of half a UTF-16 pair ("\\udc00") reads as a lone surrogate: not text."""
     for name in frame.columns:
         if frame[name].dtype != object:
@@ -361,7 +347,7 @@ def _refuse_lone_surrogates(table: _Table, frame: pd.DataFrame, first_row: int) 
                 raise _surrogate_error(table, where, value)
 
 
-def _surrogate_error(table: _Table, where: str, value: str) -> DataError:
+def _surrogate_error(table: TableFile, where: str, value: str) -> DataError:
     shown = value[:60].encode("utf-8", "backslashreplace").decode("utf-8")  # as \udcxx
     return DataError(
         f"{table.name}, {where}, holds \"{shown}\": a JSON escape of half a UTF-16 pair "

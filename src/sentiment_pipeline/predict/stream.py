@@ -141,7 +141,7 @@ def predict_file(
         open_writer(tmp, fmt_out) as writer,
         _progress(source.name, total, progress) as bar,
     ):
-        chunks = read_chunks(source, fmt_in, chunk_size, encoding)
+        chunks = read_chunks(source, in_format, chunk_size, encoding)
         for chunk, predictions in stream_predictions(
             model, chunks, text_column, source=source, keep_columns=keep_columns
         ):
