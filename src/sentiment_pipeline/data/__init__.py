@@ -1,1 +1,1 @@
-"""Data stages: ingestion, validation, preparation."""
+"""Data stages (ingestion, validation, preparation) and the table reader they share (tables)."""

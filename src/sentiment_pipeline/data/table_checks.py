@@ -24,9 +24,10 @@ _OTHER_BOMS = {
     b"\xff\xfe": "utf-16",
     b"\xfe\xff": "utf-16",
 }
-_SEPARATORS = {",": "commas (',')", "\t": "tabs", ";": "semicolons (';')", "|": "pipes ('|')"}
-_SEPARATED_FORMATS = {",": "csv", "\t": "tsv"}
-_EXPECTED = {"csv": ",", "tsv": "\t"}
+SEPARATORS = {"csv": ",", "tsv": "\t"}  # the separator of each separated format
+_FORMAT_OF = {separator: fmt for fmt, separator in SEPARATORS.items()}
+# What the sniffer looks for, and how messages call it.
+_SEPARATOR_NAMES = {",": "commas (',')", "\t": "tabs", ";": "semicolons (';')", "|": "pipes ('|')"}
 _SNIFFED_BYTES = 1 << 16
 
 
@@ -108,34 +109,35 @@ def _sniff_separator(path: Path, codec: str, lines: int = 20) -> str | None:
         return None
     sample = text.splitlines()[: -1 if cut else None][:lines]
     try:
-        return csv.Sniffer().sniff("\n".join(sample), delimiters="".join(_SEPARATORS)).delimiter
+        sniffed = csv.Sniffer().sniff("\n".join(sample), delimiters="".join(_SEPARATOR_NAMES))
     except csv.Error:
         return None
+    return sniffed.delimiter
 
 
 def check_separator(table: TableFile, header: str = "") -> None:
     """Raise a DataError naming the separator a CSV/TSV really uses when it is not its format's."""
     fmt, options = table.format, table.options
-    expected = _EXPECTED[fmt]
+    expected = SEPARATORS[fmt]
     found = _sniff_separator(table.path, table.codec)
     if found is None and header:  # the header line alone: its most frequent separator
-        found = max(_SEPARATORS, key=header.count)
+        found = max(_SEPARATOR_NAMES, key=header.count)
     if found is None or found == expected or (header and found not in header):
         return
     how = (
         f"{options.value(options.format, 'auto')}, from the extension" if table.chosen == "auto"
         else options.value(options.format, fmt)
     )
-    if found in _SEPARATED_FORMATS:
-        fix = options.change(options.format, _SEPARATED_FORMATS[found])
+    if found in _FORMAT_OF:
+        fix = options.change(options.format, _FORMAT_OF[found])
     else:
         fix = (
             f"{options.format} reads comma-separated (csv) and tab-separated (tsv) files: save "
             "the file with one of those separators"
         )
     raise DataError(
-        f"{table.name} looks separated by {_SEPARATORS[found]}, but it was read as {fmt} ({how}), "
-        f"which is separated by {_SEPARATORS[expected]}; {fix}"
+        f"{table.name} looks separated by {_SEPARATOR_NAMES[found]}, but it was read as {fmt} "
+        f"({how}), which is separated by {_SEPARATOR_NAMES[expected]}; {fix}"
     )
 
 
@@ -146,7 +148,7 @@ def check_first_frame(table: TableFile, frame: pd.DataFrame) -> None:
         check_separator(table, header=str(frame.columns[0]))
     try:
         text, _ = _head_text(table.path, table.codec)
-        separator = _EXPECTED[table.format]
+        separator = SEPARATORS[table.format]
         header = next(csv.reader(io.StringIO(text, newline=""), delimiter=separator), [])
     except (UnicodeError, csv.Error):  # the reader has read the file: this is only a look
         return

@@ -20,6 +20,7 @@ from sentiment_pipeline.data.compression import (
     open_binary,
 )
 from sentiment_pipeline.data.table_checks import (
+    SEPARATORS,
     TableFile,
     TableOptions,
     check_byte_order_mark,
@@ -43,7 +44,6 @@ EXTENSIONS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-SEPARATORS = {"csv": ",", "tsv": "\t"}
 DEFAULT_CHUNK_SIZE = 10_000
 # Whole tables are read with errors="surrogateescape": a byte that does not decode becomes a
 # lone surrogate, so a bad row is found (and flagged by the caller) instead of failing the file.

@@ -1,4 +1,4 @@
-"""Raw values as the ingest and validate stages see them: missing, their type, undecodable bytes."""
+"""Raw values as readers and stages see them: missing, their type, numbers, undecodable bytes."""
 
 from __future__ import annotations
 
