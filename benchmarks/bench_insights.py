@@ -2,7 +2,7 @@
 with the logistic baseline and with the fine-tuned MiniLM stand-in on ONNX Runtime int8.
 
 The same steps as `sentiment-pipeline analyze --input FILE --html --json --csv`, timed one by
-one in this process: read the file (ingestion's readers, timestamps parsed with --time-format),
+one in this process: read the file (the table reader, timestamps parsed with --time-format),
 classify, the rest of the analysis (language identification, aggregates, log-odds terms, the
 three SVG charts), the HTML report and the per-comment CSV. Model loading is timed apart (a
 server pays it once). Each model runs --rounds times; the table shows the median round.

@@ -17,7 +17,7 @@ import pytest
 
 from http_source import DataServer
 from sentiment_pipeline.config.data import DataConfig
-from sentiment_pipeline.data import ingest, source, validate
+from sentiment_pipeline.data import ingest, source, tables, validate
 from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -165,7 +165,7 @@ def test_an_unknown_codec_names_data_encoding_and_the_value(codec: str) -> None:
         ConfigError, match=rf"data\.encoding '{codec}' is not a text encoding Python knows .*"
         r"use auto \(UTF-8\) or a codec name such as latin-1"
     ):
-        ingest.codec_of(codec)
+        tables.codec_of(codec, ingest.OPTIONS)
 
 
 def test_many_bad_encoding_rows_say_to_set_data_encoding(project: ProjectPaths) -> None:

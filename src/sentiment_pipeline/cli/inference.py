@@ -61,6 +61,10 @@ def predict(
         str | None,
         typer.Option("--input-format", help="csv|tsv|parquet|jsonl instead of the extension."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV/TSV/JSONL --input (default: UTF-8)."),
+    ] = None,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Rows read, classified and written at once.")
     ] = 10_000,
@@ -92,9 +96,7 @@ def predict(
             batch.check_paths(input_file, output)
             batch.output_format(output, output_format)
         if input_file is not None:  # and an input without the text column
-            batch.check_column(
-                input_file, batch.input_format(input_file, input_format), text_column
-            )
+            batch.check_column(input_file, input_format, text_column, encoding or "auto")
         paths = ProjectPaths.at(".")
         loaded = batch.open_model(
             model, model_name=register.model_name, paths=paths, trust=trust
@@ -109,6 +111,7 @@ def predict(
                 in_format=input_format,
                 out_format=output_format,
                 keep_columns=keep_columns,
+                encoding=encoding or "auto",
             )
             typer.echo(batch.describe_result(result))
             return

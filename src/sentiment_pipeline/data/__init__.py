@@ -1,1 +1,1 @@
-"""Data stages: ingestion, validation, preparation."""
+"""Data stages (source, ingest, validate, prepare) and the table reader they share (tables)."""

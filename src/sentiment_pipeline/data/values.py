@@ -1,4 +1,4 @@
-"""Raw values as the ingest and validate stages see them: missing, their type, undecodable bytes."""
+"""Raw values as readers and stages see them: missing, their type, numbers, undecodable bytes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 # A lone surrogate: an undecodable byte read with errors="surrogateescape" (U+DC80..U+DCFF),
 # or a lone surrogate from a JSON escape; neither can be written as UTF-8 (Parquet, JSON).
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def is_missing(value: object) -> bool:
@@ -36,6 +37,11 @@ def value_type(value: object) -> str | None:
     if isinstance(value, list | tuple | np.ndarray):
         return "array"
     return type(value).__name__
+
+
+def is_number_text(text: str) -> bool:
+    """Whether `text` (blanks around it aside) writes a number: 7, -1.5, .5, 1e3."""
+    return _NUMBER.fullmatch(text.strip()) is not None
 
 
 def as_text(value: object) -> str | None:

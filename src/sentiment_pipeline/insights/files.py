@@ -1,11 +1,8 @@
-"""Comments from a CSV / TSV / JSON Lines / Parquet file, read by the readers of ingestion."""
+"""Comments from a CSV / TSV / JSON Lines / Parquet file, read by the table reader."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
-import lzma
 import numbers
 import re
 import tempfile
@@ -16,23 +13,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sentiment_pipeline.data.ingest import FORMATS, codec_of, detect_format, read_table
-from sentiment_pipeline.data.values import escape_undecodable, has_undecodable, is_missing
+from sentiment_pipeline.data import tables
+from sentiment_pipeline.data.compression import decoded_size
+from sentiment_pipeline.data.values import (
+    escape_undecodable,
+    has_undecodable,
+    is_missing,
+    is_number_text,
+)
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights.comments import BadFileError, Comment, CommentBatch
 
 DEFAULT_LIMIT = 10_000
 # What a file may expand to when read, per comment it may hold: a compressed upload (Parquet,
-# .gz/.bz2/.xz) of a few hundred bytes can otherwise expand to gigabytes of text in memory.
+# .gz/.bz2/.xz/.zip/.zst) of a few hundred bytes can otherwise expand to gigabytes of text.
 # YouTube's own limit is 10,000 characters a comment.
 MAX_BYTES_PER_COMMENT = 10_000
-_STREAMS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 logger = logging.getLogger(__name__)
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.]+")
-# ingestion's messages name its params.yaml keys; here they are the options of this reader
-_OPTION_NAMES = (("data.format", "format"), ("data.encoding", "encoding"),
-                 ("check data.source", "check the file"))
+# What the table reader's messages tell a user to change: the fields of an upload to
+# /v1/analyze, or the options of the `analyze` command.
+UPLOAD_OPTIONS = tables.TableOptions(
+    format="format",
+    encoding="encoding",
+    source="the file",
+    columns="text_column (or time_column, likes_column, author_column)",
+)
+COMMAND_OPTIONS = tables.TableOptions(
+    format="--format",
+    encoding="--encoding",
+    source="--input",
+    columns="--text-column (or --time-column, --likes-column, --author-column)",
+)
 
 
 def read_comments(
@@ -47,31 +59,35 @@ def read_comments(
     author_column: str | None = None,
     encoding: str = "auto",
     limit: int = DEFAULT_LIMIT,
+    options: tables.TableOptions = UPLOAD_OPTIONS,
 ) -> CommentBatch:
     """The comments of a file (a path, or an upload's bytes and `filename`), one per row.
 
     Timestamps: `time_format` (strftime, e.g. "%d-%m-%Y %H.%M"), else ISO 8601 or epoch
     seconds; a time without a zone is UTC; one that does not parse is counted, not fatal.
     Rows without text (empty, or not a string) are skipped and said so in the notes.
+    `options`: the words messages use for the settings (an upload's fields; COMMAND_OPTIONS
+    for the `analyze` command).
     """
     name = filename or (str(source) if not isinstance(source, bytes) else "upload")
     if not isinstance(source, bytes) and not Path(source).is_file():
         what = "a directory" if Path(source).is_dir() else "no file"
         raise BadFileError(
-            422, "bad_file", f"{source}: {what} there; give a {'/'.join(FORMATS)} file of comments"
+            422, "bad_file",
+            f"{source}: {what} there; give a {'/'.join(tables.FORMATS)} file of comments",
         )
-    fmt = _format(name, format)
-    try:
-        codec_of(encoding)
+    try:  # before an upload is written anywhere
+        tables.resolve_format(name, format, options)
+        tables.codec_of(encoding, options)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
+        raise BadFileError(422, "bad_file", str(exc)) from None
     if isinstance(source, bytes):
         with tempfile.TemporaryDirectory(prefix="sentiment-upload-") as folder:
             path = Path(folder) / _temporary_name(name)
             path.write_bytes(source)
-            frame = _read(path, fmt, encoding, {str(path): name}, limit)
+            frame = _read(path, name, format, encoding, options, limit)
     else:
-        frame = _read(Path(source), fmt, encoding, {}, limit)
+        frame = _read(Path(source), name, format, encoding, options, limit)
     return comments_from_frame(
         frame,
         name=name,
@@ -84,21 +100,6 @@ def read_comments(
     )
 
 
-def _format(name: str, fmt: str) -> str:
-    if fmt == "auto":
-        try:
-            return detect_format(name)
-        except PipelineError as exc:
-            raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
-    if fmt not in FORMATS:
-        raise BadFileError(
-            422,
-            "bad_file",
-            f"format {fmt!r} is not supported; accepted: auto, {', '.join(FORMATS)}",
-        )
-    return fmt
-
-
 def _temporary_name(name: str) -> str:
     """`comments` plus the upload's last two suffixes (.csv.gz), for the reader's decompression."""
     suffixes = "".join(Path(name.replace("\\", "/")).suffixes[-2:])
@@ -107,52 +108,39 @@ def _temporary_name(name: str) -> str:
 
 def expanded_size(path: Path, fmt: str, bound: int) -> int:
     """Bytes the file holds once decoded, counted up to just past `bound`: Parquet and
-    .gz/.bz2/.xz streamed in small pieces (a Parquet footer's sizes undercount: a dictionary
+    compressed files streamed in small pieces (a Parquet footer's sizes undercount: a dictionary
     holds one copy of a value repeated a million times); other files as they are on disk."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    if fmt != "parquet":
+        return decoded_size(path, bound)
+    import pyarrow.parquet as pq
 
-        size = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
-            size += batch.nbytes
-            if size > bound:
-                break
-        return size
-    opener = _STREAMS.get(path.suffix.lower())
-    if opener is None:
-        return path.stat().st_size
     size = 0
-    with opener(path, "rb") as stream:
-        while size <= bound and (chunk := stream.read(1 << 20)):
-            size += len(chunk)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
+        size += batch.nbytes
+        if size > bound:
+            break
     return size
 
 
-def _read(path: Path, fmt: str, encoding: str, names: dict[str, str], limit: int
-          ) -> pd.DataFrame:
+def _read(path: Path, name: str, chosen: str, encoding: str, options: tables.TableOptions,
+          limit: int) -> pd.DataFrame:
     bound = limit * MAX_BYTES_PER_COMMENT
     try:
-        size = expanded_size(path, fmt, bound)
+        size = expanded_size(path, tables.resolve_format(name, chosen, options), bound)
     except Exception as exc:  # a damaged file: the reader below says what is wrong with it
         size = 0
-        logger.debug("could not size %s before reading it: %s", path, exc)
+        logger.debug("could not size %s before reading it: %s", name, exc)
     if size > bound:
         raise BadFileError(
             413, "too_large",
-            f"{names.get(str(path), path)} expands to more than {bound:,} bytes when read "
+            f"{name} expands to more than {bound:,} bytes when read "
             f"({MAX_BYTES_PER_COMMENT:,} per comment for insights.max_comments_limit = {limit}); "
             "send fewer or shorter comments",
         )
     try:
-        return read_table(path, fmt, encoding=encoding)
+        return tables.read_table(path, chosen, encoding=encoding, options=options, name=name)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", _reworded(str(exc), names)) from None
-
-
-def _reworded(message: str, names: dict[str, str]) -> str:
-    for old, new in (*_OPTION_NAMES, *names.items()):
-        message = message.replace(old, new)
-    return message
+        raise BadFileError(422, "bad_file", str(exc)) from None
 
 
 def comments_from_frame(
@@ -291,7 +279,7 @@ def parse_count(value: object) -> int | None:
         return None
     if isinstance(value, str):
         value = value.strip()
-        if not _NUMBER.fullmatch(value):
+        if not is_number_text(value):
             return None
         value = float(value)
     if not isinstance(value, numbers.Real):
@@ -317,7 +305,7 @@ def parse_time(value: object, time_format: str | None = None) -> datetime | None
     try:
         if time_format is not None:
             return _utc(datetime.strptime(str(text), time_format))
-        if isinstance(text, str) and _NUMBER.fullmatch(text):
+        if isinstance(text, str) and is_number_text(text):
             text = float(text)
         if isinstance(text, numbers.Real):
             return datetime.fromtimestamp(float(text), UTC)

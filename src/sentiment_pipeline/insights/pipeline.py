@@ -92,6 +92,7 @@ def file_batch(path: Path, options: FileOptions, *, limit: int) -> CommentBatch:
         author_column=options.author_column,
         encoding=options.encoding,
         limit=limit,
+        options=files.COMMAND_OPTIONS,
     )
 
 

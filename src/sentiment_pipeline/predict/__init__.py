@@ -1,8 +1,9 @@
 """Batch prediction (the `predict` command): texts, or a file streamed chunk by chunk.
 
-formats: input/output formats and path checks; readers: the input chunk by chunk; writers:
-the output chunk by chunk; columns: texts and chunks to prediction columns; stream: the model
-and the run that ties them together. Every public name is importable from here.
+formats: input/output formats and path checks; readers: the input chunk by chunk, through
+data.tables (the reader of ingest and analyze too); writers: the output chunk by chunk;
+columns: texts and chunks to prediction columns; stream: the model and the run that ties them
+together. Every public name is importable from here.
 """
 
 from sentiment_pipeline.predict.columns import (
@@ -15,22 +16,19 @@ from sentiment_pipeline.predict.columns import (
 )
 from sentiment_pipeline.predict.formats import (
     INPUT_FORMATS,
+    INPUT_OPTIONS,
     OUTPUT_EXTENSIONS,
     OUTPUT_FORMATS,
     SEPARATORS,
     check_paths,
-    check_unique_columns,
     input_format,
     missing_column,
     output_format,
 )
 from sentiment_pipeline.predict.readers import (
     DEFAULT_CHUNK_SIZE,
-    UTF8_HINT,
     Chunk,
     check_column,
-    encoding_error,
-    invalid_utf8,
     read_chunks,
     row_count,
 )
@@ -53,10 +51,10 @@ from sentiment_pipeline.predict.writers import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "INPUT_FORMATS",
+    "INPUT_OPTIONS",
     "OUTPUT_EXTENSIONS",
     "OUTPUT_FORMATS",
     "SEPARATORS",
-    "UTF8_HINT",
     "Chunk",
     "ParquetChunkWriter",
     "PredictResult",
@@ -64,11 +62,8 @@ __all__ = [
     "Writer",
     "check_column",
     "check_paths",
-    "check_unique_columns",
     "describe_result",
-    "encoding_error",
     "input_format",
-    "invalid_utf8",
     "missing_column",
     "mixed_types",
     "open_model",

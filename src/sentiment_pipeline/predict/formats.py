@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentiment_pipeline.data.ingest import FORMATS, detect_format
+from sentiment_pipeline.data import tables
 from sentiment_pipeline.errors import DataError
 
-INPUT_FORMATS = FORMATS  # what ingest reads, detected from the extension as ingest does
+INPUT_FORMATS = tables.FORMATS  # what the table reader reads, for ingest and analyze too
+# What the table reader's messages tell a predict user to change: the command's options.
+INPUT_OPTIONS = tables.TableOptions(
+    format="--input-format", encoding="--encoding", source="--input", columns="--text-column"
+)
 OUTPUT_EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -18,20 +22,12 @@ OUTPUT_EXTENSIONS = {
     ".ndjson": "jsonl",
 }
 OUTPUT_FORMATS = ("parquet", "csv", "tsv", "jsonl")
-SEPARATORS = {"csv": ",", "tsv": "\t"}
+SEPARATORS = tables.SEPARATORS  # an output is separated as an input is read
 
 
 def input_format(path: Path, fmt: str | None = None) -> str:
-    if fmt is not None:
-        if fmt not in INPUT_FORMATS:
-            raise DataError(
-                f"--input-format {fmt!r} is not supported; accepted: {', '.join(INPUT_FORMATS)}"
-            )
-        return fmt
-    try:
-        return detect_format(path)
-    except DataError as exc:
-        raise DataError(f"{exc}; or pass --input-format") from None
+    """The input format from --input-format (auto: the default), else from the extension."""
+    return tables.resolve_format(path, fmt or "auto", INPUT_OPTIONS)
 
 
 def output_format(path: Path, fmt: str | None = None) -> str:
@@ -75,14 +71,3 @@ def missing_column(source: Path, column: str, columns: Sequence[str]) -> DataErr
     return DataError(
         f"expected a column {column!r} in {source}, found {list(columns)}; pass --text-column"
     )
-
-
-def check_unique_columns(source: Path, columns: Sequence[str]) -> None:
-    """Refuse an input with two columns of one name (Parquet allows it; CSV headers are renamed)."""
-    names = [str(name) for name in columns]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise DataError(
-            f"{source} holds more than one column named {', '.join(map(repr, repeated))} "
-            f"(columns {names}); column names must be unique: rename or drop the copies"
-        )

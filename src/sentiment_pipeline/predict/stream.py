@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentiment_pipeline.data.tables import check_unique_columns
 from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.predict.columns import plan_columns, predict_chunk
 from sentiment_pipeline.predict.formats import (
     check_paths,
-    check_unique_columns,
     input_format,
     missing_column,
     output_format,
@@ -114,6 +114,7 @@ def predict_file(
     out_format: str | None = None,
     keep_columns: bool = True,
     progress: bool = True,
+    encoding: str = "auto",
 ) -> PredictResult:
     """Classify every row of `source` into `output`, one chunk in memory at a time.
 
@@ -131,7 +132,7 @@ def predict_file(
         open_writer(tmp, fmt_out) as writer,
         _progress(source.name, total, progress) as bar,
     ):
-        chunks = read_chunks(source, fmt_in, chunk_size)
+        chunks = read_chunks(source, in_format, chunk_size, encoding)
         for chunk, predictions in stream_predictions(
             model, chunks, text_column, source=source, keep_columns=keep_columns
         ):
