@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sentiment_pipeline.insights.comments import InsightsError
-from sentiment_pipeline.insights.youtube import parse_video_id
+from sentiment_pipeline.insights.youtube_links import parse_video_id
+from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 from services import need_program
 
 EXTENSION = Path(__file__).resolve().parents[1] / "extension"
@@ -144,4 +145,4 @@ def test_server_parser_accepts_what_the_extension_accepts(text: str, why: str) -
 def test_server_parser_rejects_what_the_extension_rejects(text: str, why: str) -> None:
     with pytest.raises(InsightsError, match="is not a YouTube video link or id") as caught:
         parse_video_id(text)
-    assert caught.value.status == 422, why
+    assert INSIGHTS_STATUS[caught.value.kind] == 422, why

@@ -58,13 +58,13 @@ def read_comments(
     if not isinstance(source, bytes) and not Path(source).is_file():
         what = "a directory" if Path(source).is_dir() else "no file"
         raise BadFileError(
-            422, "bad_file", f"{source}: {what} there; give a {'/'.join(FORMATS)} file of comments"
+            "bad_file", f"{source}: {what} there; give a {'/'.join(FORMATS)} file of comments"
         )
     fmt = _format(name, format)
     try:
         codec_of(encoding)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
+        raise BadFileError("bad_file", _reworded(str(exc), {})) from None
     if isinstance(source, bytes):
         with tempfile.TemporaryDirectory(prefix="sentiment-upload-") as folder:
             path = Path(folder) / _temporary_name(name)
@@ -89,10 +89,9 @@ def _format(name: str, fmt: str) -> str:
         try:
             return detect_format(name)
         except PipelineError as exc:
-            raise BadFileError(422, "bad_file", _reworded(str(exc), {})) from None
+            raise BadFileError("bad_file", _reworded(str(exc), {})) from None
     if fmt not in FORMATS:
         raise BadFileError(
-            422,
             "bad_file",
             f"format {fmt!r} is not supported; accepted: auto, {', '.join(FORMATS)}",
         )
@@ -138,7 +137,7 @@ def _read(path: Path, fmt: str, encoding: str, names: dict[str, str], limit: int
         logger.debug("could not size %s before reading it: %s", path, exc)
     if size > bound:
         raise BadFileError(
-            413, "too_large",
+            "too_large",
             f"{names.get(str(path), path)} expands to more than {bound:,} bytes when read "
             f"({MAX_BYTES_PER_COMMENT:,} per comment for insights.max_comments_limit = {limit}); "
             "send fewer or shorter comments",
@@ -146,7 +145,7 @@ def _read(path: Path, fmt: str, encoding: str, names: dict[str, str], limit: int
     try:
         return read_table(path, fmt, encoding=encoding)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", _reworded(str(exc), names)) from None
+        raise BadFileError("bad_file", _reworded(str(exc), names)) from None
 
 
 def _reworded(message: str, names: dict[str, str]) -> str:
@@ -170,7 +169,6 @@ def comments_from_frame(
     _check_columns(frame.columns, name, text_column, time_column, likes_column, author_column)
     if len(frame) > limit:
         raise BadFileError(
-            413,
             "too_large",
             f"{name} holds {len(frame)} rows, more than the {limit} comments one analysis may "
             "hold (insights.max_comments_limit); analyse a part of the file, or raise "
@@ -208,7 +206,6 @@ def comments_from_frame(
         ))
     if not comments:
         raise BadFileError(
-            422,
             "bad_file",
             f"{name} holds no comments: none of its {len(frame)} rows has text in the column "
             f"{text_column!r}; check the text column (columns: {_names(frame.columns)})",
@@ -250,7 +247,6 @@ def _check_columns(columns: Sequence[object], name: str, text: str, *optional: s
     ]
     if missing:
         raise BadFileError(
-            422,
             "bad_file",
             f"expected the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} in "
             f"{name}, found {found}; name the file's columns with those options",
