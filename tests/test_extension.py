@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sentiment_pipeline.insights.comments import InsightsError
+from sentiment_pipeline.insights.result import AnalysisResult
 from sentiment_pipeline.insights.youtube_links import parse_video_id
 from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 from services import need_program
@@ -128,6 +129,13 @@ def test_no_youtube_key_or_google_api_in_the_extension() -> None:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"AIza[0-9A-Za-z_-]{20,}|googleapis\.com|[?&]key=", text), path
+
+
+def test_the_analysis_fixture_is_an_analysis_result_as_the_service_sends_it() -> None:
+    """The Node and browser tests draw the popup from this file: it cannot drift from the model."""
+    fixture = json.loads((EXTENSION / "test" / "fixtures" / "analysis.json").read_text("utf-8"))
+    result = AnalysisResult.model_validate(fixture)
+    assert json.loads(result.as_json()) == fixture
 
 
 VIDEO_URLS = json.loads(
