@@ -162,12 +162,12 @@ class AnalysisResult(Part):
     notes: list[str] = Field(description="Caveats a reader needs (source, languages, times).")
     elapsed_s: float = Field(ge=0, description="Seconds the analysis took, the model included.")
     charts: Charts | None = Field(
-        default=None,
-        exclude_if=lambda charts: charts is None,
-        description="The charts, when asked for (absent otherwise).",
+        default=None, description="The charts, when asked for (absent otherwise)."
     )
 
     def as_json(self, *, indent: int | None = None, charts: bool = True) -> str:
-        """The JSON the clients read (strict: no NaN), with or without the charts."""
-        data = self.model_dump(mode="json", exclude=None if charts else {"charts"})
-        return json.dumps(data, indent=indent, allow_nan=False)
+        """The JSON the clients read (strict: no NaN); `charts` only when there are some."""
+        leave_out = None if charts and self.charts is not None else {"charts"}
+        return json.dumps(
+            self.model_dump(mode="json", exclude=leave_out), indent=indent, allow_nan=False
+        )
