@@ -60,7 +60,7 @@ def models() -> dict[str, Path]:
     return {"baseline (TF-IDF + LR)": paths.baseline_model, "MiniLM ONNX int8": int8}
 
 
-def one_round(model: Any, info: dict[str, Any], source: Path, config: Any) -> dict[str, float]:
+def one_round(model: Any, info: Any, source: Path, config: Any) -> dict[str, float]:
     from sentiment_pipeline.insights import pipeline, report
 
     times: dict[str, float] = {}
@@ -85,8 +85,8 @@ def one_round(model: Any, info: dict[str, Any], source: Path, config: Any) -> di
     times["report_s"] = time.perf_counter() - mark
     times["total_s"] = time.perf_counter() - started
     times["comments"] = len(batch.comments)
-    times["days"] = len(result["trend"]["buckets"])
-    times["negative_share"] = result["breakdown"][0]["share"]
+    times["days"] = len(result.trend.buckets)
+    times["negative_share"] = result.breakdown[0].share
     return times
 
 

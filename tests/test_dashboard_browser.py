@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from sentiment_pipeline.insights.report import comments_csv
+from sentiment_pipeline.insights.result import AnalysisResult
 from sentiment_pipeline.paths import ProjectPaths
 from services import need_program, unavailable
 from tiny_sklearn import save_tiny_model
@@ -208,7 +209,7 @@ def test_the_dashboard_analyses_a_file_and_shows_comments_as_text(project, brows
             src = page.get_attribute(f"#chart-{name}", "src")
             assert src.startswith("data:image/svg+xml;base64,")
             assert page.evaluate(f"document.getElementById('chart-{name}').naturalWidth") > 0
-        same_csv(downloaded, comments_csv(expected))
+        same_csv(downloaded, comments_csv(AnalysisResult.model_validate(expected)))
         assert f"\"'{FORMULA.replace(chr(34), chr(34) * 2)}\"" in downloaded  # guarded
         assert watched.errors == []  # nothing the CSP blocked, no script error
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000

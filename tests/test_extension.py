@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from sentiment_pipeline.insights.comments import InsightsError
-from sentiment_pipeline.insights.youtube import parse_video_id
+from sentiment_pipeline.insights.result import AnalysisResult
+from sentiment_pipeline.insights.youtube_links import parse_video_id
+from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 from services import need_program
 
 EXTENSION = Path(__file__).resolve().parents[1] / "extension"
@@ -129,6 +131,13 @@ def test_no_youtube_key_or_google_api_in_the_extension() -> None:
             assert not re.search(r"AIza[0-9A-Za-z_-]{20,}|googleapis\.com|[?&]key=", text), path
 
 
+def test_the_analysis_fixture_is_an_analysis_result_as_the_service_sends_it() -> None:
+    """The Node and browser tests draw the popup from this file: it cannot drift from the model."""
+    fixture = json.loads((EXTENSION / "test" / "fixtures" / "analysis.json").read_text("utf-8"))
+    result = AnalysisResult.model_validate(fixture)
+    assert json.loads(result.as_json()) == fixture
+
+
 VIDEO_URLS = json.loads(
     (EXTENSION / "test" / "fixtures" / "video_urls.json").read_text(encoding="utf-8")
 )
@@ -144,4 +153,4 @@ def test_server_parser_accepts_what_the_extension_accepts(text: str, why: str) -
 def test_server_parser_rejects_what_the_extension_rejects(text: str, why: str) -> None:
     with pytest.raises(InsightsError, match="is not a YouTube video link or id") as caught:
         parse_video_id(text)
-    assert caught.value.status == 422, why
+    assert INSIGHTS_STATUS[caught.value.kind] == 422, why

@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 
 from sentiment_pipeline.config.insights import InsightsConfig
-from sentiment_pipeline.insights import analysis
+from sentiment_pipeline.insights import analysis, terms, trend
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED, Guess
+from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
 
 LABELS = ["negative", "neutral", "positive"]
 ONE_HOT = {0: [0.8, 0.1, 0.1], 1: [0.1, 0.8, 0.1], 2: [0.1, 0.1, 0.8]}
+TINY = ModelInfo(name="tiny", version=None, kind="sklearn", backend="sklearn")
+
+
+def as_sent(result: AnalysisResult) -> dict:
+    """The result as its clients read it: the JSON of /v1/analyze."""
+    return json.loads(result.as_json())
 
 
 def run(
@@ -26,15 +33,15 @@ def run(
     **config: object,
 ) -> dict:
     batch = CommentBatch(comments=comments, source={"kind": "json"})
-    return analysis.analyze(
+    return as_sent(analysis.analyze(
         batch,
         np.array(proba, dtype=float).reshape(-1, 3),
         LABELS,
-        {"name": "tiny", "version": None, "kind": "sklearn", "backend": "sklearn"},
+        TINY,
         InsightsConfig(**config),
         languages if languages is not None else [UNCHECKED] * len(comments),
         0.5,
-    )
+    ))
 
 
 def at(*args: int) -> datetime:
@@ -100,7 +107,7 @@ def test_weighted_breakdown_weighs_each_comment_one_plus_its_likes():
     ],
 )
 def test_period_is_chosen_from_the_span_at_its_boundaries(span, period):
-    assert analysis.choose_period(span) == period
+    assert trend.choose_period(span) == period
     first = at(2024, 1, 1, 0, 0)
     result = run(
         [Comment(text="a", published_at=first), Comment(text="b", published_at=first + span)],
@@ -127,11 +134,11 @@ def test_hour_buckets_include_the_empty_hours_between_comments():
 
 def test_buckets_start_at_utc_midnight_monday_and_the_first_of_the_month():
     moment = datetime(2024, 1, 3, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # Thu 04:30 UTC
-    assert analysis.bucket_start(moment, "day") == at(2024, 1, 4)
-    assert analysis.bucket_start(moment, "week") == at(2024, 1, 1)  # Monday
-    assert analysis.bucket_start(moment, "month") == at(2024, 1, 1)
-    assert analysis.next_bucket(at(2023, 12, 1), "month") == at(2024, 1, 1)
-    assert analysis.next_bucket(at(2024, 1, 1), "week") == at(2024, 1, 8)
+    assert trend.bucket_start(moment, "day") == at(2024, 1, 4)
+    assert trend.bucket_start(moment, "week") == at(2024, 1, 1)  # Monday
+    assert trend.bucket_start(moment, "month") == at(2024, 1, 1)
+    assert trend.next_bucket(at(2023, 12, 1), "month") == at(2024, 1, 1)
+    assert trend.next_bucket(at(2024, 1, 1), "week") == at(2024, 1, 8)
 
 
 def test_month_buckets_run_across_a_year_end():
@@ -149,10 +156,11 @@ def test_month_buckets_run_across_a_year_end():
 def test_undated_comments_stay_out_of_the_trend_and_are_counted():
     comments = [Comment(text="a", published_at=at(2024, 1, 1)), Comment(text="b"),
                 Comment(text="c")]
-    batch = CommentBatch(comments=comments, source={"kind": "file"}, unparsed_times=1)
-    result = analysis.analyze(
-        batch, np.array([ONE_HOT[0]] * 3), LABELS, {}, InsightsConfig(), [(None, 0.0)] * 3, 0.0
-    )
+    batch = CommentBatch(comments=comments, source={"kind": "file", "file": "c.csv", "rows": 3},
+                         unparsed_times=1)
+    result = as_sent(analysis.analyze(
+        batch, np.array([ONE_HOT[0]] * 3), LABELS, TINY, InsightsConfig(), [(None, 0.0)] * 3, 0.0
+    ))
     assert result["counts"]["with_time"] == 1
     assert result["counts"]["unparsed_times"] == 1
     assert result["counts"]["no_time"] == 1
@@ -219,13 +227,13 @@ def test_probabilities_of_the_wrong_shape_or_nan_are_refused():
 
 def test_tokenize_drops_urls_mentions_numbers_and_stop_words():
     text = "@united Flight 123 was AWFUL!!! http://t.co/x www.x.com don't #fail United's crew"
-    assert analysis.tokenize(text) == ["flight", "awful", "fail", "united", "crew"]
+    assert terms.tokenize(text) == ["flight", "awful", "fail", "united", "crew"]
 
 
 def test_log_odds_z_matches_the_formula_by_hand():
     # y_a = 2, r_a = 0, a_a = 1, n = m = 2, a0 = 2:
     # delta = log(3 / 1) - log(1 / 3) = 2 log 3; var = 1/3 + 1/1; z = 2 log 3 / sqrt(4/3)
-    z = analysis.log_odds_z(Counter(a=2), Counter(b=2), {"a": 1.0, "b": 1.0})
+    z = terms.log_odds_z(Counter(a=2), Counter(b=2), {"a": 1.0, "b": 1.0})
     assert z["a"] == pytest.approx(2 * math.log(3) / math.sqrt(4 / 3))
     assert z["b"] == pytest.approx(-z["a"])
 
@@ -241,20 +249,20 @@ def test_distinctive_terms_rank_the_obvious_word_of_each_class_first():
         for text in items:
             comments.append(Comment(text=text))
             proba.append(ONE_HOT[k])
-    terms = run(comments, proba, terms_min_count=2, terms_n=3)["terms"]
-    assert terms["negative"][0] == {"term": "delayed", "z": terms["negative"][0]["z"], "count": 4}
-    assert terms["positive"][0]["term"] == "great"
-    assert terms["neutral"][0]["term"] == "tomorrow"
-    shared = {t["term"]: t["z"] for t in terms["positive"]}
+    found = run(comments, proba, terms_min_count=2, terms_n=3)["terms"]
+    assert found["negative"][0] == {"term": "delayed", "z": found["negative"][0]["z"], "count": 4}
+    assert found["positive"][0]["term"] == "great"
+    assert found["neutral"][0]["term"] == "tomorrow"
+    shared = {t["term"]: t["z"] for t in found["positive"]}
     assert "flight" not in shared or shared["flight"] < shared["great"]
-    assert all(t["z"] > 0 for rows in terms.values() for t in rows)
+    assert all(t["z"] > 0 for rows in found.values() for t in rows)
     # "rude" and "lost" occur once: below terms_min_count, never ranked
-    assert {"rude", "lost"}.isdisjoint(t["term"] for rows in terms.values() for t in rows)
+    assert {"rude", "lost"}.isdisjoint(t["term"] for rows in found.values() for t in rows)
 
 
 def test_terms_of_an_empty_corpus_are_empty_lists():
-    terms = run([Comment(text="the a 123")], [ONE_HOT[0]])["terms"]
-    assert terms == {"negative": [], "neutral": [], "positive": []}
+    found = run([Comment(text="the a 123")], [ONE_HOT[0]])["terms"]
+    assert found == {"negative": [], "neutral": [], "positive": []}
 
 
 # --- other languages --------------------------------------------------------------------------

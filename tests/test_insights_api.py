@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import get_args
 
 import httpx
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 
 from fake_youtube import API_KEY, FakeVideo, FakeYouTube, thread
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.config.serve import ServeConfig
+from sentiment_pipeline.insights.comments import ErrorKind
+from sentiment_pipeline.insights.result import AnalysisResult
 from sentiment_pipeline.insights.youtube import client_from_settings
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.paths import ProjectPaths
@@ -21,6 +25,7 @@ from sentiment_pipeline.service_settings import ServiceSettings, get_service_set
 from sentiment_pipeline.serving import server
 from sentiment_pipeline.serving.app import create_app
 from sentiment_pipeline.serving.dashboard import CSP, PACKAGE
+from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 from sentiment_pipeline.serving.insights_routes import get_youtube
 from sentiment_pipeline.serving.ratelimit import RateLimiter, TokenBucket
 from serving_fakes import FakeModel, FakeProvider, folder_provider, resolved_folder
@@ -203,6 +208,49 @@ def test_the_routes_are_documented_with_their_bodies(client):
     youtube = schema["paths"]["/v1/youtube/analyze"]["post"]["responses"]
     assert {"404", "422", "429", "502", "503"} <= set(youtube)
     assert "/" not in schema["paths"] and "/static/{name}" not in schema["paths"]
+
+
+def component(schema: dict, name: str) -> dict:
+    """The OpenAPI document's schema `name` as a JSON Schema that can reach every component."""
+    return {"$ref": f"#/components/schemas/{name}", "components": schema["components"]}
+
+
+@pytest.mark.parametrize("charts", [False, True])
+def test_the_analysis_result_model_is_the_documented_answer_and_what_is_sent(client, charts):
+    schema = client.get("/openapi.json").json()
+    for path in ("/v1/analyze", "/v1/youtube/analyze"):
+        ok = schema["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": "#/components/schemas/AnalysisResult"}, path
+    comments = ["great crew, thanks", {"text": "lost my bag", "likes": 3, "author": "ann",
+                                       "published_at": "2024-05-01T12:00:00Z"}, XSS]
+
+    response = client.post("/v1/analyze", json={"comments": comments, "charts": charts})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    validator = jsonschema_rs.validator_for(component(schema, "AnalysisResult"))
+    validator.validate(body)
+    assert not validator.is_valid({key: value for key, value in body.items() if key != "trend"})
+    assert not validator.is_valid({**body, "surprise": 1})
+    assert ("charts" in body) is charts
+    # The model is exactly what the route sends: the same bytes back from the parsed answer.
+    assert AnalysisResult.model_validate(body).as_json().encode() == response.content
+
+
+def test_every_error_kind_has_its_status_and_is_documented(client):
+    kinds = set(get_args(ErrorKind))
+    assert set(INSIGHTS_STATUS) == kinds
+    assert all(400 <= status < 600 for status in INSIGHTS_STATUS.values())
+    schema = client.get("/openapi.json").json()
+    error_type = schema["components"]["schemas"]["AnalysisErrorResponse"]["properties"][
+        "error_type"]
+    documented = {value for option in error_type["anyOf"] for value in option["enum"]}
+    assert kinds <= documented and "validation" in documented
+    for path in ("/v1/analyze", "/v1/youtube/analyze"):
+        for status, answer in schema["paths"][path]["post"]["responses"].items():
+            if status != "200":
+                assert answer["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/AnalysisErrorResponse"}, (path, status)
 
 
 # --- POST /v1/youtube/analyze ----------------------------------------------------------------

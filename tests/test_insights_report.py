@@ -20,6 +20,7 @@ from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import analysis, charts, pipeline, report
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED
+from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo, Term, Trend
 from sentiment_pipeline.settings import get_settings
 from tiny_sklearn import save_tiny_model
 
@@ -29,7 +30,7 @@ DOLLAR_LABELS = ["neg $x$", "50$", "pos $x^$"]  # "$x^$" is a mathtext syntax er
 FETCHING = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 
 
-def make_result(labels: list[str] = DOLLAR_LABELS) -> dict:
+def make_result(labels: list[str] = DOLLAR_LABELS) -> AnalysisResult:
     texts = [XSS, "costs 50$ and $x$ more", "=HYPERLINK(\"http://x\")", "great $x^$ crew",
              "+1 agree", "-lol", "@mention me", "plain words here"]
     start = datetime(2015, 2, 16, tzinfo=UTC)
@@ -41,21 +42,21 @@ def make_result(labels: list[str] = DOLLAR_LABELS) -> dict:
     proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]] * 2)
     result = analysis.analyze(
         CommentBatch(comments=comments, source={"kind": "file", "file": "x<b>.csv", "rows": 8}),
-        proba, labels, {"name": "tiny", "version": "3", "kind": "sklearn", "backend": "sklearn"},
+        proba, labels, ModelInfo(name="tiny", version="3", kind="sklearn", backend="sklearn"),
         InsightsConfig(terms_min_count=1), [UNCHECKED] * len(comments), 0.25,
     )
-    result["terms"][labels[0]] = [
-        {"term": "$x$", "z": 2.5, "count": 3}, {"term": "50$", "z": 1.5, "count": 3},
-        {"term": "$x^$", "z": 1.0, "count": 3}, {"term": XSS, "z": 0.5, "count": 3},
-    ]
-    return result
+    terms = {**result.terms, labels[0]: [
+        Term(term="$x$", z=2.5, count=3), Term(term="50$", z=1.5, count=3),
+        Term(term="$x^$", z=1.0, count=3), Term(term=XSS, z=0.5, count=3),
+    ]}
+    return result.model_copy(update={"terms": terms})
 
 
 # --- charts -----------------------------------------------------------------------------------
 
 
 def test_charts_render_dollar_signs_as_text_never_as_mathtext():
-    rendered = charts.render_charts(make_result())
+    rendered = charts.render_charts(make_result()).model_dump()
     assert set(rendered) == {"breakdown", "trend", "terms"}
     for svg in rendered.values():
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
@@ -68,9 +69,8 @@ def test_charts_render_dollar_signs_as_text_never_as_mathtext():
 
 
 def test_trend_chart_without_dates_says_so():
-    result = make_result()
-    result["trend"] = {"period": None, "buckets": []}
-    assert "<!-- No dated comments: no trend -->" in charts.render_charts(result)["trend"]
+    result = make_result().model_copy(update={"trend": Trend(period=None, buckets=[])})
+    assert "<!-- No dated comments: no trend -->" in charts.render_charts(result).trend
 
 
 def test_charts_render_from_several_threads_at_once():
@@ -78,7 +78,7 @@ def test_charts_render_from_several_threads_at_once():
 
     result = make_result()
     with ThreadPoolExecutor(4) as pool:
-        outputs = list(pool.map(lambda _: charts.render_charts(result), range(4)))
+        outputs = list(pool.map(lambda _: charts.render_charts(result).model_dump(), range(4)))
     clip_ids = re.compile(r"\b[pm][0-9a-f]{10}\b")  # ids of clip paths, markers: random
     same = [{name: clip_ids.sub("p", svg) for name, svg in out.items()} for out in outputs]
     assert all(out == same[0] for out in same)
@@ -100,14 +100,14 @@ def test_html_report_is_self_contained_and_escapes_comment_text():
     assert "default-src 'none'" in page  # a page policy forbids any fetch or script
     images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
     assert len(images) == 3
-    assert base64.b64decode(images[0]).decode() == rendered["breakdown"]
+    assert base64.b64decode(images[0]).decode() == rendered.breakdown
 
 
 def test_html_report_shows_the_figures_of_the_result():
     result = make_result(["negative", "neutral", "positive"])
-    page = report.render_html(result, {})
-    for row in result["breakdown"]:
-        low, high = report.percent(row["ci_low"]), report.percent(row["ci_high"])
+    page = report.render_html(result, None)
+    for row in result.breakdown:
+        low, high = report.percent(row.ci_low), report.percent(row.ci_high)
         assert f"<td class=num>{low} to {high}</td>" in page
     assert "model tiny version 3, kind sklearn, backend sklearn" in page
     assert "Comments per day (UTC)" in page
@@ -121,7 +121,7 @@ def test_html_report_shows_the_figures_of_the_result():
 def test_csv_guards_cells_a_spreadsheet_would_run_as_formulas():
     result = make_result(["negative", "neutral", "positive"])
     rows = list(csv.DictReader(io.StringIO(report.comments_csv(result))))
-    assert len(rows) == len(result["comments"])
+    assert len(rows) == len(result.comments)
     texts = [row["text"] for row in rows]
     assert texts[2] == "'=HYPERLINK(\"http://x\")"
     assert texts[4] == "'+1 agree" and texts[5] == "'-lol" and texts[6] == "'@mention me"
@@ -149,15 +149,17 @@ def test_finish_checks_languages_for_real_and_renders_charts():
                          source={"kind": "json"})
     result = pipeline.finish(
         batch, np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]]), ["negative", "neutral", "positive"],
-        {"name": "tiny"}, InsightsConfig(), charts=True,
+        ModelInfo(name="tiny", version=None, kind="sklearn", backend="sklearn"),
+        InsightsConfig(), charts=True,
     )
-    assert [r["language"] for r in result["comments"]] == ["es", "en"]
-    assert [r["other_language"] for r in result["comments"]] == [True, False]
-    assert result["counts"]["analysed"] == 1
-    assert [r["count"] for r in result["breakdown"]] == [0, 1, 0]
-    assert result["notes"][0].startswith("50 % of comments (1 of 2) are not in 'en'")
-    assert set(result["charts"]) == {"breakdown", "trend", "terms"}
-    assert result["elapsed_s"] >= 0
+    assert [r.language for r in result.comments] == ["es", "en"]
+    assert [r.other_language for r in result.comments] == [True, False]
+    assert result.counts.analysed == 1
+    assert [r.count for r in result.breakdown] == [0, 1, 0]
+    assert result.notes[0].startswith("50 % of comments (1 of 2) are not in 'en'")
+    assert result.charts is not None
+    assert set(result.charts.model_dump()) == {"breakdown", "trend", "terms"}
+    assert result.elapsed_s >= 0
 
 
 # --- the CLI ----------------------------------------------------------------------------------

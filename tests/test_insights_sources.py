@@ -12,7 +12,8 @@ import pytest
 from sentiment_pipeline.insights.comments import InsightsError
 from sentiment_pipeline.insights.files import parse_count, parse_time, read_comments
 from sentiment_pipeline.insights.language import detect
-from sentiment_pipeline.insights.youtube import parse_video_id
+from sentiment_pipeline.insights.youtube_links import parse_video_id
+from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 
 ID = "dQw4w9WgXcQ"
 
@@ -81,7 +82,7 @@ def test_anything_else_is_a_422_naming_the_input(text):
     with pytest.raises(InsightsError) as caught:
         parse_video_id(text)
     error = caught.value
-    assert (error.status, error.reason) == (422, "bad_video")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (422, "bad_video")
     assert repr(text) in error.message
     assert "youtu.be" in error.message  # says what is accepted
 
@@ -223,7 +224,7 @@ def test_missing_columns_are_named_with_the_columns_found():
     with pytest.raises(InsightsError) as caught:
         read_comments(data, filename="c.csv", time_column="time", likes_column="likes")
     error = caught.value
-    assert (error.status, error.reason) == (422, "bad_file")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (422, "bad_file")
     assert "'text' (text_column, --text-column)" in error.message
     assert "'time' (time_column, --time-column)" in error.message
     assert "'likes' (likes_column" in error.message
@@ -234,7 +235,7 @@ def test_more_rows_than_the_limit_is_413():
     data = b"text\n" + b"".join(b"comment %d\n" % i for i in range(6))
     with pytest.raises(InsightsError, match="insights.max_comments_limit") as caught:
         read_comments(data, filename="c.csv", limit=5)
-    assert (caught.value.status, caught.value.reason) == (413, "too_large")
+    assert (INSIGHTS_STATUS[caught.value.kind], caught.value.kind) == (413, "too_large")
     assert len(read_comments(data, filename="c.csv", limit=6).comments) == 6
 
 
@@ -272,7 +273,7 @@ def test_another_encoding_is_read_when_named():
 def test_unreadable_uploads_are_422_naming_the_upload(data, options, match):
     with pytest.raises(InsightsError, match=match) as caught:
         read_comments(data, **options)
-    assert (caught.value.status, caught.value.reason) == (422, "bad_file")
+    assert (INSIGHTS_STATUS[caught.value.kind], caught.value.kind) == (422, "bad_file")
     assert "sentiment-upload-" not in caught.value.message  # the temporary copy is not named
     assert "data." not in caught.value.message  # ingestion's params keys are not the options
 
@@ -327,7 +328,7 @@ def test_compressed_uploads_that_expand_past_the_limit_are_refused_before_readin
         with pytest.raises(InsightsError) as caught:
             read_comments(data, filename=name, limit=limit)
         error = caught.value
-        assert (error.status, error.reason) == (413, "too_large")
+        assert (INSIGHTS_STATUS[error.kind], error.kind) == (413, "too_large")
         assert name in error.message and "insights.max_comments_limit = 10" in error.message
     small = gzip.compress(b"text\n" + b"fine comment\n" * 5)
     assert len(read_comments(small, filename="ok.csv.gz", limit=limit).comments) == 5

@@ -10,13 +10,10 @@ import pytest
 
 from fake_youtube import API_KEY, FakeVideo, FakeYouTube, comment_resource, thread
 from sentiment_pipeline.insights.comments import InsightsError
-from sentiment_pipeline.insights.youtube import (
-    REPLIES_NOTE,
-    YouTubeClient,
-    client_from_settings,
-    seconds_to_quota_reset,
-)
+from sentiment_pipeline.insights.youtube import REPLIES_NOTE, YouTubeClient, client_from_settings
+from sentiment_pipeline.insights.youtube_answers import seconds_to_quota_reset
 from sentiment_pipeline.service_settings import ServiceSettings
+from sentiment_pipeline.serving.errors import INSIGHTS_STATUS
 
 VIDEO = "dQw4w9WgXcQ"
 
@@ -131,7 +128,7 @@ def test_max_comments_counts_replies_and_is_exact(fake, sleeps, cap, ids, pages)
 
 def test_a_video_that_does_not_exist_is_404_without_fetching_comments(fake, sleeps):
     error = _fails(_client(fake, sleeps), "nosuchvideo")
-    assert (error.status, error.reason) == (404, "video_not_found")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (404, "video_not_found")
     assert "nosuchvideo" in error.message
     assert fake.calls("commentThreads") == []
 
@@ -139,20 +136,20 @@ def test_a_video_that_does_not_exist_is_404_without_fetching_comments(fake, slee
 def test_comment_threads_video_not_found_is_404(fake, sleeps):
     fake.fail("commentThreads", 404, "videoNotFound")
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (404, "video_not_found")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (404, "video_not_found")
     assert "videoNotFound" in error.message
 
 
 def test_comments_disabled_is_422(fake, sleeps):
     error = _fails(_client(fake, sleeps), "disabled000")
-    assert (error.status, error.reason) == (422, "comments_disabled")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (422, "comments_disabled")
     assert "disabled000" in error.message and "commentsDisabled" in error.message
 
 
 def test_quota_exceeded_is_503_with_seconds_to_pacific_midnight(fake, sleeps):
     fake.fail("commentThreads", 403, "quotaExceeded")
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (503, "youtube_quota")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (503, "youtube_quota")
     assert 0 < error.retry_after <= 25 * 3600
     assert abs(error.retry_after - seconds_to_quota_reset()) < 60
     assert "quota" in error.message and "midnight Pacific" in error.message
@@ -162,13 +159,17 @@ def test_quota_exceeded_is_503_with_seconds_to_pacific_midnight(fake, sleeps):
 def test_quota_uses_the_apis_retry_after_when_sent(fake, sleeps):
     fake.fail("videos", 403, "quotaExceeded", headers={"Retry-After": "120"})
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason, error.retry_after) == (503, "youtube_quota", 120.0)
+    assert (INSIGHTS_STATUS[error.kind], error.kind, error.retry_after) == (
+        503, "youtube_quota", 120.0
+    )
 
 
 def test_rate_limit_is_503_retry_in_a_minute(fake, sleeps):
     fake.fail("commentThreads", 403, "rateLimitExceeded")
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason, error.retry_after) == (503, "youtube_quota", 60.0)
+    assert (INSIGHTS_STATUS[error.kind], error.kind, error.retry_after) == (
+        503, "youtube_quota", 60.0
+    )
 
 
 def test_pacific_midnight_is_computed_in_los_angeles_time():
@@ -182,7 +183,7 @@ def test_a_wrong_key_is_502_and_never_shown(fake, sleeps, caplog):
     caplog.set_level(logging.DEBUG)
     secret = "AIzaSy-this-is-the-real-secret"
     error = _fails(_client(fake, sleeps, key=secret))
-    assert (error.status, error.reason) == (502, "youtube_key")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_key")
     assert "API key not valid" in error.message
     assert secret not in error.message and secret not in caplog.text
     assert fake.calls("videos")[0]["key"] == secret  # sent, as the API wants, as `key`
@@ -194,13 +195,13 @@ def test_a_wrong_key_is_502_and_never_shown(fake, sleeps, caplog):
 def test_a_refused_key_is_502(fake, sleeps, status, reason):
     fake.fail("commentThreads", status, reason)
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (502, "youtube_key")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_key")
     assert reason in error.message and "SENTIMENT_PIPELINE_YOUTUBE_API_KEY" in error.message
 
 
 def test_no_key_is_503_not_configured_without_a_request(fake, sleeps):
     error = _fails(_client(fake, sleeps, key=None))
-    assert (error.status, error.reason) == (503, "youtube_not_configured")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (503, "youtube_not_configured")
     assert "SENTIMENT_PIPELINE_YOUTUBE_API_KEY" in error.message
     assert fake.requests == []
 
@@ -217,7 +218,7 @@ def test_a_503_is_retried_and_then_succeeds(fake, sleeps):
 def test_5xx_every_time_is_503_unavailable_after_exponential_backoff(fake, sleeps):
     fake.fail("videos", 500, times=3)
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (503, "youtube_unavailable")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (503, "youtube_unavailable")
     assert "HTTP 500" in error.message and "3 times" in error.message
     assert sleeps == [0.5, 1.0]
     assert len(fake.calls("videos")) == 3
@@ -226,7 +227,7 @@ def test_5xx_every_time_is_503_unavailable_after_exponential_backoff(fake, sleep
 def test_retries_and_backoff_are_configurable(fake, sleeps):
     fake.fail("videos", 502, times=4)
     error = _fails(_client(fake, sleeps, retries=3, backoff=0.25))
-    assert error.reason == "youtube_unavailable"
+    assert error.kind == "youtube_unavailable"
     assert sleeps == [0.25, 0.5, 1.0]
 
 
@@ -234,7 +235,7 @@ def test_a_dropped_connection_is_retried_then_502_unreachable(fake, sleeps, capl
     caplog.set_level(logging.DEBUG)
     fake.fail("videos", drop=True, times=3)
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (502, "youtube_unreachable")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_unreachable")
     assert "3 tries" in error.message
     assert len(fake.calls("videos")) == 3
     assert API_KEY not in caplog.text
@@ -249,7 +250,7 @@ def test_a_dropped_connection_once_is_survived(fake, sleeps):
 def test_a_timeout_is_502_unreachable(fake, sleeps):
     fake.fail("videos", 200, delay=1.0, times=2)
     error = _fails(_client(fake, sleeps, timeout=0.2, retries=1))
-    assert (error.status, error.reason) == (502, "youtube_unreachable")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_unreachable")
     assert "Timeout" in error.message
 
 
@@ -260,21 +261,21 @@ def test_nothing_listening_is_502_unreachable_and_the_url_is_redacted(sleeps):
     client = YouTubeClient(API_KEY, f"http://127.0.0.1:{port}/youtube/v3", retries=1,
                            sleep=sleeps.append)
     error = _fails(client)
-    assert (error.status, error.reason) == (502, "youtube_unreachable")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_unreachable")
     assert "key=***" in error.message  # requests names the URL; its key is hidden
 
 
 def test_an_answer_that_is_not_json_is_503_unavailable(fake, sleeps):
     fake.fail("videos", 200, body="<html>captive portal</html>")
     error = _fails(_client(fake, sleeps))
-    assert (error.status, error.reason) == (503, "youtube_unavailable")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (503, "youtube_unavailable")
 
 
 def test_a_wrong_base_url_is_a_clear_error(fake, sleeps):
     client = YouTubeClient(fake.key, fake.url.replace("/youtube/v3", "/nothing"),
                            sleep=sleeps.append)
     error = _fails(client)
-    assert (error.status, error.reason) == (502, "youtube_error")
+    assert (INSIGHTS_STATUS[error.kind], error.kind) == (502, "youtube_error")
     assert "HTTP 404" in error.message
 
 

@@ -93,7 +93,7 @@ def test_a_folder_outside_models_needs_trust_in_every_command(
     assert predict.open_model(str(elsewhere), model_name=NAME, paths=project,
                               trust=True).predict([TEXT]) == ["positive"]
     model, info = analyze.open_model(str(elsewhere), model_name=NAME, paths=project, trust=True)
-    assert info["backend"] == "sklearn" and model.predict([TEXT]) == ["positive"]
+    assert info.backend == "sklearn" and model.predict([TEXT]) == ["positive"]
     opens["serve"](str(elsewhere), True)
     assert served == [("sklearn", 200)]
 

@@ -355,7 +355,7 @@ def test_compressed_uploads_of_every_kind_are_bounded_while_streaming() -> None:
     for name, bomb in bombs.items():
         with pytest.raises(InsightsError) as caught:
             files.read_comments(bomb, filename=name, limit=2)
-        assert caught.value.reason == "too_large"
+        assert caught.value.kind == "too_large"
         assert caught.value.message.startswith(f"{name} expands to more than 20,000 bytes")
 
 

@@ -15,6 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from sentiment_pipeline.insights.result import AnalysisResult, BreakdownRow, Charts, Term, Trend
+
 PLAIN = {"parse_math": False, "usetex": False}  # text drawn as written
 NAMED_COLOURS = {"negative": "#d1495b", "neutral": "#8d99ae", "positive": "#2a9d8f"}
 PALETTE = ["#264653", "#e9c46a", "#f4a261", "#6a4c93", "#1982c4", "#8ac926", "#ff595e"]
@@ -28,14 +30,14 @@ DATE_FORMAT = {"hour": "%d %b %H:00", "day": "%d %b %Y", "week": "%d %b %Y", "mo
 MAX_DATE_TICKS = 8
 
 
-def render_charts(result: dict[str, Any]) -> dict[str, str]:
+def render_charts(result: AnalysisResult) -> Charts:
     """The breakdown, trend and terms charts of an analysis result, as SVG documents."""
-    colours = label_colours(result["labels"])
-    return {
-        "breakdown": breakdown_chart(result["breakdown"], colours),
-        "trend": trend_chart(result["trend"], result["labels"], colours),
-        "terms": terms_chart(result["terms"], result["labels"], colours),
-    }
+    colours = label_colours(result.labels)
+    return Charts(
+        breakdown=breakdown_chart(result.breakdown, colours),
+        trend=trend_chart(result.trend, result.labels, colours),
+        terms=terms_chart(result.terms, result.labels, colours),
+    )
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
@@ -68,15 +70,15 @@ def label_rows(axes: Axes, names: Sequence[str], x: float = -0.02) -> None:
         axes.text(x, row, name, transform=transform, ha="right", va="center", **PLAIN)
 
 
-def breakdown_chart(rows: Sequence[dict[str, Any]], colours: dict[str, str]) -> str:
+def breakdown_chart(rows: Sequence[BreakdownRow], colours: dict[str, str]) -> str:
     """Horizontal bars of each class's share, with its 95 % interval and its count."""
     figure = Figure(figsize=(6.4, 0.6 + 0.55 * max(len(rows), 1)), layout="constrained")
     axes = figure.add_subplot()
-    names = [r["label"] for r in rows]
-    shares = [r["share"] for r in rows]
+    names = [r.label for r in rows]
+    shares = [r.share for r in rows]
     errors = [
-        [max(r["share"] - r["ci_low"], 0) for r in rows],
-        [max(r["ci_high"] - r["share"], 0) for r in rows],
+        [max(r.share - r.ci_low, 0) for r in rows],
+        [max(r.ci_high - r.share, 0) for r in rows],
     ]
     axes.barh(
         range(len(rows)), shares, xerr=errors, capsize=4, ecolor="#333333",
@@ -84,7 +86,7 @@ def breakdown_chart(rows: Sequence[dict[str, Any]], colours: dict[str, str]) -> 
     )
     for row, r in enumerate(rows):
         axes.text(
-            min(r["ci_high"], 0.86) + 0.01, row, f"{r['share']:.0%} ({r['count']})",
+            min(r.ci_high, 0.86) + 0.01, row, f"{r.share:.0%} ({r.count})",
             va="center", **PLAIN,
         )
     label_rows(axes, names)
@@ -96,10 +98,10 @@ def breakdown_chart(rows: Sequence[dict[str, Any]], colours: dict[str, str]) -> 
     return to_svg(figure)
 
 
-def trend_chart(trend: dict[str, Any], labels: Sequence[str], colours: dict[str, str]) -> str:
+def trend_chart(trend: Trend, labels: Sequence[str], colours: dict[str, str]) -> str:
     """Class shares per period stacked to 100 %, above the number of comments per period."""
     figure = Figure(figsize=(8, 4.8), layout="constrained")
-    buckets = trend["buckets"]
+    buckets = trend.buckets
     if not buckets:
         axes = figure.add_subplot()
         axes.set_axis_off()
@@ -108,11 +110,11 @@ def trend_chart(trend: dict[str, Any], labels: Sequence[str], colours: dict[str,
     shares_axes, count_axes = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    starts = [datetime.fromisoformat(b["start"].replace("Z", "+00:00")) for b in buckets]
-    width = PERIOD_WIDTH[trend["period"]] * 0.85
+    starts = [datetime.fromisoformat(b.start.replace("Z", "+00:00")) for b in buckets]
+    width = PERIOD_WIDTH[trend.period] * 0.85
     bottom = [0.0] * len(buckets)
     for label in labels:
-        heights = [b["shares"][label] for b in buckets]
+        heights = [b.shares[label] for b in buckets]
         shares_axes.bar(
             starts, heights, width=width, bottom=bottom, align="edge", color=colours[label],
             label=label,
@@ -120,13 +122,13 @@ def trend_chart(trend: dict[str, Any], labels: Sequence[str], colours: dict[str,
         bottom = [low + h for low, h in zip(bottom, heights, strict=True)]
     shares_axes.set_ylim(0, 1)
     shares_axes.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    shares_axes.set_title(f"Class shares per {trend['period']} (UTC)", **PLAIN)
+    shares_axes.set_title(f"Class shares per {trend.period} (UTC)", **PLAIN)
     plain_legend(shares_axes, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     count_axes.bar(
-        starts, [b["count"] for b in buckets], width=width, align="edge", color="#555555"
+        starts, [b.count for b in buckets], width=width, align="edge", color="#555555"
     )
     count_axes.set_ylabel("comments", **PLAIN)
-    date_ticks(count_axes, starts, trend["period"])
+    date_ticks(count_axes, starts, trend.period)
     for axes in (shares_axes, count_axes):
         axes.spines[["top", "right"]].set_visible(False)
     return to_svg(figure)
@@ -143,7 +145,7 @@ def date_ticks(axes: Axes, starts: Sequence[datetime], period: str) -> None:
 
 
 def terms_chart(
-    terms: dict[str, Sequence[dict[str, Any]]], labels: Sequence[str], colours: dict[str, str]
+    terms: dict[str, list[Term]], labels: Sequence[str], colours: dict[str, str]
 ) -> str:
     """One panel per class: its most distinctive terms by log-odds z-score."""
     longest = max((len(terms.get(label, [])) for label in labels), default=0)
@@ -160,8 +162,8 @@ def terms_chart(
             axes.text(0.5, 0.5, "no distinctive terms", ha="center", va="center",
                       transform=axes.transAxes, **PLAIN)
             continue
-        axes.barh(range(len(rows)), [r["z"] for r in rows], color=colours[label])
-        label_rows(axes, [r["term"] for r in rows])
+        axes.barh(range(len(rows)), [r.z for r in rows], color=colours[label])
+        label_rows(axes, [r.term for r in rows])
         axes.invert_yaxis()
         axes.set_xlabel("log-odds z-score", **PLAIN)
     figure.suptitle("Distinctive terms per class (vs the other classes)", **PLAIN)

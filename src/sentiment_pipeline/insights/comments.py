@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sentiment_pipeline.errors import PipelineError
 
@@ -33,25 +34,35 @@ class CommentBatch:
     notes: tuple[str, ...] = ()  # caveats, e.g. that YouTube returns only some replies
 
 
-class InsightsError(PipelineError):
-    """A known failure of an analysis: an HTTP status, a short reason code and a clear message.
+# Why an analysis could not be done; serving maps each kind to an HTTP status in one table.
+ErrorKind = Literal[
+    "bad_request",  # a request option out of range (max_comments)
+    "bad_file",  # a comments file that cannot be read as asked
+    "too_large",  # more comments or bytes than one analysis may hold
+    "bad_video",  # not a YouTube link or video id
+    "video_not_found",  # no such video (private, deleted, mistyped)
+    "comments_disabled",  # the video's comments are turned off
+    "youtube_not_configured",  # this machine has no YouTube Data API key
+    "youtube_key",  # YouTube refused the key
+    "youtube_quota",  # the key's quota or rate is spent (retry_after says when to retry)
+    "youtube_unavailable",  # YouTube answered 5xx or nonsense
+    "youtube_unreachable",  # the network failed
+    "youtube_error",  # another refusal of YouTube's
+]
 
-    The server answers ``{"error": message, "error_type": reason}`` with ``status`` (and a
-    ``Retry-After`` header when ``retry_after`` is set); the CLI prints the message and exits 1.
+
+class InsightsError(PipelineError):
+    """A known failure of an analysis: its kind, a clear message, and when to retry if known.
+
+    The server answers ``{"error": message, "error_type": kind}`` with the kind's status (and
+    a ``Retry-After`` header when ``retry_after`` is set); the CLI prints the message, exits 1.
     """
 
-    def __init__(
-        self, status: int, reason: str, message: str, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.reason = reason
+        self.kind = kind
         self.message = message
         self.retry_after = retry_after
-
-    def payload(self) -> dict[str, str]:
-        """The JSON body of the error response."""
-        return {"error": self.message, "error_type": self.reason}
 
 
 class YouTubeError(InsightsError):
@@ -59,4 +70,4 @@ class YouTubeError(InsightsError):
 
 
 class BadFileError(InsightsError):
-    """A comments file cannot be read as asked (422 ``bad_file``, or 413 ``too_large``)."""
+    """A comments file cannot be read as asked (``bad_file``, or ``too_large``)."""

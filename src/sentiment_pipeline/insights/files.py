@@ -73,14 +73,14 @@ def read_comments(
     if not isinstance(source, bytes) and not Path(source).is_file():
         what = "a directory" if Path(source).is_dir() else "no file"
         raise BadFileError(
-            422, "bad_file",
+            "bad_file",
             f"{source}: {what} there; give a {'/'.join(tables.FORMATS)} file of comments",
         )
     try:  # before an upload is written anywhere
         tables.resolve_format(name, format, options)
         tables.codec_of(encoding, options)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", str(exc)) from None
+        raise BadFileError("bad_file", str(exc)) from None
     if isinstance(source, bytes):
         with tempfile.TemporaryDirectory(prefix="sentiment-upload-") as folder:
             path = Path(folder) / _temporary_name(name)
@@ -132,7 +132,7 @@ def _read(path: Path, name: str, chosen: str, encoding: str, options: tables.Tab
         logger.debug("could not size %s before reading it: %s", name, exc)
     if size > bound:
         raise BadFileError(
-            413, "too_large",
+            "too_large",
             f"{name} expands to more than {bound:,} bytes when read "
             f"({MAX_BYTES_PER_COMMENT:,} per comment for insights.max_comments_limit = {limit}); "
             "send fewer or shorter comments",
@@ -140,7 +140,7 @@ def _read(path: Path, name: str, chosen: str, encoding: str, options: tables.Tab
     try:
         return tables.read_table(path, chosen, encoding=encoding, options=options, name=name)
     except PipelineError as exc:
-        raise BadFileError(422, "bad_file", str(exc)) from None
+        raise BadFileError("bad_file", str(exc)) from None
 
 
 def comments_from_frame(
@@ -158,7 +158,6 @@ def comments_from_frame(
     _check_columns(frame.columns, name, text_column, time_column, likes_column, author_column)
     if len(frame) > limit:
         raise BadFileError(
-            413,
             "too_large",
             f"{name} holds {len(frame)} rows, more than the {limit} comments one analysis may "
             "hold (insights.max_comments_limit); analyse a part of the file, or raise "
@@ -196,7 +195,6 @@ def comments_from_frame(
         ))
     if not comments:
         raise BadFileError(
-            422,
             "bad_file",
             f"{name} holds no comments: none of its {len(frame)} rows has text in the column "
             f"{text_column!r}; check the text column (columns: {_names(frame.columns)})",
@@ -238,7 +236,6 @@ def _check_columns(columns: Sequence[object], name: str, text: str, *optional: s
     ]
     if missing:
         raise BadFileError(
-            422,
             "bad_file",
             f"expected the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} in "
             f"{name}, found {found}; name the file's columns with those options",

@@ -6,12 +6,10 @@ calls `finish` with the probabilities.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,11 +18,13 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights import analysis, files, language, report, youtube
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
-from sentiment_pipeline.io import atomic_path, to_jsonable
+from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
+from sentiment_pipeline.insights.youtube_links import parse_video_id
+from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import ModelManifest, SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import opening
-from sentiment_pipeline.settings import Settings
+from sentiment_pipeline.service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ BACKENDS = {"sklearn": "sklearn", "transformers": "torch", "onnx": "onnx"}
 
 def open_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
-) -> tuple[SentimentModel, dict[str, Any]]:
+) -> tuple[SentimentModel, ModelInfo]:
     """`--model` opened as predict and serve do, and described for the result."""
     opened = opening.open_model(spec, model_name=model_name, paths=paths, trust=trust)
     info = describe_model(
@@ -42,29 +42,28 @@ def open_model(
     return opened.model, info
 
 
-def describe_model(manifest: ModelManifest, *, name: str, version: str | None) -> dict[str, Any]:
+def describe_model(manifest: ModelManifest, *, name: str, version: str | None) -> ModelInfo:
     """The result's "model": name, registry version, kind and the runtime it ran on."""
     backend = BACKENDS.get(manifest.kind, manifest.kind)
     if manifest.kind == "onnx" and manifest.precision == "int8":
         backend = "onnx-int8"
-    return {"name": name, "version": version, "kind": manifest.kind, "backend": backend}
+    return ModelInfo(name=name, version=version, kind=manifest.kind, backend=backend)
 
 
 def youtube_batch(
-    video: str, *, max_comments: int | None, config: InsightsConfig, settings: Settings
+    video: str, *, max_comments: int | None, config: InsightsConfig, settings: ServiceSettings
 ) -> CommentBatch:
     """A video's comments through the YouTube Data API, with the key of this machine."""
     wanted = config.max_comments if max_comments is None else max_comments
     if not 1 <= wanted <= config.max_comments_limit:
         raise InsightsError(
-            413 if wanted > config.max_comments_limit else 422,
             "too_large" if wanted > config.max_comments_limit else "bad_request",
             f"max_comments must be between 1 and {config.max_comments_limit} "
             f"(insights.max_comments_limit), got {wanted}",
         )
     key = settings.youtube_api_key.get_secret_value() if settings.youtube_api_key else None
     client = youtube.YouTubeClient(key, settings.youtube_base_url)
-    return client.fetch(youtube.parse_video_id(video), wanted, config.order)
+    return client.fetch(parse_video_id(video), wanted, config.order)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class FileOptions:
 
 
 def file_batch(path: Path, options: FileOptions, *, limit: int) -> CommentBatch:
-    """The comments of a local file (at most `limit`, else a 413)."""
+    """The comments of a local file (at most `limit`, else too_large)."""
     return files.read_comments(
         path,
         format=options.format,
@@ -99,11 +98,11 @@ def file_batch(path: Path, options: FileOptions, *, limit: int) -> CommentBatch:
 def analyze_batch(
     batch: CommentBatch,
     model: SentimentModel,
-    model_info: dict[str, Any],
+    model_info: ModelInfo,
     config: InsightsConfig,
     *,
     charts: bool = False,
-) -> dict[str, Any]:
+) -> AnalysisResult:
     """Classify the batch with `model` and analyse it; elapsed_s covers all of it."""
     started = time.perf_counter()
     texts = [c.text for c in batch.comments]
@@ -115,12 +114,12 @@ def finish(
     batch: CommentBatch,
     proba: np.ndarray,
     labels: list[str],
-    model_info: dict[str, Any],
+    model_info: ModelInfo,
     config: InsightsConfig,
     *,
     charts: bool = False,
     started: float | None = None,
-) -> dict[str, Any]:
+) -> AnalysisResult:
     """The analysis of classified comments (language check, aggregates, charts if asked).
 
     started: time.perf_counter() when the request began, so elapsed_s includes the model.
@@ -135,14 +134,14 @@ def finish(
     result = analysis.analyze(
         batch, proba, labels, model_info, config, languages, time.perf_counter() - started
     )
-    if charts:
-        result["charts"] = render_charts(result)
-    result["elapsed_s"] = round(time.perf_counter() - started, 4)
-    return result
+    rendered = render_charts(result) if charts else None
+    return result.model_copy(
+        update={"charts": rendered, "elapsed_s": round(time.perf_counter() - started, 4)}
+    )
 
 
 def write_outputs(
-    result: dict[str, Any],
+    result: AnalysisResult,
     *,
     html: Path | None = None,
     json_path: Path | None = None,
@@ -151,15 +150,13 @@ def write_outputs(
     """Write the report, the raw result (without charts) and the per-comment CSV, atomically."""
     written = []
     if json_path is not None:
-        raw = {key: value for key, value in result.items() if key != "charts"}
-        write_text(json_path, json.dumps(to_jsonable(raw), indent=2, allow_nan=False) + "\n")
+        write_text(json_path, result.as_json(indent=2, charts=False) + "\n")
         written.append(json_path)
     if csv is not None:
         write_text(csv, report.comments_csv(result))
         written.append(csv)
     if html is not None:
-        charts = result.get("charts") or render_charts(result)
-        write_text(html, report.render_html(result, charts))
+        write_text(html, report.render_html(result, result.charts or render_charts(result)))
         written.append(html)
     return written
 
@@ -173,25 +170,25 @@ def write_text(path: Path, text: str) -> None:
         raise PipelineError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def summary(result: dict[str, Any]) -> str:
+def summary(result: AnalysisResult) -> str:
     """A few lines for a terminal: counts, the breakdown with intervals, the trend's span."""
-    counts = result["counts"]
+    counts = result.counts
     lines = [
-        f"{counts['comments']} comments, {counts['analysed']} analysed "
-        f"({counts['other_language']} in another language, {counts['replies']} replies) "
-        f"in {result['elapsed_s']:.2f} s with {result['model']['name']}",
+        f"{counts.comments} comments, {counts.analysed} analysed "
+        f"({counts.other_language} in another language, {counts.replies} replies) "
+        f"in {result.elapsed_s:.2f} s with {result.model.name}",
     ]
-    width = max((len(r["label"]) for r in result["breakdown"]), default=5)
-    for row in result["breakdown"]:
+    width = max((len(r.label) for r in result.breakdown), default=5)
+    for row in result.breakdown:
         lines.append(
-            f"  {row['label']:<{width}}  {row['count']:>6}  {100 * row['share']:5.1f} %  "
-            f"(95 % CI {100 * row['ci_low']:.1f}-{100 * row['ci_high']:.1f} %)"
+            f"  {row.label:<{width}}  {row.count:>6}  {100 * row.share:5.1f} %  "
+            f"(95 % CI {100 * row.ci_low:.1f}-{100 * row.ci_high:.1f} %)"
         )
-    buckets = result["trend"]["buckets"]
+    buckets = result.trend.buckets
     if buckets:
         lines.append(
-            f"trend: {len(buckets)} {result['trend']['period']}s from {buckets[0]['start']} "
-            f"to {buckets[-1]['start']}"
+            f"trend: {len(buckets)} {result.trend.period}s from {buckets[0].start} "
+            f"to {buckets[-1].start}"
         )
-    lines += [f"note: {note}" for note in result["notes"]]
+    lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)

@@ -14,6 +14,21 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from sentiment_pipeline.insights.result import (
+    AnalysisResult,
+    BreakdownRow,
+    Charts,
+    CommentRow,
+    Counts,
+    FileSource,
+    ModelInfo,
+    Source,
+    Term,
+    Trend,
+    WeightedRow,
+    YouTubeSource,
+)
+
 # No scripts, no fetches: only inline styles and the charts' data: URLs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # A cell starting with one of these is read as a formula by spreadsheet programs.
@@ -46,24 +61,24 @@ figure { margin: 1rem 0; background: #fff; border: 1px solid #dde1e8; border-rad
 """
 
 
-def render_html(result: dict[str, Any], charts: dict[str, str] | None = None) -> str:
+def render_html(result: AnalysisResult, charts: Charts | None = None) -> str:
     """The whole report: summary figures, breakdown table, charts, terms, comments, notes."""
-    labels = result["labels"]
+    labels = result.labels
     body = [
-        f"<h1>Audience insights: {escape(source_title(result['source']))}</h1>",
-        f'<p class="meta">{escape(model_line(result["model"]))} &middot; '
-        f"analysed in {result['elapsed_s']:.2f} s</p>",
-        summary_figures(result["counts"], result["breakdown"]),
-        section("Breakdown", breakdown_table(result["breakdown"], result["weighted_breakdown"])),
-        section("Charts", chart_figures(charts or result.get("charts") or {})),
-        section("Trend", trend_table(result["trend"], labels)),
-        section("Distinctive terms", terms_tables(result["terms"], labels)),
-        section("Top comments per class", top_comments(result["top_comments"], labels)),
-        section("Least confident predictions", comment_list(result["uncertain"], labels)),
-        section("Notes", bullet_list(result["notes"], "notes")),
-        section("Source", source_table(result["source"])),
+        f"<h1>Audience insights: {escape(source_title(result.source))}</h1>",
+        f'<p class="meta">{escape(model_line(result.model))} &middot; '
+        f"analysed in {result.elapsed_s:.2f} s</p>",
+        summary_figures(result.counts, result.breakdown),
+        section("Breakdown", breakdown_table(result.breakdown, result.weighted_breakdown)),
+        section("Charts", chart_figures(charts or result.charts)),
+        section("Trend", trend_table(result.trend, labels)),
+        section("Distinctive terms", terms_tables(result.terms, labels)),
+        section("Top comments per class", top_comments(result.top_comments, labels)),
+        section("Least confident predictions", comment_list(result.uncertain, labels)),
+        section("Notes", bullet_list(result.notes, "notes")),
+        section("Source", source_table(result.source)),
     ]
-    return page(f"Audience insights: {source_title(result['source'])}", body)
+    return page(f"Audience insights: {source_title(result.source)}", body)
 
 
 def page(title: str, body: Iterable[str]) -> str:
@@ -81,20 +96,20 @@ def section(title: str, content: str) -> str:
     return f"<section>\n<h2>{escape(title)}</h2>\n{content}\n</section>"
 
 
-def source_title(source: dict[str, Any]) -> str:
+def source_title(source: Source) -> str:
     """A short name for where the comments came from."""
-    if source.get("kind") == "youtube":
-        video = source.get("video") or {}
-        return str(video.get("title") or video.get("id") or "a YouTube video")
-    if source.get("kind") == "file":
-        return str(source.get("file") or "a file")
+    if isinstance(source, YouTubeSource):
+        return source.video.title or source.video.id
+    if isinstance(source, FileSource):
+        return source.file or "a file"
     return "submitted comments"
 
 
-def model_line(model: dict[str, Any]) -> str:
-    version = f" version {model['version']}" if model.get("version") else ""
-    parts = [f"model {model.get('name')}{version}"]
-    parts += [f"{key} {model[key]}" for key in ("kind", "backend") if model.get(key)]
+def model_line(model: ModelInfo) -> str:
+    version = f" version {model.version}" if model.version else ""
+    parts = [f"model {model.name}{version}"]
+    parts += [f"{key} {value}" for key, value in (("kind", model.kind),
+                                                   ("backend", model.backend)) if value]
     return ", ".join(parts)
 
 
@@ -102,17 +117,17 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def summary_figures(counts: dict[str, int], rows: Sequence[dict[str, Any]]) -> str:
-    figures = [
-        ("comments", counts["comments"]),
-        ("analysed", counts["analysed"]),
-        ("other language", counts["other_language"]),
-        ("replies", counts["replies"]),
-        ("with a time", counts["with_time"]),
+def summary_figures(counts: Counts, rows: Sequence[BreakdownRow]) -> str:
+    figures: list[tuple[str, Any]] = [
+        ("comments", counts.comments),
+        ("analysed", counts.analysed),
+        ("other language", counts.other_language),
+        ("replies", counts.replies),
+        ("with a time", counts.with_time),
     ]
-    if counts["analysed"]:
-        top = max(rows, key=lambda r: r["count"])
-        figures.append((f"{top['label']} (largest class)", percent(top["share"])))
+    if counts.analysed:
+        top = max(rows, key=lambda r: r.count)
+        figures.append((f"{top.label} (largest class)", percent(top.share)))
     items = "".join(f"<li><b>{escape(str(v))}</b>{escape(name)}</li>" for name, v in figures)
     return f'<ul class="figures">{items}</ul>'
 
@@ -129,29 +144,29 @@ def table(header: Sequence[str], rows: Iterable[Sequence[tuple[str, bool]]]) -> 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def breakdown_table(rows: Sequence[dict[str, Any]], weighted: Sequence[dict[str, Any]]) -> str:
-    weight_share = {w["label"]: w["share"] for w in weighted}
+def breakdown_table(rows: Sequence[BreakdownRow], weighted: Sequence[WeightedRow]) -> str:
+    weight_share = {w.label: w.share for w in weighted}
     return table(
         ["class", "comments", "share", "95 % interval (Wilson)", "like-weighted share"],
         (
             [
-                (r["label"], False),
-                (str(r["count"]), True),
-                (percent(r["share"]), True),
-                (f"{percent(r['ci_low'])} to {percent(r['ci_high'])}", True),
-                (percent(weight_share.get(r["label"], 0.0)), True),
+                (r.label, False),
+                (str(r.count), True),
+                (percent(r.share), True),
+                (f"{percent(r.ci_low)} to {percent(r.ci_high)}", True),
+                (percent(weight_share.get(r.label, 0.0)), True),
             ]
             for r in rows
         ),
     )
 
 
-def chart_figures(charts: dict[str, str]) -> str:
+def chart_figures(charts: Charts | None) -> str:
     """Each chart as an <img> of a data: URL: inline, and never parsed as part of the page."""
-    if not charts:
+    if charts is None:
         return "<p>Charts were not rendered.</p>"
     figures = []
-    for name, svg in charts.items():
+    for name, svg in charts.model_dump().items():
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         title = CHART_TITLES.get(name, name)
         figures.append(
@@ -161,17 +176,18 @@ def chart_figures(charts: dict[str, str]) -> str:
     return "\n".join(figures)
 
 
-def trend_table(trend: dict[str, Any], labels: Sequence[str]) -> str:
-    if not trend["buckets"]:
+def trend_table(trend: Trend, labels: Sequence[str]) -> str:
+    if not trend.buckets or trend.period is None:
         return "<p>No dated comments, so no trend.</p>"
+    period = trend.period
     return (
-        f"<p>Comments per {escape(trend['period'])} (UTC), with each class's share.</p>"
+        f"<p>Comments per {escape(period)} (UTC), with each class's share.</p>"
         + table(
             ["period start", "comments", *labels],
             (
-                [(period_start(b["start"], trend["period"]), False), (str(b["count"]), True)]
-                + [(percent(b["shares"][label]), True) for label in labels]
-                for b in trend["buckets"]
+                [(period_start(b.start, period), False), (str(b.count), True)]
+                + [(percent(b.shares[label]), True) for label in labels]
+                for b in trend.buckets
             ),
         )
     )
@@ -184,14 +200,14 @@ def period_start(start: str, period: str) -> str:
     return start[:10]
 
 
-def terms_tables(terms: dict[str, Sequence[dict[str, Any]]], labels: Sequence[str]) -> str:
+def terms_tables(terms: dict[str, list[Term]], labels: Sequence[str]) -> str:
     blocks = []
     for label in labels:
         rows = terms.get(label, [])
         content = (
             table(
                 ["term", "z-score", "count"],
-                ([(t["term"], False), (f"{t['z']:.2f}", True), (str(t["count"]), True)]
+                ([(t.term, False), (f"{t.z:.2f}", True), (str(t.count), True)]
                  for t in rows),
             )
             if rows
@@ -201,34 +217,34 @@ def terms_tables(terms: dict[str, Sequence[dict[str, Any]]], labels: Sequence[st
     return f'<div class="columns">{"".join(blocks)}</div>'
 
 
-def comment_block(row: dict[str, Any], labels: Sequence[str]) -> str:
+def comment_block(row: CommentRow, labels: Sequence[str]) -> str:
     """One comment as text, with its class, confidence, likes, author and time."""
     facts = [
-        f"{row['label']} ({percent(row['confidence'])})",
-        f"{row['likes']} likes",
+        f"{row.label} ({percent(row.confidence)})",
+        f"{row.likes} likes",
     ]
-    if row.get("author"):
-        facts.append(f"by {row['author']}")
-    if row.get("published_at"):
-        facts.append(row["published_at"])
-    if row.get("is_reply"):
+    if row.author:
+        facts.append(f"by {row.author}")
+    if row.published_at:
+        facts.append(row.published_at)
+    if row.is_reply:
         facts.append("reply")
-    if row.get("other_language"):
-        facts.append(f"language {row.get('language')}")
-    scores = ", ".join(f"{label} {percent(row['scores'][label])}" for label in labels)
+    if row.other_language:
+        facts.append(f"language {row.language}")
+    scores = ", ".join(f"{label} {percent(row.scores[label])}" for label in labels)
     return (
-        f'<div class="comment">{escape(row["text"])}'
+        f'<div class="comment">{escape(row.text)}'
         f"<small>{escape(' · '.join(facts))} &middot; {escape(scores)}</small></div>"
     )
 
 
-def comment_list(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+def comment_list(rows: Sequence[CommentRow], labels: Sequence[str]) -> str:
     if not rows:
         return "<p>None.</p>"
     return "\n".join(comment_block(row, labels) for row in rows)
 
 
-def top_comments(top: dict[str, Sequence[dict[str, Any]]], labels: Sequence[str]) -> str:
+def top_comments(top: dict[str, list[CommentRow]], labels: Sequence[str]) -> str:
     blocks = [
         f"<div><h3>{escape(label)}</h3>{comment_list(top.get(label, []), labels)}</div>"
         for label in labels
@@ -243,13 +259,16 @@ def bullet_list(items: Sequence[str], css_class: str) -> str:
     return f'<ul class="{css_class}">{entries}</ul>'
 
 
-def source_table(source: dict[str, Any]) -> str:
+def source_table(source: Source) -> str:
     """What the comments came from; a URL is shown as text, never as a link to follow."""
-    facts: list[tuple[str, Any]] = [("kind", source.get("kind"))]
-    video = source.get("video") or {}
-    facts += [(f"video {key}", video.get(key)) for key in ("id", "title", "channel", "url",
-                                                           "comment_count")]
-    facts += [(key, source.get(key)) for key in ("file", "rows")]
+    facts: list[tuple[str, Any]] = [("kind", source.kind)]
+    if isinstance(source, YouTubeSource):
+        video = source.video
+        facts += [("video id", video.id), ("video title", video.title),
+                  ("video channel", video.channel), ("video url", video.url),
+                  ("video comment_count", video.comment_count)]
+    if isinstance(source, FileSource):
+        facts += [("file", source.file), ("rows", source.rows)]
     shown = [(name, value) for name, value in facts if value is not None]
     return table(["", ""], ([(name, False), (str(value), False)] for name, value in shown))
 
@@ -264,13 +283,13 @@ def formula_safe(value: Any) -> Any:
     return value
 
 
-def comments_csv(result: dict[str, Any]) -> str:
+def comments_csv(result: AnalysisResult) -> str:
     """Every comment with its prediction, one row each, in input order.
 
     Text cells starting with = + - @ (or a tab or carriage return) get a leading ' so that a
     spreadsheet shows them instead of evaluating them (CSV formula injection).
     """
-    labels = result["labels"]
+    labels = result.labels
     header = [
         "index", "id", "published_at", "author", "likes", "is_reply", "text", "label",
         "confidence", *(f"p_{label}" for label in labels), "language", "other_language",
@@ -278,11 +297,11 @@ def comments_csv(result: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([formula_safe(h) for h in header])
-    for row in result["comments"]:
+    for row in result.comments:
         cells = [
-            row["index"], row["id"], row["published_at"], row["author"], row["likes"],
-            row["is_reply"], row["text"], row["label"], row["confidence"],
-            *(row["scores"][label] for label in labels), row["language"], row["other_language"],
+            row.index, row.id, row.published_at, row.author, row.likes, row.is_reply, row.text,
+            row.label, row.confidence, *(row.scores[label] for label in labels), row.language,
+            row.other_language,
         ]
         writer.writerow(["" if c is None else formula_safe(c) for c in cells])
     return buffer.getvalue()

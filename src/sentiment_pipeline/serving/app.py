@@ -21,9 +21,12 @@ from sentiment_pipeline.service_settings import ServiceSettings, get_service_set
 from sentiment_pipeline.serving.auth import TokenAuth
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.dashboard import dashboard_router
-from sentiment_pipeline.serving.errors import ServingError, error_response
+from sentiment_pipeline.serving.errors import (
+    ServingError,
+    error_response,
+    insights_error_response,
+)
 from sentiment_pipeline.serving.guard import Guard
-from sentiment_pipeline.serving.insights_routes import insights_error_response
 from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
 from sentiment_pipeline.serving.provider import ModelProvider

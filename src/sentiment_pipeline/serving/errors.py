@@ -8,6 +8,8 @@ from typing import Literal
 
 from starlette.responses import Response
 
+from sentiment_pipeline.insights.comments import ErrorKind, InsightsError
+
 # TEI's error types; each goes with a status (validation: 413 for a limit, 422 for a shape).
 # unauthorized (401), rate_limited (429) and too_large (413) are the /v1 routes' and the token's.
 ErrorType = Literal["validation", "empty", "overloaded", "unhealthy", "backend", "unauthorized",
@@ -20,6 +22,21 @@ MLFLOW_CODES = {
     424: "INTERNAL_ERROR",
     429: "REQUEST_LIMIT_EXCEEDED",
     503: "TEMPORARILY_UNAVAILABLE",
+}
+# The HTTP status of each kind of failed analysis: the one place insights meets HTTP.
+INSIGHTS_STATUS: dict[ErrorKind, int] = {
+    "bad_request": 422,
+    "bad_file": 422,
+    "too_large": 413,
+    "bad_video": 422,
+    "video_not_found": 404,
+    "comments_disabled": 422,
+    "youtube_not_configured": 503,
+    "youtube_key": 502,
+    "youtube_quota": 503,
+    "youtube_unavailable": 503,
+    "youtube_unreachable": 502,
+    "youtube_error": 502,
 }
 
 
@@ -60,6 +77,16 @@ def error_response(path: str, error: ServingError) -> Response:
     return Response(
         json.dumps(error_body(path, error)),
         status_code=error.status,
+        media_type="application/json",
+        headers=retry_after_header(error.retry_after),
+    )
+
+
+def insights_error_response(error: InsightsError) -> Response:
+    """{"error", "error_type": kind} with the kind's status, and Retry-After when it has one."""
+    return Response(
+        json.dumps({"error": error.message, "error_type": error.kind}),
+        status_code=INSIGHTS_STATUS[error.kind],
         media_type="application/json",
         headers=retry_after_header(error.retry_after),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import replace
@@ -20,22 +19,19 @@ from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.files import comments_from_frame, read_comments
 from sentiment_pipeline.insights.pipeline import finish
-from sentiment_pipeline.insights.youtube import (
-    KEY_HINT,
-    YouTubeClient,
-    client_from_settings,
-    parse_video_id,
-)
-from sentiment_pipeline.io import to_jsonable
+from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
+from sentiment_pipeline.insights.youtube import YouTubeClient, client_from_settings
+from sentiment_pipeline.insights.youtube_answers import KEY_HINT
+from sentiment_pipeline.insights.youtube_links import parse_video_id
 from sentiment_pipeline.models.artifacts.manifest import softmax
-from sentiment_pipeline.serving.errors import ServingError, retry_after_header
+from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.guard import START
 from sentiment_pipeline.serving.inputs import decode_json, validation_summary
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.schemas import (
+    AnalysisErrorResponse,
     AnalyzeRequest,
     CommentIn,
-    ErrorResponse,
     YouTubeAnalyzeRequest,
 )
 from sentiment_pipeline.serving.service import Service, get_service
@@ -46,26 +42,33 @@ FORM_FIELDS = ("text_column", "time_column", "time_format", "likes_column", "aut
                "format", "encoding", "charts")
 MULTIPART = "multipart/form-data"
 JSON_EXAMPLE = '{"comments": ["text", ...] | [{"text", "published_at", "likes", ...}]}'
+
+
+def failure(description: str) -> dict[str, Any]:
+    """An error answer of the analysis routes, for the OpenAPI document."""
+    return {"model": AnalysisErrorResponse, "description": description}
+
+
 ANALYSIS_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "A token is set and the request lacks it."},
-    413: {"model": ErrorResponse, "description": "Too many comments or too large (too_large)."},
-    422: {"model": ErrorResponse, "description": "Malformed, a bad file or column (bad_file)."},
-    424: {"model": ErrorResponse, "description": "The model call failed (backend)."},
-    429: {"model": ErrorResponse, "description": "Too many analyses in flight (overloaded)."},
-    503: {"model": ErrorResponse, "description": "The model is not loaded yet (unhealthy)."},
+    401: failure("A token is set and the request lacks it."),
+    413: failure("Too many comments or too large (too_large)."),
+    422: failure("Malformed, a bad file or column (bad_file)."),
+    424: failure("The model call failed (backend)."),
+    429: failure("Too many analyses in flight (overloaded)."),
+    503: failure("The model is not loaded yet (unhealthy)."),
 }
 YOUTUBE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ANALYSIS_ERRORS,
-    404: {"model": ErrorResponse, "description": "No such video (video_not_found)."},
-    422: {"model": ErrorResponse, "description": "Not a video link or id (bad_video), comments "
-          "disabled (comments_disabled), or a malformed request."},
-    429: {"model": ErrorResponse, "description": "This client's YouTube analyses are over the "
-          "rate limit (rate_limited, with Retry-After), or too many in flight (overloaded)."},
-    502: {"model": ErrorResponse, "description": "The server's YouTube key is refused "
-          "(youtube_key) or YouTube is unreachable (youtube_unreachable)."},
-    503: {"model": ErrorResponse, "description": "The server's YouTube quota is spent "
-          "(youtube_quota, with Retry-After), YouTube fails (youtube_unavailable), no key is "
-          "configured (youtube_not_configured), or the model is not loaded (unhealthy)."},
+    404: failure("No such video (video_not_found)."),
+    422: failure("Not a video link or id (bad_video), comments disabled (comments_disabled), or "
+                 "a malformed request."),
+    429: failure("This client's YouTube analyses are over the rate limit (rate_limited, with "
+                 "Retry-After), or too many in flight (overloaded)."),
+    502: failure("The server's YouTube key is refused (youtube_key), YouTube is unreachable "
+                 "(youtube_unreachable) or refuses the request otherwise (youtube_error)."),
+    503: failure("The server's YouTube quota is spent (youtube_quota, with Retry-After), YouTube "
+                 "fails (youtube_unavailable), no key is configured (youtube_not_configured), or "
+                 "the model is not loaded (unhealthy)."),
 }
 ANALYZE_BODY = {
     "requestBody": {
@@ -106,24 +109,16 @@ YOUTUBE_BODY = {
 }
 
 
-def insights_error_response(error: InsightsError) -> Response:
-    """{"error", "error_type"} with the error's status, and Retry-After when it has one."""
-    return Response(
-        json.dumps(error.payload()), status_code=error.status, media_type="application/json",
-        headers=retry_after_header(error.retry_after),
-    )
-
-
 def get_youtube(request: Request) -> YouTubeClient:
     """A YouTube client with the server's key and base URL; tests may override it."""
     return client_from_settings(request.app.state.settings)
 
 
-def model_info(service: Service) -> dict[str, Any]:
+def model_info(service: Service) -> ModelInfo:
     loaded = service.current
     assert loaded is not None  # get_service checked that the service is ready
-    return {"name": loaded.resolved.name, "version": loaded.resolved.version,
-            "kind": loaded.model.manifest.kind, "backend": loaded.backend}
+    return ModelInfo(name=loaded.resolved.name, version=loaded.resolved.version,
+                     kind=loaded.model.manifest.kind, backend=loaded.backend)
 
 
 def truthy(value: str | None, field: str) -> bool:
@@ -158,14 +153,14 @@ async def analysed(
 
     def analysis_json() -> bytes:
         result = finish(batch, proba, scored.labels, info, config, charts=charts, started=started)
-        return json.dumps(to_jsonable(result), allow_nan=False).encode()
+        return result.as_json().encode()
 
     return Response(await run_in_threadpool(analysis_json), media_type="application/json")
 
 
 @router.post(
     "/analyze",
-    response_model=None,
+    response_model=AnalysisResult,
     summary="Analyse comments sent as JSON or as a file (multipart/form-data, field `file`)",
     openapi_extra=ANALYZE_BODY,
     responses={200: {"description": "The analysis: breakdown, trend, top and uncertain "
@@ -241,7 +236,7 @@ def json_batch(body: AnalyzeRequest, config: InsightsConfig) -> CommentBatch:
 
 @router.post(
     "/youtube/analyze",
-    response_model=None,
+    response_model=AnalysisResult,
     summary="Fetch a YouTube video's comments (with the server's key) and analyse them",
     openapi_extra=YOUTUBE_BODY,
     responses={200: {"description": "The analysis, as /v1/analyze's."}, **YOUTUBE_ERRORS},
@@ -260,11 +255,11 @@ async def youtube_analyze(
     max_comments = body.max_comments or config.max_comments
     if max_comments > config.max_comments_limit:
         raise InsightsError(
-            413, "too_large", f"max_comments is {max_comments}, more than "
+            "too_large", f"max_comments is {max_comments}, more than "
             f"insights.max_comments_limit = {config.max_comments_limit}; ask for fewer",
         )
     if not youtube.api_key:
-        raise InsightsError(503, "youtube_not_configured",
+        raise InsightsError("youtube_not_configured",
                             f"this server has no YouTube API key; {KEY_HINT} on the server")
     take_token(request)
     batch = await run_in_threadpool(youtube.fetch, video_id, max_comments,

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from sentiment_pipeline.insights.comments import ErrorKind
 from sentiment_pipeline.serving.errors import ErrorType
 
 
@@ -56,6 +57,17 @@ class ErrorResponse(BaseModel):
     error_type: ErrorType = Field(
         description="validation (413: a limit; 422: a malformed request), empty (400), "
         "overloaded (429), unhealthy (503), backend (424)."
+    )
+
+
+class AnalysisErrorResponse(BaseModel):
+    """TEI's error body, with the kinds an analysis can fail with."""
+
+    error: str = Field(description="What was wrong and how to fix it.")
+    error_type: ErrorType | ErrorKind = Field(
+        description="The service's types (validation, unauthorized, rate_limited, overloaded, "
+        "unhealthy, backend, too_large) or why the analysis failed (bad_file, bad_video, "
+        "video_not_found, comments_disabled, youtube_*)."
     )
 
 

@@ -1,0 +1,173 @@
+"""The analysis result: one typed tree for /v1/analyze, `analyze --json`, the report and the CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Period = Literal["hour", "day", "week", "month"]
+
+
+class Part(BaseModel):
+    """A frozen part of the result that refuses unknown keys and non-finite numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class ModelInfo(Part):
+    """The model that classified the comments."""
+
+    name: str = Field(description="Registered model name, or the model folder's name.")
+    version: str | None = Field(description="Registry version; null for a folder.")
+    kind: str = Field(description="Manifest kind: sklearn, transformers or onnx.")
+    backend: str = Field(description="The runtime it ran on: sklearn, torch, onnx or onnx-int8.")
+
+
+class VideoInfo(Part):
+    """The YouTube video the comments belong to."""
+
+    id: str = Field(description="The 11-character video id.")
+    title: str | None = Field(description="Its title, as YouTube gives it.")
+    channel: str | None = Field(description="The channel's title.")
+    comment_count: int | None = Field(ge=0, description="Comments YouTube counts (all of them).")
+    url: str = Field(description="The video's watch URL.")
+
+
+class YouTubeSource(Part):
+    """Comments fetched from a YouTube video."""
+
+    kind: Literal["youtube"] = Field(description="Where the comments came from.")
+    video: VideoInfo = Field(description="The video.")
+
+
+class FileSource(Part):
+    """Comments read from a file (the CLI's --input or an upload)."""
+
+    kind: Literal["file"] = Field(description="Where the comments came from.")
+    file: str = Field(description="The file's name, without its folder.")
+    rows: int = Field(ge=0, description="Rows in the file, with or without text.")
+
+
+class JsonSource(Part):
+    """Comments sent in a JSON request."""
+
+    kind: Literal["json"] = Field(description="Where the comments came from.")
+
+
+Source = Annotated[YouTubeSource | FileSource | JsonSource, Field(discriminator="kind")]
+
+
+class Counts(Part):
+    """How many comments there are, how many the aggregates use, and why the others not."""
+
+    comments: int = Field(ge=0, description="Comments classified.")
+    analysed: int = Field(ge=0, description="Comments the breakdown, trend, tops and terms use.")
+    replies: int = Field(ge=0, description="Comments that reply to another.")
+    other_language: int = Field(ge=0, description="Comments flagged as another language.")
+    language_unchecked: int = Field(ge=0, description="Comments too short to check the language.")
+    with_time: int = Field(ge=0, description="Comments with a timestamp.")
+    unparsed_times: int = Field(ge=0, description="Timestamps present but unparseable.")
+    no_time: int = Field(ge=0, description="Comments without any timestamp.")
+
+
+class BreakdownRow(Part):
+    """One class's share of the analysed comments."""
+
+    label: str = Field(description="Class name.")
+    count: int = Field(ge=0, description="Analysed comments predicted as this class.")
+    share: float = Field(ge=0, le=1, description="count / analysed (0 when none).")
+    ci_low: float = Field(ge=0, le=1, description="Lower end of the 95 % Wilson interval.")
+    ci_high: float = Field(ge=0, le=1, description="Upper end of the 95 % Wilson interval.")
+
+
+class WeightedRow(Part):
+    """One class's share when each comment weighs 1 + its likes."""
+
+    label: str = Field(description="Class name.")
+    weight: float = Field(ge=0, description="Sum of 1 + likes over the class's comments.")
+    share: float = Field(ge=0, le=1, description="weight / the weight of all classes.")
+
+
+class TrendBucket(Part):
+    """One period of the trend (UTC)."""
+
+    start: str = Field(description="The period's start, ISO 8601 UTC, e.g. 2015-02-24T00:00:00Z.")
+    count: int = Field(ge=0, description="Analysed dated comments in the period.")
+    counts: dict[str, int] = Field(description="Comments per class.")
+    shares: dict[str, float] = Field(description="Share per class (all 0 in an empty period).")
+
+
+class Trend(Part):
+    """Class shares over time, in buckets chosen from the span of the dated comments."""
+
+    period: Period | None = Field(description="Bucket size; null when no comment has a time.")
+    buckets: list[TrendBucket] = Field(
+        description="Every bucket from the first to the last dated comment, empty ones too."
+    )
+
+
+class CommentRow(Part):
+    """One comment with its prediction."""
+
+    index: int = Field(ge=0, description="Position in the input (rows without text skipped).")
+    id: str | None = Field(description="YouTube comment id, the sent id, or the file row number.")
+    text: str = Field(description="The comment as written.")
+    author: str | None = Field(description="Its author, when the source gives one.")
+    published_at: str | None = Field(description="When it was written, ISO 8601 UTC.")
+    likes: int = Field(ge=0, description="Likes (or the file's likes column).")
+    is_reply: bool = Field(description="Whether it replies to another comment.")
+    label: str = Field(description="The predicted class.")
+    confidence: float = Field(ge=0, le=1, description="The predicted class's probability.")
+    scores: dict[str, float] = Field(description="Every class's probability (6 digits).")
+    language: str | None = Field(description="Detected language; null when not checked.")
+    other_language: bool = Field(description="Flagged as a language the model was not made for.")
+
+
+class Term(Part):
+    """A word that sets a class apart from the others."""
+
+    term: str = Field(description="The word, lower-cased.")
+    z: float = Field(description="Log-odds-ratio z-score (informative Dirichlet prior).")
+    count: int = Field(ge=0, description="Its occurrences in the class's comments.")
+
+
+class Charts(Part):
+    """The charts as SVG documents (only when asked for)."""
+
+    breakdown: str = Field(description="Share per class with its interval (SVG).")
+    trend: str = Field(description="Class shares and comment counts per period (SVG).")
+    terms: str = Field(description="Each class's distinctive terms (SVG).")
+
+
+class AnalysisResult(Part):
+    """The analysis of a source's comments: every figure computed from the model's scores."""
+
+    model: ModelInfo = Field(description="The model that classified the comments.")
+    source: Source = Field(description="Where the comments came from.")
+    labels: list[str] = Field(description="The model's classes, in its order.")
+    counts: Counts = Field(description="Comments seen, analysed, and left out.")
+    breakdown: list[BreakdownRow] = Field(description="Share of each class, in label order.")
+    weighted_breakdown: list[WeightedRow] = Field(
+        description="Share of each class with each comment weighing 1 + its likes."
+    )
+    trend: Trend = Field(description="Class shares over time.")
+    top_comments: dict[str, list[CommentRow]] = Field(
+        description="Each class's most liked comments (ties: the more confident first)."
+    )
+    uncertain: list[CommentRow] = Field(description="The least confident predictions first.")
+    terms: dict[str, list[Term]] = Field(description="Each class's distinctive terms.")
+    comments: list[CommentRow] = Field(description="Every comment's prediction, input order.")
+    notes: list[str] = Field(description="Caveats a reader needs (source, languages, times).")
+    elapsed_s: float = Field(ge=0, description="Seconds the analysis took, the model included.")
+    charts: Charts | None = Field(
+        default=None, description="The charts, when asked for (absent otherwise)."
+    )
+
+    def as_json(self, *, indent: int | None = None, charts: bool = True) -> str:
+        """The JSON the clients read (strict: no NaN); `charts` only when there are some."""
+        leave_out = None if charts and self.charts is not None else {"charts"}
+        return json.dumps(
+            self.model_dump(mode="json", exclude=leave_out), indent=indent, allow_nan=False
+        )
