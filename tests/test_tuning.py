@@ -8,6 +8,7 @@ import pytest
 from sentiment_pipeline.errors import ConfigError
 from sentiment_pipeline.settings import Settings
 from sentiment_pipeline.tuning import study as tuning
+from sentiment_pipeline.urls import redact
 
 
 def test_default_storage_is_private_sqlite_in_the_project(project):
@@ -20,10 +21,10 @@ def test_storage_from_the_environment_is_shared(project, monkeypatch):
 
 
 def test_redact_hides_the_password():
-    assert tuning.redact("postgresql://bob:s3cret@db:5432/optuna") == (
+    assert redact("postgresql://bob:s3cret@db:5432/optuna") == (
         "postgresql://bob:***@db:5432/optuna"
     )
-    assert tuning.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
+    assert redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
 
 
 def test_unusable_storage_url_is_a_config_error():

@@ -17,12 +17,11 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -36,6 +35,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     read_manifest,
 )
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.processes import TimedOut, call_within
 
 logger = logging.getLogger(__name__)
 
@@ -177,25 +177,13 @@ def within(call: Callable[[], T], store: str, timeout_s: float, limit_s: float) 
 
     limit_s: the caller's whole time limit, which the message names.
     """
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="registry-lookup", daemon=True)
     with tracking.HTTP_BOUNDS.applied(tracking.http_bounds(0, timeout_s)):
-        thread.start()
-        thread.join(timeout_s)
-    if thread.is_alive():
-        raise RegistryUnavailable(
-            f"the MLflow registry {tracking.redact(store)} did not answer within {limit_s:g} s"
-        )
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+        try:
+            return call_within(call, timeout_s, "registry-lookup")
+        except TimedOut:
+            raise RegistryUnavailable(
+                f"the MLflow registry {tracking.redact(store)} did not answer within {limit_s:g} s"
+            ) from None
 
 
 def registry_error(exc: Exception, what: str, store: str) -> ArtifactError:

@@ -49,6 +49,7 @@ from sentiment_pipeline.tuning.best import (  # noqa: F401 - core.best_dir etc.,
 from sentiment_pipeline.tuning.progress import StudyProgress
 from sentiment_pipeline.tuning.results import TuningSummary, write_results
 from sentiment_pipeline.tuning.trial import TrialFailure, TrialReporter, TrialResult
+from sentiment_pipeline.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -423,7 +424,7 @@ def optimize(
         reconcile_best(study, path)
         owed = studies.owed_trials(study, spec.n_trials)
         before = len(study.get_trials(deepcopy=False))
-    logger.info("study %s (%s): %d of %d trials owed", name, studies.redact(storage), owed,
+    logger.info("study %s (%s): %d of %d trials owed", name, redact(storage), owed,
                 spec.n_trials)
     guard = tracking.LoggingGuard(tracking.tracking_uri(paths))
     scope = tracking.STAGE_SCOPE
@@ -434,7 +435,7 @@ def optimize(
         storage_failures(),
     ):
         guard.call(scope, "tags", mlflow.set_tags, {
-            "optuna_study": name, "optuna_storage": studies.redact(storage),
+            "optuna_study": name, "optuna_storage": redact(storage),
             "optuna_worker": worker,
         })
         if owed:
@@ -442,7 +443,7 @@ def optimize(
         counts = studies.count_states(study)
         if not studies.has_complete_trial(study):
             raise PipelineError(
-                f"no trial of study {name} in {studies.redact(storage)} completed ({counts}); "
+                f"no trial of study {name} in {redact(storage)} completed ({counts}); "
                 f"see the failed trials' runs in MLflow experiment "
                 f"{tracking.experiment_name(stage.stage)}, fix the cause and rerun"
             )
@@ -453,7 +454,7 @@ def optimize(
         summary = TuningSummary(
             status="trained",
             study_name=name,
-            storage=studies.redact(storage),
+            storage=redact(storage),
             best_val_macro_f1=best.value,
             best_val_accuracy=best.user_attrs.get("val_accuracy"),
             best_params=best.params,

@@ -28,8 +28,9 @@ from sqlalchemy.exc import (
 from sentiment_pipeline.errors import ConfigError, PipelineError
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.settings import Settings, get_settings
-from sentiment_pipeline.tracking import chain
+from sentiment_pipeline.tracking import chain, one_line
 from sentiment_pipeline.tuning import workers
+from sentiment_pipeline.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +73,6 @@ def storage_url(paths: ProjectPaths, settings: Settings | None = None) -> tuple[
     return f"sqlite:///{paths.optuna_db}", False
 
 
-def redact(url: str) -> str:
-    """A storage URL without its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
 class StorageUnavailable(PipelineError):
     """The Optuna storage stopped answering during a study."""
 
@@ -94,9 +87,7 @@ def storage_failure(exc: BaseException) -> str | None:
     ):
         return None
     database = [link for link in links if isinstance(link, DBAPIError)]
-    root = database[-1].orig if database else links[-1]
-    text = " ".join(f"{type(root).__name__}: {root}".split())
-    return text if len(text) <= 200 else f"{text[:197]}..."
+    return one_line(database[-1].orig if database else links[-1])
 
 
 @contextlib.contextmanager
