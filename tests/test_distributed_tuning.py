@@ -26,6 +26,7 @@ from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models.artifacts.manifest import content_hash
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.tuning import best as bests
+from sentiment_pipeline.tuning import storage as storages
 from sentiment_pipeline.tuning import study as studies
 from sentiment_pipeline.tuning import workers
 from synthetic import LABELS, make_processed_splits
@@ -281,7 +282,7 @@ def test_worker_seeds_differ_by_worker_and_private_seeds_stay_the_configured_one
 
 def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    storage = studies.open_storage(url, studies.Heartbeats(1, 1))
+    storage = storages.open_storage(url, storages.Heartbeats(1, 1))
     study = studies.open_study("s", url, shared=True, pruner=optuna.pruners.NopPruner(), seed=1,
                                storage=storage, worker="w")
     first = studies.claim_trial(study, storage, url, 2)
@@ -299,7 +300,7 @@ def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path)
 
 
 def test_journal_storage_url_opens_a_journal_file(tmp_path: Path) -> None:
-    storage = studies.open_storage(f"journal://{tmp_path}/study.log")
+    storage = storages.open_storage(f"journal://{tmp_path}/study.log")
     assert isinstance(storage, optuna.storages.JournalStorage)
     study = studies.open_study("s", f"journal://{tmp_path}/study.log", shared=True,
                                pruner=optuna.pruners.NopPruner(), seed=1, storage=storage)
@@ -316,6 +317,6 @@ def test_an_unreachable_postgresql_storage_is_a_clear_error(tmp_path: Path) -> N
     started = time.monotonic()
     with pytest.raises(PipelineError, match=r"cannot open the Optuna storage "
                        r"'postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:\d+/optuna'") as error:
-        studies.open_storage(url)
+        storages.open_storage(url)
     assert "secret" not in str(error.value)
     assert time.monotonic() - started < 15
