@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import mlflow
@@ -280,9 +281,26 @@ def test_worker_seeds_differ_by_worker_and_private_seeds_stay_the_configured_one
     assert workers.worker_seed(42, "host-1") == workers.worker_seed(42, "host-1")
 
 
+def age_heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, seconds: float) -> None:
+    """Move a running trial's last heartbeat `seconds` into the past, as if its worker had been
+    silent that long (Optuna compares it with the database's clock)."""
+    import sqlalchemy as sa
+
+    beats = sa.Table("trial_heartbeats", sa.MetaData(), autoload_with=storage.engine)
+    with storage.engine.begin() as connection:
+        last = connection.execute(
+            sa.select(beats.c.heartbeat).where(beats.c.trial_id == trial_id)
+        ).scalar_one()
+        connection.execute(
+            sa.update(beats).where(beats.c.trial_id == trial_id)
+            .values(heartbeat=last - timedelta(seconds=seconds))
+        )
+
+
 def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    storage = storages.open_storage(url, storages.Heartbeats(1, 1))
+    grace = 600  # no trial goes stale while the test runs unless its heartbeat is aged
+    storage = storages.open_storage(url, storages.Heartbeats(1, grace))
     study = studies.open_study("s", url, shared=True, pruner=optuna.pruners.NopPruner(), seed=1,
                                storage=storage, worker="w")
     first = studies.claim_trial(study, storage, url, 2)
@@ -291,7 +309,7 @@ def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path)
     # Both running: nothing to take, but they may die, so wait (heartbeats are on).
     assert studies.claim_trial(study, storage, url, 2) == studies.Claim(wait=True)
     study.tell(first.trial, 0.5)
-    time.sleep(2.5)  # trial 1's heartbeat goes stale: failed and queued again
+    age_heartbeat(storage, second.trial_id, grace + 1)  # stale: failed and queued again
     retried = studies.claim_trial(study, storage, url, 2)
     assert retried.trial.number == 2
     assert study.trials[2].system_attrs["failed_trial"] == 1
