@@ -32,7 +32,7 @@ from sentiment_pipeline.models.artifacts.manifest import content_hash
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import register_model
 from sentiment_pipeline.registry.register_model import RegistrationResult
-from sentiment_pipeline.tuning import core
+from sentiment_pipeline.tuning import best as bests
 from sentiment_pipeline.tuning.results import TuningSummary
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -101,8 +101,8 @@ def check_tuned_outputs(
     proba = model.predict_proba(["great crew, thanks", "lost my bag again", "the gate"])
     assert proba.shape == (3, len(LABELS)) and abs(proba.sum(axis=1) - 1).max() < 1e-5
     # The best-so-far copy kept outside the DVC outs belongs to the study's best trial.
-    best = core.best_dir(paths, summary.study_name.split("-")[0], summary.study_name)
-    assert core.best_record(best)["number"] == summary.best_trial
+    best = bests.best_dir(paths, summary.study_name.split("-")[0], summary.study_name)
+    assert bests.best_record(best)["number"] == summary.best_trial
     assert client(paths).get_run(summary.mlflow_run_id).info.status == "FINISHED"
     return summary
 
@@ -143,7 +143,7 @@ def test_train_lightgbm_killed_mid_trial_and_mid_publication_resumes_the_owed_tr
     states = trial_states(paths.optuna_db, "lightgbm")
     assert states[-1] == "RUNNING" and 1 <= finished(states) == len(states) - 1 < 4, states
     (name,) = study_names(paths.optuna_db)
-    best = core.best_dir(paths, "lightgbm", name)
+    best = bests.best_dir(paths, "lightgbm", name)
     (aside,) = [p for p in temporaries(best.parent) if p.name.startswith(".best.old-")]
     assert not best.exists()
     assert snapshot(outputs) == before  # absent: nothing published

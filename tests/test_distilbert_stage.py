@@ -20,8 +20,8 @@ from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder  # noqa: E402
 from sentiment_pipeline.models.distilbert import trainer as tr  # noqa: E402
 from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams  # noqa: E402
-from sentiment_pipeline.tuning import core  # noqa: E402
-from sentiment_pipeline.tuning import study as tuning  # noqa: E402
+from sentiment_pipeline.tuning import best as bests  # noqa: E402
+from sentiment_pipeline.tuning import storage  # noqa: E402
 from synthetic import LABELS  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def _runs(paths, study: str) -> tuple[list, list]:
 
 
 def _study(paths, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=tuning.storage_url(paths)[0])
+    return optuna.load_study(study_name=name, storage=storage.storage_url(paths)[0])
 
 
 def _fail_on_call(monkeypatch, call: int, error: BaseException) -> None:
@@ -201,7 +201,7 @@ def test_an_interrupted_study_resumes_with_the_trials_still_owed(
     name = next(p.name for p in (processed.root / ".optuna" / "distilbert").iterdir())
     study = _study(processed, name)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
-    assert (core.best_dir(processed, "distilbert", name) / "model" / "model.safetensors").is_file()
+    assert (bests.best_dir(processed, "distilbert", name) / "model" / "model.safetensors").is_file()
     study.ask()  # a trial left RUNNING, as by a killed process
 
     result = dt.run(config, processed)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import mlflow
@@ -26,6 +27,7 @@ from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models.artifacts.manifest import content_hash
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.tuning import best as bests
+from sentiment_pipeline.tuning import storage as storages
 from sentiment_pipeline.tuning import study as studies
 from sentiment_pipeline.tuning import workers
 from synthetic import LABELS, make_processed_splits
@@ -279,9 +281,26 @@ def test_worker_seeds_differ_by_worker_and_private_seeds_stay_the_configured_one
     assert workers.worker_seed(42, "host-1") == workers.worker_seed(42, "host-1")
 
 
+def age_heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, seconds: float) -> None:
+    """Move a running trial's last heartbeat `seconds` into the past, as if its worker had been
+    silent that long (Optuna compares it with the database's clock)."""
+    import sqlalchemy as sa
+
+    beats = sa.Table("trial_heartbeats", sa.MetaData(), autoload_with=storage.engine)
+    with storage.engine.begin() as connection:
+        last = connection.execute(
+            sa.select(beats.c.heartbeat).where(beats.c.trial_id == trial_id)
+        ).scalar_one()
+        connection.execute(
+            sa.update(beats).where(beats.c.trial_id == trial_id)
+            .values(heartbeat=last - timedelta(seconds=seconds))
+        )
+
+
 def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    storage = studies.open_storage(url, studies.Heartbeats(1, 1))
+    grace = 600  # no trial goes stale while the test runs unless its heartbeat is aged
+    storage = storages.open_storage(url, storages.Heartbeats(1, grace))
     study = studies.open_study("s", url, shared=True, pruner=optuna.pruners.NopPruner(), seed=1,
                                storage=storage, worker="w")
     first = studies.claim_trial(study, storage, url, 2)
@@ -290,7 +309,7 @@ def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path)
     # Both running: nothing to take, but they may die, so wait (heartbeats are on).
     assert studies.claim_trial(study, storage, url, 2) == studies.Claim(wait=True)
     study.tell(first.trial, 0.5)
-    time.sleep(2.5)  # trial 1's heartbeat goes stale: failed and queued again
+    age_heartbeat(storage, second.trial_id, grace + 1)  # stale: failed and queued again
     retried = studies.claim_trial(study, storage, url, 2)
     assert retried.trial.number == 2
     assert study.trials[2].system_attrs["failed_trial"] == 1
@@ -299,7 +318,7 @@ def test_claims_stop_at_n_trials_and_queue_requeued_trials_first(tmp_path: Path)
 
 
 def test_journal_storage_url_opens_a_journal_file(tmp_path: Path) -> None:
-    storage = studies.open_storage(f"journal://{tmp_path}/study.log")
+    storage = storages.open_storage(f"journal://{tmp_path}/study.log")
     assert isinstance(storage, optuna.storages.JournalStorage)
     study = studies.open_study("s", f"journal://{tmp_path}/study.log", shared=True,
                                pruner=optuna.pruners.NopPruner(), seed=1, storage=storage)
@@ -316,6 +335,6 @@ def test_an_unreachable_postgresql_storage_is_a_clear_error(tmp_path: Path) -> N
     started = time.monotonic()
     with pytest.raises(PipelineError, match=r"cannot open the Optuna storage "
                        r"'postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:\d+/optuna'") as error:
-        studies.open_storage(url)
+        storages.open_storage(url)
     assert "secret" not in str(error.value)
     assert time.monotonic() - started < 15

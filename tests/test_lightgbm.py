@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import optuna
@@ -369,15 +368,20 @@ def test_parallel_trials_run_at_once_finish_exactly_the_owed_trials_and_log_each
 ):
     fit_one, lock = lt.fit_one, threading.Lock()
     running, overlap, failed = [0], [0], []
+    # The first two trials (one per thread) wait for each other: they run at once however
+    # slowly the threads are scheduled; the timeout only turns a hang into a failure.
+    first_two = threading.Barrier(2, timeout=60)
 
     def overlapping(params, reporter, **kwargs):
         with lock:
             running[0] += 1
             overlap[0] = max(overlap[0], running[0])
             fail = not failed
+            meet = len(failed) < 2
             failed.append(fail)
         try:
-            time.sleep(0.3)  # long enough for the other thread's trial to start
+            if meet:
+                first_two.wait()
             if fail:
                 raise MemoryError("simulated: the failed trial is owed again")
             return fit_one(params, reporter, **kwargs)

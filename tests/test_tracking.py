@@ -17,6 +17,8 @@ from sentiment_pipeline.config.split import SplitConfig
 from sentiment_pipeline.errors import ConfigError
 from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.settings import Settings, get_settings
+from sentiment_pipeline.tracking import experiments, runs, store
+from sentiment_pipeline.urls import redact
 
 
 def test_default_store_is_sqlite_in_the_project(project):
@@ -38,7 +40,7 @@ def test_settings_prefix(monkeypatch):
 
 
 def test_flatten():
-    assert tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
+    assert runs.flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
         "a.b": 1,
         "a.c": "[1, 2]",
         "d": None,
@@ -50,8 +52,8 @@ def test_parent_and_nested_child_runs(project):
     config = SplitConfig()
     with tracking.stage_run("prepare", config, project) as parent:
         tracking.log_metrics({"rows": 10, "skip": None, "nested": {"x": 0.5}})
-        child = tracking.start_child_run("trial-0", tags={"optuna_trial": "0"})
-        tracking.log_params({"lr": 0.1}, child)
+        child = runs.start_child_run("trial-0", tags={"optuna_trial": "0"})
+        runs.log_params({"lr": 0.1}, child)
         tracking.log_metrics({"f1": 0.7}, run_id=child)
         assert mlflow.active_run().info.run_id == parent.info.run_id
     client = MlflowClient(tracking.tracking_uri(project))
@@ -78,10 +80,10 @@ def test_runs_left_running_by_a_dead_process_of_this_machine_are_closed(project)
     dead = subprocess.Popen(["true"])
     dead.wait()
     client = MlflowClient(tracking.tracking_uri(project))
-    experiment = tracking.use_experiment("prepare", project)
+    experiment = experiments.use_experiment("prepare", project)
 
     def running(host: str, pid: int, parent: str | None = None) -> str:
-        tags = {tracking.HOST_TAG: host, tracking.PID_TAG: str(pid)}
+        tags = {experiments.HOST_TAG: host, experiments.PID_TAG: str(pid)}
         if parent:
             tags["mlflow.parentRunId"] = parent
         return client.create_run(experiment, tags=tags).info.run_id
@@ -96,7 +98,7 @@ def test_runs_left_running_by_a_dead_process_of_this_machine_are_closed(project)
 
     with tracking.stage_run("prepare", config, project) as run:
         tags = client.get_run(run.info.run_id).data.tags
-        assert tags[tracking.HOST_TAG] == here and tags[tracking.PID_TAG] == str(os.getpid())
+        assert tags[experiments.HOST_TAG] == here and tags[experiments.PID_TAG] == str(os.getpid())
     status = {name: client.get_run(run_id).info.status for name, run_id in [
         ("killed", killed), ("killed_trial", killed_trial), ("finished_trial", finished_trial),
         ("alive", alive), ("elsewhere", elsewhere)]}
@@ -116,8 +118,8 @@ def test_git_commit_is_the_commit_checked_out(tmp_path):
     expected = (repo / ".git" / branch).read_text().strip()
 
     assert len(expected) == 40
-    assert tracking.git_commit(repo) == expected
-    assert tracking.git_commit(tmp_path) is None  # a folder outside any repository
+    assert experiments.git_commit(repo) == expected
+    assert experiments.git_commit(tmp_path) is None  # a folder outside any repository
 
 
 # --- the URI and the probe --------------------------------------------------------------------
@@ -141,7 +143,7 @@ def test_git_commit_is_the_commit_checked_out(tmp_path):
     ],
 )
 def test_the_schemes_mlflow_accepts(uri):
-    tracking.check_uri(uri)
+    store.check_uri(uri)
 
 
 @pytest.mark.parametrize(
@@ -151,9 +153,9 @@ def test_the_schemes_mlflow_accepts(uri):
 )
 def test_an_unknown_scheme_is_a_config_error_naming_the_variable(uri, scheme):
     with pytest.raises(ConfigError) as error:
-        tracking.check_uri(uri)
+        store.check_uri(uri)
     message = str(error.value)
-    assert message.startswith(f"MLFLOW_TRACKING_URI='{tracking.redact(uri)}' has a scheme")
+    assert message.startswith(f"MLFLOW_TRACKING_URI='{redact(uri)}' has a scheme")
     assert f"({scheme!r})" in message
     assert "sqlite:///" in message and "http(s)://" in message and "databricks" in message
     assert "postgresql|mysql|mssql" in message
@@ -161,8 +163,8 @@ def test_an_unknown_scheme_is_a_config_error_naming_the_variable(uri, scheme):
 
 
 def test_redact_hides_the_password():
-    assert tracking.redact("http://bob:s3cret@host:5000/x") == "http://bob:***@host:5000/x"
-    assert tracking.redact("http://host:5000") == "http://host:5000"
+    assert redact("http://bob:s3cret@host:5000/x") == "http://bob:***@host:5000/x"
+    assert redact("http://host:5000") == "http://host:5000"
 
 
 def test_a_closed_port_is_refused_at_once():
@@ -203,7 +205,7 @@ TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 def test_stage_bounds_keep_what_the_user_set_and_quick_bounds_override_for_a_while(monkeypatch):
     monkeypatch.setenv(TIMEOUT, "90")
     monkeypatch.delenv(RETRIES, raising=False)
-    bounds = tracking.HttpBounds()
+    bounds = store.HttpBounds()
     with bounds.applied(tracking.http_bounds(2, 20), override=False):
         assert os.environ[RETRIES] == "2" and os.environ[TIMEOUT] == "90"
         with bounds.applied(tracking.http_bounds(0, 2)):
@@ -247,7 +249,7 @@ def test_the_guard_probes_a_down_store_and_resumes_when_it_answers(monkeypatch):
         if not answers:
             raise tracking.TrackingUnavailable("down")
 
-    monkeypatch.setattr(tracking, "probe", probe)
+    monkeypatch.setattr("sentiment_pipeline.tracking.guard.probe", probe)
     assert guard.answering() is False and guard.down
     answers.append(True)
     assert guard.answering() is True and not guard.down

@@ -7,28 +7,30 @@ import pytest
 
 from sentiment_pipeline.errors import ConfigError
 from sentiment_pipeline.settings import Settings
+from sentiment_pipeline.tuning import storage
 from sentiment_pipeline.tuning import study as tuning
+from sentiment_pipeline.urls import redact
 
 
 def test_default_storage_is_private_sqlite_in_the_project(project):
-    assert tuning.storage_url(project, Settings()) == (f"sqlite:///{project.optuna_db}", False)
+    assert storage.storage_url(project, Settings()) == (f"sqlite:///{project.optuna_db}", False)
 
 
 def test_storage_from_the_environment_is_shared(project, monkeypatch):
     monkeypatch.setenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", "sqlite:////tmp/shared.db")
-    assert tuning.storage_url(project, Settings()) == ("sqlite:////tmp/shared.db", True)
+    assert storage.storage_url(project, Settings()) == ("sqlite:////tmp/shared.db", True)
 
 
 def test_redact_hides_the_password():
-    assert tuning.redact("postgresql://bob:s3cret@db:5432/optuna") == (
+    assert redact("postgresql://bob:s3cret@db:5432/optuna") == (
         "postgresql://bob:***@db:5432/optuna"
     )
-    assert tuning.redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
+    assert redact("sqlite:///x/optuna.db") == "sqlite:///x/optuna.db"
 
 
 def test_unusable_storage_url_is_a_config_error():
     with pytest.raises(ConfigError, match=r"cannot use the Optuna storage 'nosuch://u:\*\*\*@h/db'"):
-        tuning.open_storage("nosuch://u:pw@h/db")
+        storage.open_storage("nosuch://u:pw@h/db")
 
 
 def _interrupted_study(url: str) -> float:

@@ -20,8 +20,10 @@ from sentiment_pipeline import tracking
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.settings import get_settings
+from sentiment_pipeline.tuning import best as bests
 from sentiment_pipeline.tuning import core
-from sentiment_pipeline.tuning import study as studies
+from sentiment_pipeline.tuning import storage as storages
+from sentiment_pipeline.tuning.objective import OptunaReporter
 from sentiment_pipeline.tuning.results import TuningSummary
 from sentiment_pipeline.tuning.trial import TrialFailure, TrialResult
 
@@ -215,11 +217,11 @@ def test_an_interrupted_study_resumes_and_a_deleted_out_is_republished(project) 
 
 def test_a_best_model_no_trial_accounts_for_is_discarded(project, caplog) -> None:
     summary = optimize(project, n_trials=1)
-    path = core.best_dir(project, "toy", summary.study_name)
-    (path / core.BEST_RECORD).write_text(json.dumps({"number": 0, "value": 0.123}))
+    path = bests.best_dir(project, "toy", summary.study_name)
+    (path / bests.BEST_RECORD).write_text(json.dumps({"number": 0, "value": 0.123}))
     optimize(project, n_trials=2)
     assert "belongs to no complete trial" in caplog.text
-    assert core.best_record(path)["number"] == load(project, summary.study_name).best_trial.number
+    assert bests.best_record(path)["number"] == load(project, summary.study_name).best_trial.number
 
 
 def test_a_changed_key_starts_a_new_study_and_says_why(project, caplog) -> None:
@@ -253,7 +255,7 @@ def test_the_reporter_reports_to_optuna_and_the_trial_run_and_relays_pruning(pro
         "trial 0", "trial-0"
     ) as run_id:
         log = functools.partial(guard.log_metrics, "trial 0", run_id)
-        stop = core.OptunaReporter(trial, log=log).report(
+        stop = OptunaReporter(trial, log=log).report(
             2, 0.4, {"val_loss": 0.9, "val_accuracy": None}
         )
     assert stop is prune
@@ -290,13 +292,13 @@ def test_a_storage_that_goes_away_mid_study_keeps_its_trials_and_the_best_model(
     project, monkeypatch
 ) -> None:
     opened = []
-    real_open = studies.open_storage
+    real_open = storages.open_storage
 
     def open_storage(url: str, beats=None) -> optuna.storages.RDBStorage:  # noqa: ANN001
         opened.append(real_open(url, beats))
         return opened[-1]
 
-    monkeypatch.setattr(studies, "open_storage", open_storage)
+    monkeypatch.setattr(storages, "open_storage", open_storage)
     db, gone = project.optuna_db, project.optuna_db.with_name("gone.db")
 
     def database_goes_away(number: int, params: ToyParams):  # noqa: ANN202
@@ -306,13 +308,13 @@ def test_a_storage_that_goes_away_mid_study_keeps_its_trials_and_the_best_model(
             opened[-1].engine.dispose()
 
     started = time.monotonic()
-    with pytest.raises(studies.StorageUnavailable) as error:
+    with pytest.raises(storages.StorageUnavailable) as error:
         optimize(project, toy_stage(database_goes_away), n_trials=4)
     assert time.monotonic() - started < 10
 
     message = str(error.value)
     name = message.split("during study ")[1].split()[0]
-    best = core.best_dir(project, "toy", name)
+    best = bests.best_dir(project, "toy", name)
     assert message.startswith(f"the Optuna storage sqlite:///{db} stopped answering during "
                               f"study {name} (DatabaseError: file is not a database)")
     assert f"the best model so far in {best}; rerun once the database answers" in message
@@ -320,7 +322,7 @@ def test_a_storage_that_goes_away_mid_study_keeps_its_trials_and_the_best_model(
     os.replace(gone, db)  # the database is back
     study = load(project, name)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
-    assert core.best_record(best)["number"] == study.best_trial.number
+    assert bests.best_record(best)["number"] == study.best_trial.number
     assert not outputs(project).metrics_path.exists()
     runs = mlflow.search_runs(experiment_names=[tracking.experiment_name(STAGE)],
                               output_format="list")
@@ -335,8 +337,8 @@ def test_a_storage_failure_names_the_storage_without_its_password(tmp_path) -> N
     from sqlalchemy.exc import OperationalError
 
     url = "postgresql://bob:s3cret@db.example.com:5432/optuna"
-    with pytest.raises(studies.StorageUnavailable) as error:
-        with studies.storage_failures(url, "toy-0123", tmp_path / "best"):
+    with pytest.raises(storages.StorageUnavailable) as error:
+        with storages.storage_failures(url, "toy-0123", tmp_path / "best"):
             try:
                 raise OperationalError("SELECT 1", {}, OSError("server closed the connection"))
             except OperationalError as exc:
@@ -349,7 +351,7 @@ def test_a_storage_failure_names_the_storage_without_its_password(tmp_path) -> N
     assert "s3cret" not in message
 
     with pytest.raises(KeyError):  # anything else is not the storage's
-        with studies.storage_failures(url, "toy-0123", tmp_path / "best"):
+        with storages.storage_failures(url, "toy-0123", tmp_path / "best"):
             raise KeyError("x")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from sentiment_pipeline.processes import alive
+
 # Where Linux shows the process umask without changing it (since Linux 4.7).
 PROC_STATUS = Path("/proc/self/status")
 # How much of a target's name its hidden temporary siblings repeat: a name near the file
@@ -109,16 +111,6 @@ def _aside_pid(path: Path) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
-
-
 def restore_aside(target: Path) -> bool:
     """Put back the folder `target` that a process killed in atomic_dir's swap left aside.
 
@@ -131,7 +123,7 @@ def restore_aside(target: Path) -> bool:
         return False
     asides = [
         p for p in target.parent.glob(f"{glob.escape(_temp_prefix(target))}old-*")
-        if p.is_dir() and (pid := _aside_pid(p)) is not None and not _alive(pid)
+        if p.is_dir() and (pid := _aside_pid(p)) is not None and not alive(pid)
     ]
     if not asides:
         return False

@@ -120,12 +120,12 @@ def _install(rank: str, out_dir: str, fault: str) -> None:
 
             trainer.ReportingCallback.on_step_end = on_step_end
     elif fault == "report-fails" and rank == "0":
-        from sentiment_pipeline.tuning import core
+        from sentiment_pipeline.tuning import objective
 
         def report(self, step, value, metrics=None):  # noqa: ANN001, ANN202
             raise RuntimeError("probe: the Optuna storage went away")
 
-        core.OptunaReporter.report = report
+        objective.OptunaReporter.report = report
 
 
 if os.environ.get("DDP_PROBE_DIR") and "RANK" in os.environ:

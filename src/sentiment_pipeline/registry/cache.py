@@ -10,11 +10,11 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from sentiment_pipeline import tracking
 from sentiment_pipeline.io import honour_umask, read_json, write_json
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, content_hash
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.lookup import RegisteredVersion
+from sentiment_pipeline.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def fetch(registered: RegisteredVersion, store: str, paths: ProjectPaths) -> dic
     if found is not None:
         logger.debug("using the cached %s at %s", where, entry)
         return found
-    logger.info("downloading %s from %s into %s", where, tracking.redact(store), entry)
+    logger.info("downloading %s from %s into %s", where, redact(store), entry)
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
     honour_umask(staging)  # a shared project's users reuse each other's downloads

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sentiment_pipeline import tracking
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError
 from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.processes import TimedOut, call_within
 from sentiment_pipeline.registry.specs import CHAMPION, RegistrySpec
+from sentiment_pipeline.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -55,25 +56,13 @@ def within(call: Callable[[], T], store: str, timeout_s: float, limit_s: float) 
 
     limit_s: the caller's whole time limit, which the message names.
     """
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="registry-lookup", daemon=True)
     with tracking.HTTP_BOUNDS.applied(tracking.http_bounds(0, timeout_s)):
-        thread.start()
-        thread.join(timeout_s)
-    if thread.is_alive():
-        raise RegistryUnavailable(
-            f"the MLflow registry {tracking.redact(store)} did not answer within {limit_s:g} s"
-        )
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+        try:
+            return call_within(call, timeout_s, "registry-lookup")
+        except TimedOut:
+            raise RegistryUnavailable(
+                f"the MLflow registry {redact(store)} did not answer within {limit_s:g} s"
+            ) from None
 
 
 def registry_error(exc: Exception, what: str, store: str) -> ArtifactError:
@@ -82,7 +71,7 @@ def registry_error(exc: Exception, what: str, store: str) -> ArtifactError:
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     code = getattr(exc, "error_code", None)
-    where = tracking.redact(store)
+    where = redact(store)
     if isinstance(exc, UnsupportedModelRegistryStoreURIException):
         return RegistryUnavailable(f"{where} is not an MLflow registry URI ({exc})")
     if isinstance(exc, MlflowException) and code in (

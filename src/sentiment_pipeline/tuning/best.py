@@ -14,11 +14,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sentiment_pipeline import tracking
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.io import atomic_dir, read_json, restore_aside, write_json
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.tuning import workers
+from sentiment_pipeline.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def fetch_model(
         except (MlflowException, OSError) as exc:
             raise PipelineError(
                 f"cannot fetch the best model, of {where}, from MLflow run {run_id} at "
-                f"{tracking.redact(uri)} ({' '.join(str(exc).split())[:300]}); point "
+                f"{redact(uri)} ({' '.join(str(exc).split())[:300]}); point "
                 "MLFLOW_TRACKING_URI at the tracking server the workers share"
             ) from exc
         found = hasher(Path(local)) if hasher is not None else expected
