@@ -98,8 +98,9 @@ def main() -> None:
 
     from sentiment_pipeline.config.insights import InsightsConfig
     from sentiment_pipeline.insights import language
-    from sentiment_pipeline.insights.pipeline import describe_model
+    from sentiment_pipeline.insights.result import ModelInfo
     from sentiment_pipeline.models.artifacts.loader import load_model
+    from sentiment_pipeline.registry.opening import runtime
 
     source = sample_file(args.rows)
     config = InsightsConfig(max_comments_limit=max(args.rows, 10_000))
@@ -109,7 +110,8 @@ def main() -> None:
         started = time.perf_counter()
         model = load_model(folder, require_real=True, trust=True)
         load_s = time.perf_counter() - started
-        info = describe_model(model.manifest, name=name, version=None)
+        info = ModelInfo(name=name, version=None, kind=model.manifest.kind,
+                         backend=runtime(model.manifest))
         rounds = [one_round(model, info, source, config) for _ in range(args.rounds)]
         median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         rows.append({

@@ -21,33 +21,26 @@ from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
 from sentiment_pipeline.insights.youtube_links import parse_video_id
 from sentiment_pipeline.io import atomic_path
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest, SentimentModel
+from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import opening
+from sentiment_pipeline.registry.opening import LoadedModel
 from sentiment_pipeline.service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = {"sklearn": "sklearn", "transformers": "torch", "onnx": "onnx"}
-
 
 def open_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
 ) -> tuple[SentimentModel, ModelInfo]:
     """`--model` opened as predict and serve do, and described for the result."""
     opened = opening.open_model(spec, model_name=model_name, paths=paths, trust=trust)
-    info = describe_model(
-        opened.model.manifest, name=opened.resolved.name, version=opened.resolved.version
-    )
-    return opened.model, info
+    return opened.model, model_info(opened)
 
 
-def describe_model(manifest: ModelManifest, *, name: str, version: str | None) -> ModelInfo:
+def model_info(loaded: LoadedModel) -> ModelInfo:
     """The result's "model": name, registry version, kind and the runtime it ran on."""
-    backend = BACKENDS.get(manifest.kind, manifest.kind)
-    if manifest.kind == "onnx" and manifest.precision == "int8":
-        backend = "onnx-int8"
-    return ModelInfo(name=name, version=version, kind=manifest.kind, backend=backend)
+    return ModelInfo(name=loaded.resolved.name, version=loaded.resolved.version,
+                     kind=loaded.model.manifest.kind, backend=loaded.backend)
 
 
 def youtube_batch(

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.files import comments_from_frame, read_comments
-from sentiment_pipeline.insights.pipeline import finish
+from sentiment_pipeline.insights.pipeline import finish, model_info
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
 from sentiment_pipeline.insights.youtube import YouTubeClient, client_from_settings
 from sentiment_pipeline.insights.youtube_answers import KEY_HINT
@@ -114,11 +114,10 @@ def get_youtube(request: Request) -> YouTubeClient:
     return client_from_settings(request.app.state.settings)
 
 
-def model_info(service: Service) -> ModelInfo:
+def current_model(service: Service) -> ModelInfo:
     loaded = service.current
     assert loaded is not None  # get_service checked that the service is ready
-    return ModelInfo(name=loaded.resolved.name, version=loaded.resolved.version,
-                     kind=loaded.model.manifest.kind, backend=loaded.backend)
+    return model_info(loaded)
 
 
 def truthy(value: str | None, field: str) -> bool:
@@ -144,7 +143,7 @@ async def analysed(
     """The batch's predictions (the service's batched model calls), then the analysis in a
     worker thread, so the event loop keeps serving meanwhile."""
     config: InsightsConfig = request.app.state.insights
-    info = model_info(service)
+    info = current_model(service)
     scored = await service.score([comment.text for comment in batch.comments])
     proba = softmax(scored.scores)
     if np.isnan(proba).any():
