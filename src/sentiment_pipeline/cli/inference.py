@@ -21,20 +21,29 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
 from sentiment_pipeline.paths import ProjectPaths
 
+SPEC_FORMS = "A model directory, models:/<name>@<alias> or models:/<name>/<version>"
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help=f"{SPEC_FORMS}; default: models:/<register.model_name>@champion, else the "
+        "evaluation's champion (models/evaluation/best_model.json).",
+    ),
+]
+ServeModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help=f"{SPEC_FORMS}; default: serve.model, else models:/<register.model_name>@champion, "
+        "else the evaluation's champion (models/evaluation/best_model.json).",
+    ),
+]
+
 
 @app.command()
 def predict(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; "
-            "default: models:/<register.model_name>@champion, else the evaluation's champion "
-            "(models/evaluation/best_model.json).",
-        ),
-    ] = None,
+    model: ModelOpt = None,
     input_file: Annotated[
         Path | None,
         typer.Option(
@@ -135,15 +144,7 @@ def analyze(
         Path | None,
         typer.Option("--input", "-i", help="A CSV/TSV/JSONL/Parquet file of comments."),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; "
-            "default: models:/<register.model_name>@champion, else the evaluation's champion.",
-        ),
-    ] = None,
+    model: ModelOpt = None,
     text_column: Annotated[str, typer.Option(help="Column of --input with the text.")] = "text",
     time_column: Annotated[
         str | None, typer.Option(help="Column of --input with the time (for the trend).")
@@ -224,21 +225,9 @@ def analyze(
         typer.echo(f"wrote {path}")
 
 
-ModelSpecOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="A model directory, models:/<name>@<alias> or models:/<name>/<version>; default: "
-        "serve.model, else models:/<register.model_name>@champion, else the evaluation's "
-        "champion (models/evaluation/best_model.json).",
-    ),
-]
-
-
 @app.command()
 def serve(
-    model: ModelSpecOpt = None,
+    model: ServeModelOpt = None,
     host: Annotated[
         str | None, typer.Option("--host", help="Default: SENTIMENT_PIPELINE_HOST (127.0.0.1).")
     ] = None,
