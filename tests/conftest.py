@@ -122,3 +122,25 @@ def tiny_transformer_model(
         manifest,
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(source, fp32, int8) folders: the tiny model copied, exported to ONNX once per run and
+    quantised once (an export costs seconds; three test modules use it).
+
+    Read-only for tests: copy a folder (shutil.copytree) before changing anything in it.
+    """
+    for name in ("onnxruntime", "onnxscript"):
+        pytest.importorskip(name)
+    from sentiment_pipeline.config.export import OnnxExportConfig
+    from sentiment_pipeline.models.conversion.int8 import quantize_int8
+    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
+
+    root = tmp_path_factory.mktemp("onnx")
+    source = root / "distilbert_model"
+    shutil.copytree(tiny_transformer_model, source)
+    config = OnnxExportConfig()
+    export_transformers(source, root / "fp32", config)
+    quantize_int8(root / "fp32", root / "int8", config)
+    return source, root / "fp32", root / "int8"

@@ -1,9 +1,8 @@
-"""Fakes for the serving tests: a model that can block, fail or answer NaN, and providers."""
+"""The one set of serving fakes: a model that can be held, fail or answer NaN; providers."""
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,31 +17,53 @@ from sentiment_pipeline.serving.app import create_app
 from sentiment_pipeline.serving.provider import RegistryProvider
 
 LABELS = ["negative", "neutral", "positive"]
+GATE_TIMEOUT_S = 10
 
 
 class FakeModel:
-    """Scores each text by its length; counts its calls; can block on a gate, fail or give NaN."""
+    """Scores each text by its length; records its calls and the threads they ran on; can be
+    held at a gate, fail on one text, or answer NaN.
 
-    def __init__(self, *, labels: list[str] | None = None, delay_s: float = 0.0,
-                 nan: bool = False, name: str = "fake") -> None:
+    The gate is a barrier, not a delay: a call that finds it closed for GATE_TIMEOUT_S fails
+    (its requests get the AssertionError), so a test that never opens it fails instead of
+    passing late. `wait_called(n)` blocks until n calls have started.
+    """
+
+    def __init__(self, *, labels: list[str] | None = None, nan: bool = False,
+                 fail_on: str | None = None, name: str = "fake") -> None:
         self.manifest = ModelManifest(name=name, kind="sklearn", labels=labels or LABELS,
                                       metrics={"test_macro_f1": 0.7, "odd": float("nan")})
-        self.delay_s = delay_s
         self.nan = nan
+        self.fail_on = fail_on
         self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
         self.gate = threading.Event()
         self.gate.set()
+        self._started = 0
+        self._called = threading.Condition()
 
     @property
     def labels(self) -> list[str]:
         return list(self.manifest.labels)
 
     def raw_scores(self, texts: list[str]) -> np.ndarray:
-        self.gate.wait(10)
+        with self._called:
+            self._started += 1
+            self._called.notify_all()
+        if not self.gate.wait(GATE_TIMEOUT_S):
+            raise AssertionError(f"the model's gate stayed closed for {GATE_TIMEOUT_S} s")
         self.calls.append(list(texts))
-        time.sleep(self.delay_s)
-        scores = np.array([[len(t) % 7, 1.0, 2.0][: len(self.labels)] for t in texts])
+        self.threads.add(threading.current_thread().name)
+        if self.fail_on is not None and self.fail_on in texts:
+            raise RuntimeError(f"cannot score {self.fail_on!r}")
+        scores = np.array([[len(t), 0.0, -len(t)][: len(self.labels)] for t in texts])
         return scores * np.nan if self.nan else scores
+
+    def wait_called(self, count: int = 1) -> None:
+        """Block until `count` model calls have started (fail after GATE_TIMEOUT_S)."""
+        with self._called:
+            if not self._called.wait_for(lambda: self._started >= count, GATE_TIMEOUT_S):
+                raise AssertionError(f"{self._started} model calls started, expected {count}")
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return softmax(self.raw_scores(texts))

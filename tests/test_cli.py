@@ -1,17 +1,23 @@
-"""The CLI: help texts, config show, exit codes, and --set written into params.yaml for DVC."""
+"""The CLI: help texts, each command at work, exit codes, and --set written into params.yaml."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from sentiment_pipeline.cli import app
+from sentiment_pipeline.settings import get_settings
+from server_process import call, serving
+from synthetic import make_comments
+from tiny_sklearn import save_tiny_model
 
 runner = CliRunner()
 
@@ -79,6 +85,26 @@ def test_verbose_shows_the_cause_chain_of_an_error(project):
     assert loud.output.rstrip().splitlines()[-1].startswith("  - split.test_fraction: got 1.2")
 
 
+def test_stage_source_then_ingest_writes_the_raw_dataset(project):
+    comments = make_comments(60, raw_labels={"negative": -1, "neutral": 0, "positive": 1})
+    comments.rename(columns={"text": "clean_comment", "label": "category"}).to_csv(
+        project.root / "comments.csv", index=False
+    )
+    local = ["--set", "data.source=comments.csv"]
+
+    source = runner.invoke(app, ["stage", "source", *local])
+    ingest = runner.invoke(app, ["stage", "ingest", *local])
+
+    assert source.exit_code == 0, source.output
+    assert source.output.startswith("source: SourceResult(source='comments.csv', kind='file'")
+    assert project.source_stamp.is_file()
+    assert ingest.exit_code == 0, ingest.output
+    assert ingest.output.startswith("ingest: IngestResult(rows=60, columns=2")
+    raw = pd.read_parquet(project.raw_dataset)
+    assert len(raw) == 60 and set(raw["label"]) == {"-1", "0", "1"}
+    assert "comments.csv" not in (project.root / "params.yaml").read_text()  # --set: this run
+
+
 def test_unknown_stage(project):
     result = runner.invoke(app, ["stage", "train_svm"])
     assert result.exit_code == 1
@@ -123,6 +149,7 @@ def test_run_outside_a_project(project):
     assert "no dvc.yaml here" in result.output
 
 
+@pytest.mark.slow
 def test_tune_worker_uses_the_shared_storage(processed, monkeypatch, tmp_path):
     shared = tmp_path / "shared-optuna.db"
     monkeypatch.delenv("SENTIMENT_PIPELINE_OPTUNA_STORAGE", raising=False)
@@ -143,9 +170,51 @@ def test_tune_worker_uses_the_shared_storage(processed, monkeypatch, tmp_path):
     assert "SENTIMENT_PIPELINE_OPTUNA_STORAGE" not in os.environ
 
 
+def test_tune_runs_its_stage_with_the_storage_and_the_trials_given(project, monkeypatch):
+    seen = []
+
+    def run_stage(name, config, paths):
+        seen.append((name, config.train.lightgbm.n_trials, get_settings().optuna_storage))
+        return "ran"
+
+    monkeypatch.setattr("sentiment_pipeline.cli.pipeline.run_stage", run_stage)
+    storage = f"sqlite:///{project.root / 'shared.db'}"
+    result = runner.invoke(app, ["tune", "lightgbm", "--storage", storage, "--n-trials", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == "tune lightgbm: ran\n"
+    assert seen == [("train_lightgbm", 3, storage)]
+    assert "SENTIMENT_PIPELINE_OPTUNA_STORAGE" not in os.environ  # set for the run only
+    assert get_settings().optuna_storage != storage
+
+
 def test_tune_refuses_an_untuned_model(project):
     result = runner.invoke(app, ["tune", "baseline"])
     assert result.exit_code == 1
     assert "cannot tune 'baseline'" in result.output
     zero = runner.invoke(app, ["tune", "lightgbm", "--n-trials", "0"])
     assert zero.exit_code == 2 and "--n-trials" in zero.output
+
+
+@pytest.mark.slow
+def test_serve_outside_a_project_answers_and_stops_on_sigterm(tmp_path):
+    """No params.yaml: the defaults, as predict and analyze; a model folder outside ./models
+    needs trust."""
+    model = tmp_path / "elsewhere" / "baseline"
+    save_tiny_model(model)
+    workdir = tmp_path / "not-a-project"
+    workdir.mkdir()
+    trust = {"SENTIMENT_PIPELINE_TRUST_ARTIFACTS": "true"}
+
+    with serving(["--model", str(model)], cwd=workdir, env=trust) as served:
+        health = call(served.port, "/health")
+        status, body = call(served.port, "/predict", {"inputs": "great crew, thanks"})
+        served.process.send_signal(signal.SIGTERM)
+        code = served.process.wait(30)
+
+    assert health[0] == 200
+    assert status == 200
+    answer = json.loads(body)
+    assert {p["label"] for p in answer} == {"negative", "neutral", "positive"}
+    assert code == 0, served.log.read_text()
+    assert sorted(p.name for p in workdir.iterdir()) == [served.log.name]  # nothing written

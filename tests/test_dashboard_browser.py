@@ -7,12 +7,6 @@ import contextlib
 import csv
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -23,11 +17,11 @@ import pytest
 from sentiment_pipeline.insights.report import comments_csv
 from sentiment_pipeline.insights.result import AnalysisResult
 from sentiment_pipeline.paths import ProjectPaths
+from server_process import serving
 from services import need_program, unavailable
 from tiny_sklearn import save_tiny_model
 
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
+pytestmark = pytest.mark.slow  # a browser and a server process per test
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -56,47 +50,16 @@ def comments_file(folder: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(project: ProjectPaths, **env: str) -> Iterator[str]:
     """`sentiment-pipeline serve` on a free port until the block ends; yields its base URL."""
     model_dir = project.models_dir / "tiny"
     if not model_dir.exists():
         save_tiny_model(model_dir)
-    port = free_port()
-    log = project.root / f"server-{port}.log"
-    cmd = [str(BIN / "sentiment-pipeline"), "serve", "--model", str(model_dir), "--host", HOST,
-           "--port", str(port), "--set", "serve.reload_interval_s=0", "--set",
-           "serve.max_wait_ms=0"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(cmd, cwd=project.root, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
-    base = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready in 90 s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    args = ["--model", str(model_dir), "--set", "serve.reload_interval_s=0",
+            "--set", "serve.max_wait_ms=0"]
+    with serving(args, cwd=project.root, env=env) as served:
+        yield served.url
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -155,6 +156,20 @@ def test_unloadable_model_names_the_key_and_the_local_directory_fix(processed, m
         dt.run(config, processed)
 
 
+def test_missing_packages_write_placeholders_and_say_what_to_install(
+    processed, manager, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(dt, "missing_dependencies", lambda: ["torch", "transformers"])
+    config = manager(processed, "train.distilbert.enable=true").config.train.distilbert
+
+    with caplog.at_level(logging.WARNING):
+        dt.run(config, processed)
+
+    _assert_placeholders(processed, "missing_dependency")
+    assert "torch and transformers not installed" in caplog.text
+
+
+@pytest.mark.slow
 def test_missing_torch_and_transformers_write_placeholders(processed) -> None:
     script = textwrap.dedent(
         """

@@ -189,34 +189,20 @@ def test_latency_warms_up_then_times_batches_scaled_to_1000_texts():
 # --- exported variants (ONNX) of the transformer ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def onnx_exports(tiny_transformer_model, tmp_path_factory):
-    """fp32 and int8 exports of the tiny transformer, made once; copy them into a project."""
-    for name in ("onnxruntime", "onnxscript"):
-        pytest.importorskip(name)
-    from sentiment_pipeline.config.export import OnnxExportConfig
-    from sentiment_pipeline.models.conversion.int8 import quantize_int8
-    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
-
-    root = tmp_path_factory.mktemp("exports")
-    export_transformers(tiny_transformer_model, root / "fp32", OnnxExportConfig())
-    quantize_int8(root / "fp32", root / "int8", OnnxExportConfig())
-    return root / "fp32", root / "int8"
-
-
-def _with_exports(project, tiny_transformer_model, onnx_exports):
+def _with_exports(project, exported):
     import shutil
 
-    shutil.copytree(tiny_transformer_model, project.distilbert_model)
-    shutil.copytree(onnx_exports[0], project.distilbert_onnx)
-    shutil.copytree(onnx_exports[1], project.distilbert_onnx_int8)
+    source, fp32, int8 = exported
+    shutil.copytree(source, project.distilbert_model)
+    shutil.copytree(fp32, project.distilbert_onnx)
+    shutil.copytree(int8, project.distilbert_onnx_int8)
     return project
 
 
 def test_onnx_variants_are_rows_beneath_their_source_and_served_with_the_champion(
-    processed, tiny_transformer_model, onnx_exports
+    processed, exported
 ):
-    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    _with_exports(processed, exported)
 
     result = model_evaluation.run(_config(models=["distilbert"], latency_batch_size=16), processed)
 
@@ -250,9 +236,9 @@ def test_onnx_variants_are_rows_beneath_their_source_and_served_with_the_champio
 
 
 def test_a_variant_failing_its_check_is_reported_and_not_served(
-    processed, tiny_transformer_model, onnx_exports, caplog
+    processed, exported, caplog
 ):
-    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    _with_exports(processed, exported)
     config = _config(models=["distilbert"], onnx_max_logit_diff=1e-15,
                      onnx_min_argmax_agreement=1.0, int8_max_metric_drop=1.0)
 
@@ -272,8 +258,8 @@ def test_a_variant_failing_its_check_is_reported_and_not_served(
     )
 
 
-def test_a_stale_or_skipped_variant_is_not_served(processed, tiny_transformer_model, onnx_exports):
-    _with_exports(processed, tiny_transformer_model, onnx_exports)
+def test_a_stale_or_skipped_variant_is_not_served(processed, exported):
+    _with_exports(processed, exported)
     save_placeholder(processed.distilbert_onnx_int8, "distilbert", LABELS, "disabled")
     tokenizer_config = processed.distilbert_model / "tokenizer_config.json"
     tokenizer_config.write_text(tokenizer_config.read_text() + "\n")  # another source model
@@ -290,9 +276,9 @@ def test_a_stale_or_skipped_variant_is_not_served(processed, tiny_transformer_mo
 
 
 def test_variants_of_a_model_that_is_not_champion_are_scored_but_not_served(
-    processed, tiny_transformer_model, onnx_exports
+    processed, exported
 ):
-    _with_exports(processed, tiny_transformer_model, onnx_exports)
+    _with_exports(processed, exported)
     save_tiny_model(processed.baseline_model)
 
     result = model_evaluation.run(_config(), processed)

@@ -56,6 +56,7 @@ def extension_scripts() -> list[Path]:
     return sorted([*EXTENSION.glob("*.js"), *(EXTENSION / "lib").glob("*.js")])
 
 
+@pytest.mark.slow
 def test_node_suite_passes() -> None:
     """`node --test` over extension/test/: URL parsing, view model, rendering, error mapping."""
     node = need_program("node", "nodejs", what="Node.js")

@@ -41,6 +41,8 @@ from services import need_program, unavailable
 from serving_fakes import folder_provider
 from tiny_sklearn import save_tiny_model
 
+pytestmark = pytest.mark.slow  # a browser per test
+
 EXTENSION = Path(__file__).resolve().parents[1] / "extension"
 ANALYSIS = json.loads((EXTENSION / "test" / "fixtures" / "analysis.json").read_text("utf-8"))
 VIDEO_ID = "dQw4w9WgXcQ"

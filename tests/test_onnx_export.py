@@ -36,6 +36,7 @@ def _manifests(project) -> tuple:
     return read_manifest(project.distilbert_onnx), read_manifest(project.distilbert_onnx_int8)
 
 
+@pytest.mark.slow
 def test_the_stage_exports_fp32_and_int8_of_the_trained_transformer(
     project, tiny_transformer_model
 ) -> None:
@@ -118,6 +119,7 @@ def test_a_missing_source_names_the_folder(project) -> None:
         export_onnx.run(OnnxExportConfig(), project)
 
 
+@pytest.mark.slow
 def test_the_cli_exports_a_model_folder_beside_it(project, tiny_transformer_model) -> None:
     _needs_onnx()
     model = project.root / "mine"

@@ -34,18 +34,6 @@ from synthetic import LABELS, make_comments  # noqa: E402
 TEXTS = make_comments(40, seed=7)["text"].tolist() + ["", "ok", "a " * 80]
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(source, fp32, int8) folders: the tiny model copied, exported once, quantised once."""
-    root = tmp_path_factory.mktemp("onnx")
-    source = root / "distilbert_model"
-    shutil.copytree(tiny_transformer_model, source)
-    config = OnnxExportConfig()
-    export_transformers(source, root / "fp32", config)
-    quantize_int8(root / "fp32", root / "int8", config)
-    return source, root / "fp32", root / "int8"
-
-
 def _copy(folder: Path, tmp_path: Path, name: str = "copy") -> Path:
     target = tmp_path / name
     shutil.copytree(folder, target)

@@ -44,6 +44,7 @@ def sh(*cmd: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # every stage twice through DVC: 80 s on 2 quiet cores
 def test_whole_pipeline_through_dvc(tmp_path, tiny_transformer):
     root = tmp_path / "repo"
     root.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
 
 import httpx
@@ -363,16 +364,25 @@ def serve_async(app, scenario):
     return asyncio.run(asyncio.wait_for(main(), 30))
 
 
+async def until(condition, timeout_s: float = 10.0) -> None:
+    """Let the event loop run until `condition()` holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.001)
+
+
 def test_beyond_the_in_flight_limit_requests_get_429_at_once() -> None:
     model = FakeModel()
     app = app_for(FakeProvider(model), max_concurrent_requests=2, max_wait_ms=0)
 
     async def scenario(client):
         await client.get("/health")
+        in_flight = app.state.service.in_flight
         model.gate.clear()
         held = [asyncio.ensure_future(client.post("/predict", json={"inputs": f"t{i}"}))
                 for i in range(2)]
-        await asyncio.sleep(0.2)
+        await until(lambda: in_flight.count == 2)  # both admitted, held by the gate
         refused = await client.post("/predict", json={"inputs": "one more"})
         refused_mlflow = await client.post("/invocations", json={"inputs": ["one more"]})
         model.gate.set()

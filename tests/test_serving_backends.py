@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -217,22 +216,6 @@ def test_a_folder_or_a_pinned_version_is_never_polled() -> None:
 
 
 # --- ONNX Runtime end to end -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from sentiment_pipeline.config.export import OnnxExportConfig
-    from sentiment_pipeline.models.conversion.int8 import quantize_int8
-    from sentiment_pipeline.models.conversion.onnx_export import export_transformers
-
-    root = tmp_path_factory.mktemp("serve-onnx")
-    source = root / "distilbert_model"
-    shutil.copytree(tiny_transformer_model, source)
-    export_transformers(source, root / "fp32", OnnxExportConfig())
-    quantize_int8(root / "fp32", root / "int8", OnnxExportConfig())
-    return source, root / "fp32", root / "int8"
 
 
 def test_onnx_backends_serve_what_torch_serves(exported) -> None:

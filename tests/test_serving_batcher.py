@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest
 from sentiment_pipeline.serving.batcher import Batcher, InFlight, QueuedText, plan_batch
+from serving_fakes import FakeModel
 
 
 def queue_of(*requests: list[int]) -> list[QueuedText]:
@@ -77,36 +75,6 @@ def test_every_plan_is_a_valid_batch(requests: list[list[int]], budget: int,
     assert len({queue[i].request for i in chosen}) <= max_requests
 
 
-class FakeModel:
-    """Scores each text by its length; counts and times its calls; can fail or block."""
-
-    def __init__(self, delay_s: float = 0.0, fail_on: str | None = None) -> None:
-        self.manifest = ModelManifest(name="fake", kind="sklearn",
-                                      labels=["negative", "neutral", "positive"])
-        self.delay_s = delay_s
-        self.fail_on = fail_on
-        self.calls: list[list[str]] = []
-        self.threads: set[str] = set()
-        self.gate = threading.Event()
-        self.gate.set()
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.manifest.labels)
-
-    def raw_scores(self, texts: list[str]) -> np.ndarray:
-        self.gate.wait(5)
-        self.calls.append(list(texts))
-        self.threads.add(threading.current_thread().name)
-        time.sleep(self.delay_s)
-        if self.fail_on is not None and self.fail_on in texts:
-            raise RuntimeError(f"cannot score {self.fail_on!r}")
-        return np.array([[len(t), 0.0, -len(t)] for t in texts])
-
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        return [len(t.split()) + 2 for t in texts]
-
-
 def batcher_for(model: FakeModel, **overrides: float) -> Batcher:
     settings = {"max_batch_tokens": 16384, "max_batch_requests": 32, "max_wait_ms": 5.0}
     settings.update(overrides)
@@ -117,8 +85,15 @@ def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, 20))
 
 
+async def settle() -> None:
+    """Let every task that is ready run until it blocks (no wall-clock time involved): the
+    batcher's path from a wake-up to taking a batch has no await that needs time to pass."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
 def test_concurrent_requests_share_model_calls_off_the_event_loop() -> None:
-    model = FakeModel(delay_s=0.02)
+    model = FakeModel()
 
     async def scenario():
         batcher = batcher_for(model)
@@ -141,30 +116,35 @@ def test_a_lone_request_does_not_wait_but_one_on_its_way_is_waited_for() -> None
     """max_wait_ms holds a call back only while another admitted request has yet to queue."""
     model = FakeModel()
     in_flight = InFlight()
+    max_wait_ms = 60_000  # a wait would outlast the test: only the batcher's choice shows
 
     async def scenario():
         batcher = Batcher(model, max_batch_tokens=16384, max_batch_requests=32,
-                          max_wait_ms=2000, in_flight=in_flight)
+                          max_wait_ms=max_wait_ms, in_flight=in_flight)
         batcher.start()
         in_flight.count = 1  # the guard admitted one request: it is the one queued
         start = time.perf_counter()
-        await batcher.scores(["alone"])
+        lone = asyncio.ensure_future(batcher.scores(["alone"]))
+        await settle()
+        assert batcher.queue_size == 0, "the lone request was held back"
+        await lone
         lone_s = time.perf_counter() - start
-        in_flight.count = 2  # two admitted; the second queues 0.2 s after the first
+        in_flight.count = 2  # two admitted; the second queues after the batcher has looked
         first = asyncio.ensure_future(batcher.scores(["first"]))
-        await asyncio.sleep(0.2)
+        await settle()
+        assert batcher.queue_size == 1, "the first of two was not held back for the second"
         await asyncio.gather(first, batcher.scores(["second"]))
         await batcher.stop()
         return lone_s
 
     lone_s = run(scenario())
 
-    assert lone_s < 1.0  # not the 2 s max_wait_ms
+    assert lone_s < max_wait_ms / 1000  # not the max_wait_ms
     assert model.calls[-1] == ["first", "second"] or model.calls[-1] == ["second", "first"]
 
 
 def test_max_batch_requests_1_gives_each_request_its_own_calls() -> None:
-    model = FakeModel(delay_s=0.01)
+    model = FakeModel()
 
     async def scenario():
         batcher = batcher_for(model, max_batch_requests=1)
@@ -218,10 +198,12 @@ def test_texts_of_a_request_that_went_away_are_not_scored() -> None:
         batcher.start()
         model.gate.clear()  # the first call blocks in the inference thread
         first = asyncio.ensure_future(batcher.scores(["first"]))
-        await asyncio.sleep(0.05)
+        await asyncio.to_thread(model.wait_called, 1)
         gone = asyncio.ensure_future(batcher.scores(["gone"]))
-        await asyncio.sleep(0.01)
+        await settle()
+        assert batcher.queue_size == 1  # "gone" is queued behind the blocked call
         gone.cancel()
+        await settle()
         model.gate.set()
         await first
         await batcher.stop()
@@ -232,7 +214,7 @@ def test_texts_of_a_request_that_went_away_are_not_scored() -> None:
 
 
 def test_stop_serves_what_is_queued() -> None:
-    model = FakeModel(delay_s=0.01)
+    model = FakeModel()
 
     async def scenario():
         batcher = batcher_for(model, max_batch_requests=1)

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,11 +20,9 @@ from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.resolve import Folder, ResolvedModel
 from sentiment_pipeline.serving import server
 from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
+from server_process import begin_post, call, finish_post, serving
 from serving_fakes import LABELS, resolved_folder
 from tiny_sklearn import save_tiny_model
-
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 
 
 def test_the_launch_spec_carries_the_resolved_model_to_the_workers(tmp_path: Path) -> None:
@@ -120,33 +111,17 @@ def test_a_backend_the_model_lacks_fails_before_any_worker_starts(project, manag
                           port=None, workers=1)
 
 
+def test_sigterm_stops_the_server_normally_and_the_old_handler_comes_back(caplog) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.INFO), server.sigterm_exits_cleanly():
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn raises it again after its shutdown
+
+    assert "stopped by SIGTERM" in caplog.text
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 # --- a real server --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def call(port: int, path: str, payload: object | None = None, timeout: float = 30) -> tuple:
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, response.read().decode()
-
-
-def wait_ready(port: int, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            if call(port, "/health", timeout=2)[0] == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the server was not ready after {timeout_s} s:\n{log.read_text()}")
 
 
 def metric(text: str, name: str) -> float:
@@ -154,20 +129,16 @@ def metric(text: str, name: str) -> float:
                if line.startswith(name))
 
 
-@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_real_server_batches_and_shuts_down_gracefully(project, workers) -> None:
     model_dir = project.models_dir / "tiny"
     save_tiny_model(model_dir)
-    port = free_port()
-    log = project.root / "server.log"
-    cmd = [str(BIN / "sentiment-pipeline"), "serve", "--model", str(model_dir), "--host", HOST,
-           "--port", str(port), "--workers", str(workers), "--set", "serve.max_batch_requests=8",
-           "--set", "serve.max_wait_ms=1000", "--set", "serve.reload_interval_s=0"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(cmd, cwd=project.root, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        wait_ready(port, process, log)
+    args = ["--model", str(model_dir), "--workers", str(workers),
+            "--set", "serve.max_batch_requests=8", "--set", "serve.max_wait_ms=1000",
+            "--set", "serve.reload_interval_s=0"]
+    with serving(args, cwd=project.root, log=project.root / "server.log") as served:
+        port, process = served.port, served.process
         texts = [f"flight {i} was great" for i in range(16)]
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(lambda t: call(port, "/predict", {"inputs": t}), texts))
@@ -176,19 +147,14 @@ def test_a_real_server_batches_and_shuts_down_gracefully(project, workers) -> No
         assert metric(metrics, 'te_request_count_total{route="/predict",status="200"}') == 16
         assert 1 <= metric(metrics, "te_model_calls_total") < 16
 
-        # A lone request waits up to max_wait_ms (1 s) for company: SIGTERM arrives meanwhile.
-        result: dict[str, object] = {}
-        slow = threading.Thread(target=lambda: result.update(
-            answer=call(port, "/predict", {"inputs": [["still served"], ["after SIGTERM"]]})))
-        slow.start()
-        time.sleep(0.5)
+        # A request in flight when SIGTERM arrives is still served: the server has asked for
+        # its body (100 Continue) and is shutting down, waiting for it, when the body is sent.
+        body = json.dumps({"inputs": [["still served"], ["after SIGTERM"]]}).encode()
+        pending = begin_post(port, "/predict", len(body))
         process.send_signal(signal.SIGTERM)
-        slow.join(30)
-        assert result["answer"][0] == 200 and len(json.loads(result["answer"][1])) == 2
-        assert process.wait(30) == 0, log.read_text()
+        served.wait_logged("Waiting for connections to close")
+        answer = finish_post(pending, body)
+        assert answer[0] == 200 and len(json.loads(answer[1])) == 2
+        assert process.wait(30) == 0, served.log.read_text()
         with pytest.raises(OSError):
             call(port, "/health", timeout=2)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -106,6 +106,7 @@ def load(project, name: str) -> optuna.Study:  # noqa: ANN001
     return optuna.load_study(study_name=name, storage=f"sqlite:///{project.optuna_db}")
 
 
+@pytest.mark.slow
 def test_a_study_runs_its_trials_keeps_the_best_and_writes_one_schema(project) -> None:
     summary = optimize(project)
 
@@ -140,6 +141,7 @@ class PruneSecond(optuna.pruners.BasePruner):
         return trial.number == 1
 
 
+@pytest.mark.slow
 def test_pruned_and_legitimately_failed_trials_are_recorded_and_the_study_goes_on(
     project,
 ) -> None:
@@ -193,6 +195,7 @@ def test_failures_have_a_budget_and_a_study_without_a_complete_trial_is_an_error
         optimize(project, toy_stage(always), n_trials=2)
 
 
+@pytest.mark.slow
 def test_an_interrupted_study_resumes_and_a_deleted_out_is_republished(project) -> None:
     def interrupt(number: int, params: ToyParams):  # noqa: ANN202
         if number == 1:
@@ -288,6 +291,7 @@ def test_mlflow_unreachable_fails_a_tuned_stage_within_seconds_before_any_trial(
     assert load(project, name).trials == []
 
 
+@pytest.mark.slow
 def test_a_storage_that_goes_away_mid_study_keeps_its_trials_and_the_best_model(
     project, monkeypatch
 ) -> None:

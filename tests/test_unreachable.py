@@ -16,6 +16,8 @@ import pytest
 from mlflow_server import free_port
 from sentiment_pipeline.paths import ProjectPaths
 
+pytestmark = pytest.mark.slow  # a stage process per test; tracking's probes: test_tracking.py
+
 STAGE = [sys.executable, "-m", "sentiment_pipeline.models.train_baseline"]
 
 
@@ -55,7 +57,6 @@ def test_a_closed_port_fails_the_stage_in_seconds_naming_the_uri(processed) -> N
     assert not processed.baseline_metrics.exists()
 
 
-@pytest.mark.slow
 def test_a_server_that_never_answers_fails_the_stage_after_the_probe(
     processed, silent_port
 ) -> None:
