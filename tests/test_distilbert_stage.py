@@ -46,7 +46,7 @@ def _runs(paths, study: str) -> tuple[list, list]:
     """(parent runs, trial runs) of the stage's experiment for one study."""
     tracking.configure(paths)
     runs = mlflow.search_runs(
-        experiment_names=[tracking.experiment_name(dt.STAGE)], output_format="list"
+        experiment_names=[tracking.experiment_name(dt.STAGE.name)], output_format="list"
     )
     runs = [r for r in runs if r.data.tags.get("optuna_study") == study]
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
