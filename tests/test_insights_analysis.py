@@ -13,6 +13,7 @@ import pytest
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import analysis, terms, trend
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
+from sentiment_pipeline.insights.files import read_comments
 from sentiment_pipeline.insights.language import UNCHECKED, Guess
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
 
@@ -30,6 +31,7 @@ def run(
     comments: list[Comment],
     proba: list[list[float]],
     languages: list[Guess] | None = None,
+    now: datetime | None = None,
     **config: object,
 ) -> dict:
     batch = CommentBatch(comments=comments, source={"kind": "json"})
@@ -41,6 +43,7 @@ def run(
         InsightsConfig(**config),
         languages if languages is not None else [UNCHECKED] * len(comments),
         0.5,
+        now=now,
     ))
 
 
@@ -171,6 +174,53 @@ def test_undated_comments_stay_out_of_the_trend_and_are_counted():
 def test_no_dated_comment_means_no_trend():
     result = run([Comment(text="a")], [ONE_HOT[0]])
     assert result["trend"] == {"period": None, "buckets": []}
+
+
+def test_a_count_column_taken_for_the_time_column_gives_a_note_not_a_1970_trend():
+    # Finding 6 of issue 17: the likes column as the time column made one bucket at
+    # 1970-01-01 (likes read as seconds since 1970) and said nothing.
+    data = b"text,likes\n" + b"".join(b"comment %d,%d\n" % (i, i * 3) for i in range(12))
+    batch = read_comments(data, filename="c.csv", time_column="likes", likes_column="likes")
+    result = as_sent(analysis.analyze(
+        batch, np.array([ONE_HOT[i % 3] for i in range(12)]), LABELS, TINY, InsightsConfig(),
+        [UNCHECKED] * 12, 0.0,
+    ))
+    assert result["trend"] == {"period": None, "buckets": []}
+    assert result["counts"]["with_time"] == 12 and result["counts"]["implausible_times"] == 12
+    note = next(n for n in result["notes"] if "before 2005" in n)
+    assert "12 of 12" in note and "1 Jan 1970" in note and "counts" in note
+    assert "no trend" in note
+
+
+def test_times_mostly_in_the_future_are_left_out_of_the_trend():
+    now = at(2024, 6, 1)
+    times = [at(2031, 1, d) for d in range(1, 6)] + [at(2024, 5, 30)]
+    result = run([Comment(text="x", published_at=t) for t in times], [ONE_HOT[0]] * 6,
+                 now=now)
+    assert result["trend"] == {"period": None, "buckets": []}
+    assert result["counts"]["implausible_times"] == 6  # the one plausible time is left too
+    note = next(n for n in result["notes"] if "in the future" in n)
+    assert "5 of 6" in note and "1 Jan 2031, 00:00 UTC" in note
+
+
+def test_a_few_implausible_times_are_left_out_and_the_rest_make_the_trend():
+    now = at(2024, 6, 1)
+    good = [at(2024, 5, 1, h) for h in (9, 10, 12)]
+    odd = [at(1999, 1, 1), now + timedelta(days=2)]
+    result = run([Comment(text="x", published_at=t) for t in good + odd], [ONE_HOT[2]] * 5,
+                 now=now)
+    buckets = result["trend"]["buckets"]
+    assert result["trend"]["period"] == "hour"
+    assert (buckets[0]["start"], buckets[-1]["start"]) == ("2024-05-01T09:00:00Z",
+                                                           "2024-05-01T12:00:00Z")
+    assert sum(b["count"] for b in buckets) == 3
+    assert result["counts"]["implausible_times"] == 2
+    assert any(n.startswith("2 timestamps are before 2005 or in the future") for n in
+               result["notes"])
+    # a day ahead is a clock or a time zone, not a wrong column
+    ahead = run([Comment(text="x", published_at=now + timedelta(hours=20))], [ONE_HOT[0]],
+                now=now)
+    assert ahead["counts"]["implausible_times"] == 0 and len(ahead["trend"]["buckets"]) == 1
 
 
 # --- comments ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -24,7 +25,8 @@ from sentiment_pipeline.insights.result import (
     WeightedRow,
 )
 from sentiment_pipeline.insights.terms import distinctive_terms
-from sentiment_pipeline.insights.trend import iso, trend
+from sentiment_pipeline.insights.trend import TimeCheck, check_times, iso, trend
+from sentiment_pipeline.insights.wording import plural, readable_time
 
 Z95 = 1.959964  # the standard normal quantile of a two-sided 95 % interval
 PROB_DIGITS = 6  # per-comment scores are rounded: 10,000 rows stay a few MB of JSON
@@ -54,14 +56,18 @@ def analyze(
     config: InsightsConfig,
     languages: Sequence[Guess],
     elapsed: float,
+    now: datetime | None = None,
 ) -> AnalysisResult:
     """The analysis result (the JSON of /v1/analyze and `analyze --json`) of one batch.
 
     proba: the model's class probabilities, one row per comment in batch order; languages:
-    language.detect of the texts (ignored when config.language is None).
+    language.detect of the texts (ignored when config.language is None); now: the time times
+    in the future are judged against (default: the clock's).
     """
     data = classify(batch, proba, labels, languages, config)
+    times = check_times([c.published_at for c in data.comments], now or datetime.now(UTC))
     kept = [c for c, keep in zip(data.comments, data.included, strict=True) if keep]
+    kept_times = [t for t, keep in zip(times.usable, data.included, strict=True) if keep]
     kept_ids = data.predicted[data.included]
     rows = comment_rows(data)
     kept_rows = [row for row in rows if not row.other_language or config.include_other_languages]
@@ -69,17 +75,17 @@ def analyze(
         model=model_info,
         source=batch.source,
         labels=list(data.labels),
-        counts=counts(data, batch.unparsed_times, config),
+        counts=counts(data, batch.unparsed_times, times, config),
         breakdown=breakdown(kept_ids, data.labels),
         weighted_breakdown=weighted_breakdown(kept_ids, [c.likes for c in kept], data.labels),
-        trend=trend([c.published_at for c in kept], kept_ids, data.labels),
+        trend=trend(kept_times, kept_ids, data.labels),
         top_comments=top_comments(kept_rows, data.labels, config.top_n),
         uncertain=uncertain(kept_rows, config.uncertain_n),
         terms=distinctive_terms(
             [c.text for c in kept], kept_ids, data.labels, config.terms_n, config.terms_min_count
         ),
         comments=rows,
-        notes=notes(batch, data, config),
+        notes=notes(batch, data, times, config),
         elapsed_s=round(float(elapsed), 4),
     )
 
@@ -179,7 +185,9 @@ def weighted_breakdown(
     ]
 
 
-def counts(data: Classified, unparsed_times: int, config: InsightsConfig) -> Counts:
+def counts(
+    data: Classified, unparsed_times: int, times: TimeCheck, config: InsightsConfig
+) -> Counts:
     """How many comments there are, how many the aggregates use, and why the others not.
 
     with_time / no_time are over all comments; no_time excludes the unparseable timestamps.
@@ -198,6 +206,7 @@ def counts(data: Classified, unparsed_times: int, config: InsightsConfig) -> Cou
         language_unchecked=int(unchecked),
         with_time=int(with_time),
         unparsed_times=int(unparsed_times),
+        implausible_times=times.left_out,
         no_time=max(0, n - with_time - int(unparsed_times)),
     )
 
@@ -248,13 +257,35 @@ def uncertain(rows: Sequence[CommentRow], n: int) -> list[CommentRow]:
 # --- notes -----------------------------------------------------------------------------------
 
 
+def time_note(times: TimeCheck) -> str:
+    """What is wrong with the times left out of the trend, and what to check."""
+    odd, example = len(times.implausible), times.implausible[0]
+    if not times.dropped:
+        return (
+            f"{plural(odd, 'timestamp')} {'is' if odd == 1 else 'are'} before 2005 or in the "
+            f"future (e.g. {readable_time(example)}) and left out of the trend."
+        )
+    counts_hint = (
+        " Small numbers such as like counts, read as seconds since 1970, look like this."
+        if example.year == 1970
+        else ""
+    )
+    return (
+        f"{odd} of {times.dated} timestamps are before 2005 or in the future (e.g. "
+        f"{readable_time(example)}), so they are not the comments' times and there is no "
+        f"trend; check which column holds the times.{counts_hint}"
+    )
+
+
 def percent(part: int, whole: int) -> str:
     """A share as a whole percentage, e.g. '62 %' ('< 1 %' rather than a misleading 0)."""
     value = 100 * part / whole if whole else 0.0
     return "< 1 %" if 0 < value < 1 else f"{value:.0f} %"
 
 
-def notes(batch: CommentBatch, data: Classified, config: InsightsConfig) -> list[str]:
+def notes(
+    batch: CommentBatch, data: Classified, times: TimeCheck, config: InsightsConfig
+) -> list[str]:
     """Caveats a reader needs: the source's, other languages, timestamps, the weighting."""
     n = len(data.comments)
     found = list(batch.notes)
@@ -278,5 +309,7 @@ def notes(batch: CommentBatch, data: Classified, config: InsightsConfig) -> list
         )
     if n and not any(c.published_at is not None for c in data.comments):
         found.append("No comment has a timestamp, so there is no trend.")
+    if times.implausible:
+        found.append(time_note(times))
     found.append("The like-weighted breakdown counts each comment as 1 + its likes.")
     return found

@@ -69,6 +69,11 @@ class Counts(Part):
     language_unchecked: int = Field(ge=0, description="Comments too short to check the language.")
     with_time: int = Field(ge=0, description="Comments with a timestamp.")
     unparsed_times: int = Field(ge=0, description="Timestamps present but unparseable.")
+    implausible_times: int = Field(
+        0, ge=0,
+        description="Timestamps left out of the trend: before 2005 or in the future (all of "
+        "them when most are).",
+    )
     no_time: int = Field(ge=0, description="Comments without any timestamp.")
 
 

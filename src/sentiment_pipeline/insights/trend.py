@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,6 +14,41 @@ from sentiment_pipeline.insights.result import Period, Trend, TrendBucket
 HOUR_MAX_SPAN = timedelta(days=2)
 DAY_MAX_SPAN = timedelta(days=90)
 WEEK_MAX_SPAN = timedelta(days=730)
+# Comments are not older than this: earlier times come from a column that holds something else
+# (a like count read as seconds since 1970 lands in January 1970; YouTube began in 2005).
+EARLIEST = datetime(2005, 1, 1, tzinfo=UTC)
+# Nor later than the analysis, give or take a day of clocks and time zones.
+FUTURE_SLACK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TimeCheck:
+    """Which comment times the trend may use, and the ones it may not."""
+
+    usable: list[datetime | None]  # per comment: its time, or None when it is left out
+    implausible: list[datetime]  # times before EARLIEST or in the future, in input order
+    dated: int  # comments with a time at all
+    dropped: bool  # most times were implausible: none is used
+
+    @property
+    def left_out(self) -> int:
+        """Times the trend does not use: the implausible ones, or all when most were."""
+        return self.dated if self.dropped else len(self.implausible)
+
+
+def check_times(times: Sequence[datetime | None], now: datetime) -> TimeCheck:
+    """Leave implausible times out of the trend; all of them when they are most of the times,
+    since then the column holds something else and the few plausible values are chance."""
+    latest = as_utc(now) + FUTURE_SLACK
+
+    def plausible(moment: datetime) -> bool:
+        return EARLIEST <= as_utc(moment) <= latest
+
+    dated = [t for t in times if t is not None]
+    implausible = [t for t in dated if not plausible(t)]
+    dropped = 2 * len(implausible) > len(dated)
+    usable = [t if t is not None and not dropped and plausible(t) else None for t in times]
+    return TimeCheck(usable=usable, implausible=implausible, dated=len(dated), dropped=dropped)
 
 
 def choose_period(span: timedelta) -> Period:
