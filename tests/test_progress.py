@@ -58,3 +58,70 @@ def test_on_a_terminal_it_draws_bars_instead_of_log_lines(caplog, capsys) -> Non
     progress.finish_trial(0, "pruned", 0.4, None)
     progress.close()
     assert "lightgbm trials" in capsys.readouterr().err
+
+
+def run_trial(progress: StudyProgress, clock: Clock, number: int, seconds: float,
+              state: str = "complete") -> None:
+    progress.start_trial(number)
+    clock.now += seconds
+    progress.finish_trial(number, state, 0.5, 0.5)
+
+
+def test_time_left_follows_the_recent_trials_not_the_slow_first_ones() -> None:
+    # Finding 7 of issue 17 ("about 7 min left" with 2 minutes to go): the first trials run
+    # whole, later ones are pruned early; a mean over all of them overestimates what is left.
+    clock = Clock()
+    progress = StudyProgress("lightgbm", owed=20, interactive=False, clock=clock)
+    for number in range(5):
+        run_trial(progress, clock, number, 90)
+    for number in range(5, 12):
+        run_trial(progress, clock, number, 15, "pruned")
+    # 8 trials to go at the 15 s the recent ones take (the mean, 46 s, said 6 min 10 s)
+    assert progress.summary() == "12/20 trials done, best 0.5000, about 2 min 00 s left"
+    progress.start_trial(12)
+    clock.now += 5  # 10 s more for this one, then 7 trials
+    assert progress.summary().endswith("about 1 min 55 s left")
+
+
+def test_a_trial_running_past_the_usual_time_is_finishing_never_0_s_left() -> None:
+    # Finding 7 of issue 17: "about 0 s left" for 45 s while the last trial ran on.
+    clock = Clock()
+    progress = StudyProgress("lightgbm", owed=2, interactive=False, clock=clock)
+    run_trial(progress, clock, 0, 60)
+    progress.start_trial(1)
+    clock.now += 30
+    assert progress.summary().endswith("about 30 s left")
+    clock.now += 45  # 15 s past the 60 s trial 0 took
+    assert progress.summary().endswith("1/2 trials done, best 0.5000, finishing")
+    progress.advance(80, 100)  # its own pace, once it reports steps: 75 s for 80 %
+    assert progress.summary().endswith("about 19 s left")
+    progress.advance(100, 100)
+    assert progress.summary().endswith("finishing")
+
+
+def test_parallel_trials_are_timed_each_from_its_own_start(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="sentiment_pipeline.tuning.progress")
+    clock = Clock()
+    progress = StudyProgress("lightgbm", owed=4, interactive=False, parallel=2, clock=clock)
+    progress.start_trial(0)
+    clock.now = 10
+    progress.start_trial(1)
+    clock.now = 60
+    progress.finish_trial(0, "complete", 0.6, 0.6)
+    # trial 0 took 60 s (not the 50 s since trial 1 began); trial 1 has 10 s to go, trial 2
+    # starts now on the free slot, trial 3 after trial 1: done at 70 s from now
+    assert caplog.records[-1].getMessage() == (
+        "lightgbm trial 0 complete (val macro-F1 0.6000, 1 min 00 s); "
+        "1/4 trials done, best 0.6000, about 1 min 10 s left"
+    )
+    progress.advance(10, 100, trial=1)
+    progress.start_trial(2)
+    progress.advance(50, 100, trial=2)
+    assert progress.running[1].fraction == 0.1 and progress.running[2].fraction == 0.5
+    progress.close()
+
+
+def test_before_any_trial_or_step_the_time_left_is_unknown() -> None:
+    progress = StudyProgress("lightgbm", owed=3, interactive=False, clock=Clock())
+    assert progress.seconds_left() is None
+    assert progress.summary() == "0/3 trials done, best -, time left unknown"

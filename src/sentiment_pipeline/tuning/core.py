@@ -43,7 +43,8 @@ def _run_trials(
     guard: tracking.LoggingGuard,
     worker: str,
 ) -> None:
-    progress = StudyProgress(stage.prefix, owed)
+    parallel = min(spec.parallel_trials, owed)
+    progress = StudyProgress(stage.prefix, owed, parallel=parallel)
     # Every owed trial needs one finished (complete or pruned) trial; failed ones (out of
     # memory, NaN) may use a budget of as many again, shared by the whole run, after which the
     # study stops rather than loop on a trial that always fails.
@@ -55,7 +56,7 @@ def _run_trials(
         worker=worker,
     )
     loop = TrialLoop(
-        study, storage, url, replace(spec, parallel_trials=min(spec.parallel_trials, owed)),
+        study, storage, url, replace(spec, parallel_trials=parallel),
         objective, TRIAL_ERRORS + stage.trial_errors, callbacks, worker,
     )
     try:

@@ -48,7 +48,7 @@ class OptunaReporter:
 
     def advance(self, done: int, total: int, samples: int | None = None) -> None:
         if self.progress is not None:
-            self.progress.advance(done, total, samples)
+            self.progress.advance(done, total, samples, trial=self.trial.number)
 
 
 def keep_if_best(
