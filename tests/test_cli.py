@@ -143,6 +143,68 @@ def test_run_reports_a_failing_dvc(project, monkeypatch):
     assert "dvc repro failed (exit 3)" in result.output
 
 
+def write_run_reports(project, registration: dict) -> None:
+    """The report files a finished `dvc repro` leaves: evaluation, champion, registration."""
+    project.evaluation_dir.mkdir(parents=True)
+    for name, score in (("baseline", 0.7371), ("lightgbm", 0.7243)):
+        (project.evaluation_dir / f"{name}_test_metrics.json").write_text(
+            json.dumps({"model": name, "status": "evaluated", "macro_f1": score}))
+    project.best_model.parent.mkdir(parents=True)
+    project.best_model.write_text(json.dumps({
+        "name": "baseline", "path": "models/baseline/logistic_baseline", "kind": "sklearn",
+        "primary_metric": "macro_f1", "score": 0.7371, "metrics": {"macro_f1": 0.7371},
+        "mlflow_run_id": None, "evaluation_run_id": None, "evaluated": ["baseline", "lightgbm"],
+        "skipped": {"distilbert": "no CUDA device; set train.distilbert.allow_cpu=true"},
+    }))
+    project.registration.write_text(json.dumps({
+        "registered": True, "model_name": "sentiment-classifier", "champion": "baseline",
+        "score": 0.7371, "min_score": 0.5, "version": "3", "alias": "champion",
+        "model_uri": "models:/sentiment-classifier@champion", **registration,
+    }))
+
+
+def fake_dvc(project, registration: dict):
+    def call(cmd, env):
+        print("To track the changes with git, run:\n\n\tgit add dvc.lock")
+        write_run_reports(project, registration)
+        return 0
+    return call
+
+
+def test_run_ends_with_what_was_trained_the_champion_and_the_next_command(project,
+                                                                          monkeypatch):
+    # Finding 7 of issue 17: `run` ended with DVC's "git add dvc.lock" hint.
+    monkeypatch.setattr("sentiment_pipeline.cli.pipeline.subprocess.call", fake_dvc(project, {}))
+    (project.root / "dvc.yaml").write_text("stages: {}\n")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    summary = result.output.split("git add dvc.lock")[1]
+    lines = [line.strip() for line in summary.strip().splitlines()]
+    assert lines[0] == "Models, scored on the test split (macro_f1):"
+    assert "baseline    0.7371  champion" in lines
+    assert "lightgbm    0.7243" in lines
+    assert "distilbert  skipped: no CUDA device; set train.distilbert.allow_cpu=true" in lines
+    assert ("Champion: baseline (macro_f1 0.7371), in models/baseline/logistic_baseline"
+            in lines)
+    assert "Registered as models:/sentiment-classifier@champion (version 3)" in lines
+    assert lines[-1] == "Next: sentiment-pipeline serve   (the champion, on http://127.0.0.1:8000)"
+
+
+def test_run_says_why_the_champion_was_not_registered_and_how_to_serve_it(project,
+                                                                          monkeypatch):
+    refused = {"registered": False, "version": None, "alias": None, "model_uri": None,
+               "reason": "champion 'baseline' macro_f1 score 0.7371 below register.min_score 0.8"}
+    monkeypatch.setattr("sentiment_pipeline.cli.pipeline.subprocess.call",
+                        fake_dvc(project, refused))
+    (project.root / "dvc.yaml").write_text("stages: {}\n")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    assert ("Not registered: champion 'baseline' macro_f1 score 0.7371 below "
+            "register.min_score 0.8") in result.output
+    assert result.output.rstrip().endswith(
+        "Next: sentiment-pipeline serve --model models/baseline/logistic_baseline")
+
+
 def test_run_outside_a_project(project):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1

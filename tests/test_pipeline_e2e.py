@@ -100,6 +100,10 @@ def test_whole_pipeline_through_dvc(tmp_path, tiny_transformer):
     assert best["name"] in {"baseline", "lightgbm", "distilbert"}
     registration = json.loads((root / "reports/registration.json").read_text())
     assert registration["registered"] is True and registration["version"] == "1"
+    # `run` ends with what was trained and won, where it is and the command to serve it.
+    assert f"Champion: {best['name']} (macro_f1 " in first.stdout
+    assert "Registered as models:/sentiment-classifier@champion (version 1)" in first.stdout
+    assert first.stdout.rstrip().splitlines()[-1].startswith("Next: sentiment-pipeline serve")
 
     # The MLflow runs are in the project's local store: one experiment per stage.
     client = MlflowClient(f"sqlite:///{root / 'mlruns.db'}")

@@ -24,6 +24,7 @@ from sentiment_pipeline.cli.common import (
     fail,
     manager,
 )
+from sentiment_pipeline.cli.run_summary import closing_summary
 from sentiment_pipeline.config.loading import DEFAULT_PARAMS, parse_override
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
@@ -66,7 +67,8 @@ def run(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rerun every stage.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Run the whole pipeline through DVC (`dvc repro`), skipping stages that are up to date.
+    """Run the whole pipeline through DVC (`dvc repro`), skipping stages that are up to date;
+    then say how each model scored, which one won, where it is and how to serve it.
 
     The configuration is validated first; a bad value stops everything with exit code 2.
     --params and --set are written into ./params.yaml (as `dvc exp run --set-param` does),
@@ -94,6 +96,7 @@ def run(
     if code != 0:
         typer.secho(f"error: dvc repro failed (exit {code}); see above", fg="red", err=True)
         raise typer.Exit(1)
+    typer.echo("\n" + closing_summary(ProjectPaths.at(".")))
 
 
 @app.command()
