@@ -255,7 +255,7 @@ def test_comment_rows_keep_input_order_and_describe_each_prediction():
     result = run(comments, [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     first, second = result["comments"]
     assert first == {
-        "index": 0, "id": "c1", "text": "hi", "author": "ann",
+        "index": 0, "id": "c1", "url": None, "text": "hi", "author": "ann",
         "published_at": "2015-02-24T11:35:00Z", "likes": 2, "is_reply": False,
         "label": "positive", "confidence": 0.5,
         "scores": {"negative": 0.2, "neutral": 0.3, "positive": 0.5},
@@ -263,6 +263,23 @@ def test_comment_rows_keep_input_order_and_describe_each_prediction():
     }
     assert second["is_reply"] is True and second["label"] == "negative"
     assert result["counts"]["replies"] == 1
+
+
+def test_youtube_comments_link_to_themselves_and_file_rows_do_not():
+    video = {"id": "dQw4w9WgXcQ", "title": "t", "channel": "c", "comment_count": 2,
+             "url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ"}
+    comments = [Comment(text="top", id="UgzAbC"), Comment(text="re", id="UgzAbC.9xY-z_",
+                                                          parent_id="UgzAbC")]
+    batch = CommentBatch(comments=comments, source={"kind": "youtube", "video": video})
+    result = as_sent(analysis.analyze(batch, np.array([ONE_HOT[0]] * 2), LABELS, TINY,
+                                      InsightsConfig(), [UNCHECKED] * 2, 0.0))
+    assert [row["url"] for row in result["comments"]] == [
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ&lc=UgzAbC",
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ&lc=UgzAbC.9xY-z_",
+    ]
+    assert result["top_comments"]["negative"][0]["url"].endswith("&lc=UgzAbC")
+    from_file = run([Comment(text="row", id="1")], [ONE_HOT[0]])
+    assert from_file["comments"][0]["url"] is None
 
 
 def test_probabilities_of_the_wrong_shape_or_nan_are_refused():

@@ -27,6 +27,7 @@ from sentiment_pipeline.insights.result import (
 from sentiment_pipeline.insights.terms import distinctive_terms
 from sentiment_pipeline.insights.trend import TimeCheck, check_times, iso, trend
 from sentiment_pipeline.insights.wording import plural, readable_time
+from sentiment_pipeline.insights.youtube_links import comment_url
 
 Z95 = 1.959964  # the standard normal quantile of a two-sided 95 % interval
 PROB_DIGITS = 6  # per-comment scores are rounded: 10,000 rows stay a few MB of JSON
@@ -69,7 +70,8 @@ def analyze(
     kept = [c for c, keep in zip(data.comments, data.included, strict=True) if keep]
     kept_times = [t for t, keep in zip(times.usable, data.included, strict=True) if keep]
     kept_ids = data.predicted[data.included]
-    rows = comment_rows(data)
+    video = batch.source.get("video") if batch.source.get("kind") == "youtube" else None
+    rows = comment_rows(data, video["id"] if video else None)
     kept_rows = [row for row in rows if not row.other_language or config.include_other_languages]
     return AnalysisResult(
         model=model_info,
@@ -214,8 +216,9 @@ def counts(
 # --- comments --------------------------------------------------------------------------------
 
 
-def comment_rows(data: Classified) -> list[CommentRow]:
-    """One row per comment, in input order: its prediction, scores and language flag."""
+def comment_rows(data: Classified, video_id: str | None = None) -> list[CommentRow]:
+    """One row per comment, in input order: its prediction, scores and language flag, and
+    its link when it is a comment of the YouTube video `video_id`."""
     rows = []
     for i, comment in enumerate(data.comments):
         scores = data.proba[i]
@@ -223,6 +226,7 @@ def comment_rows(data: Classified) -> list[CommentRow]:
             CommentRow(
                 index=i,
                 id=comment.id,
+                url=comment_url(video_id, comment.id) if video_id and comment.id else None,
                 text=comment.text,
                 author=comment.author,
                 published_at=iso(comment.published_at),

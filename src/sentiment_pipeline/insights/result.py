@@ -118,6 +118,9 @@ class CommentRow(Part):
 
     index: int = Field(ge=0, description="Position in the input (rows without text skipped).")
     id: str | None = Field(description="YouTube comment id, the sent id, or the file row number.")
+    url: str | None = Field(
+        None, description="The comment on YouTube (watch?v=VIDEO&lc=ID); null for other sources."
+    )
     text: str = Field(description="The comment as written.")
     author: str | None = Field(description="Its author, when the source gives one.")
     published_at: str | None = Field(description="When it was written, ISO 8601 UTC.")

@@ -1,9 +1,9 @@
-"""YouTube video links: the 11-character id of a link (or of a bare id), and a video's link."""
+"""YouTube links: the 11-character id of a link (or of a bare id); a video's and a comment's link."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from sentiment_pipeline.insights.comments import YouTubeError
 
@@ -71,3 +71,8 @@ def _id_from_url(text: str) -> str | None:
 
 def video_url(video_id: str) -> str:
     return f"https://www.youtube.com/watch?v={video_id}"
+
+
+def comment_url(video_id: str, comment_id: str) -> str:
+    """The link that opens a video with one of its comments (a reply too) highlighted."""
+    return f"{video_url(video_id)}&lc={quote(comment_id, safe='')}"
