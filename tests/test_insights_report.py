@@ -20,7 +20,13 @@ from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import analysis, charts, pipeline, report
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED
-from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo, Term, Trend
+from sentiment_pipeline.insights.result import (
+    AnalysisResult,
+    ModelInfo,
+    Term,
+    Trend,
+    TrendBucket,
+)
 from sentiment_pipeline.settings import get_settings
 from tiny_sklearn import save_tiny_model
 
@@ -71,6 +77,32 @@ def test_charts_render_dollar_signs_as_text_never_as_mathtext():
 def test_trend_chart_without_dates_says_so():
     result = make_result().model_copy(update={"trend": Trend(period=None, buckets=[])})
     assert "<!-- No dated comments: no trend -->" in charts.render_charts(result).trend
+
+
+def one_class_day(day: int, count: int, label: str) -> TrendBucket:
+    labels = ["negative", "neutral", "positive"]
+    return TrendBucket(start=f"2024-05-0{day}T00:00:00Z", count=count,
+                       counts={x: count if x == label else 0 for x in labels},
+                       shares={x: 1.0 if x == label else 0.0 for x in labels})
+
+
+def test_a_period_of_one_comment_is_drawn_faint_with_its_count():
+    # Finding 7 of issue 17: a day with one comment was a full-height bar like the busy days.
+    labels = ["negative", "neutral", "positive"]
+    trend = Trend(period="day", buckets=[one_class_day(1, 100, "negative"),
+                                         one_class_day(2, 1, "positive"),
+                                         one_class_day(3, 100, "neutral")])
+    svg = charts.trend_chart(trend, labels, charts.label_colours(labels))
+
+    def opacity(period: int, label: int) -> float:
+        group = re.search(rf'<g id="share-{period}-{label}">.*?style="([^"]*)"', svg, re.S)
+        found = re.search(r"opacity: ([0-9.]+)", group.group(1))
+        return float(found.group(1)) if found else 1.0
+
+    assert opacity(0, 0) == 1.0 and opacity(2, 1) == 1.0
+    assert opacity(1, 2) == pytest.approx(0.2 + 0.8 * 0.1, abs=1e-3)  # sqrt(1 / 100)
+    assert "<!-- 1 -->" in svg and "<!-- 100 -->" in svg  # each period's count above it
+    assert charts.period_opacity([0, 4, 16]) == pytest.approx([0.2, 0.6, 1.0])
 
 
 def test_charts_render_from_several_threads_at_once():

@@ -7,6 +7,7 @@ off: a `$` in a comment is a dollar sign, never a parse error.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,8 @@ PERIOD_WIDTH = {
 }
 DATE_FORMAT = {"hour": "%d %b %H:00", "day": "%d %b %Y", "week": "%d %b %Y", "month": "%b %Y"}
 MAX_DATE_TICKS = 8
+MAX_COUNT_LABELS = 40  # periods whose comment counts are written above their bars
+FAINTEST = 0.2  # opacity of a period's share bar with (almost) no comments
 
 
 def render_charts(result: AnalysisResult) -> Charts:
@@ -59,6 +62,8 @@ def plain_legend(axes: Axes, **options: Any) -> None:
     for text in legend.get_texts():
         text.set_parse_math(False)
         text.set_usetex(False)
+    for handle in legend.legend_handles:  # not the first bar's opacity
+        handle.set_alpha(1)
 
 
 def label_rows(axes: Axes, names: Sequence[str], x: float = -0.02) -> None:
@@ -93,13 +98,23 @@ def breakdown_chart(rows: Sequence[BreakdownRow], colours: dict[str, str]) -> st
     axes.set_xlim(0, 1)
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    axes.set_title("Share of comments per class (95 % Wilson interval)", **PLAIN)
+    axes.set_title("Share of comments per sentiment, with its likely range", **PLAIN)
     axes.spines[["top", "right"]].set_visible(False)
     return to_svg(figure)
 
 
+def period_opacity(counts: Sequence[int]) -> list[float]:
+    """How strongly each period's share bar is drawn, from FAINTEST up: a day of one comment,
+    at 100 % of one class, must not outweigh days of hundreds. A share's uncertainty shrinks
+    with the square root of its comments, so the opacity grows with sqrt(count / busiest)."""
+    busiest = max(counts, default=0)
+    return [FAINTEST + (1 - FAINTEST) * math.sqrt(count / busiest) if busiest else FAINTEST
+            for count in counts]
+
+
 def trend_chart(trend: Trend, labels: Sequence[str], colours: dict[str, str]) -> str:
-    """Class shares per period stacked to 100 %, above the number of comments per period."""
+    """Class shares per period stacked to 100 %, drawn as strongly as the period has comments
+    (with their count above), over the number of comments per period."""
     figure = Figure(figsize=(8, 4.8), layout="constrained")
     buckets = trend.buckets
     if not buckets:
@@ -112,17 +127,28 @@ def trend_chart(trend: Trend, labels: Sequence[str], colours: dict[str, str]) ->
     )
     starts = [datetime.fromisoformat(b.start.replace("Z", "+00:00")) for b in buckets]
     width = PERIOD_WIDTH[trend.period] * 0.85
+    opacity = period_opacity([b.count for b in buckets])
     bottom = [0.0] * len(buckets)
-    for label in labels:
+    for k, label in enumerate(labels):
         heights = [b.shares[label] for b in buckets]
-        shares_axes.bar(
+        bars = shares_axes.bar(
             starts, heights, width=width, bottom=bottom, align="edge", color=colours[label],
             label=label,
         )
+        for i, bar in enumerate(bars):
+            bar.set_alpha(opacity[i])
+            bar.set_gid(f"share-{i}-{k}")
         bottom = [low + h for low, h in zip(bottom, heights, strict=True)]
-    shares_axes.set_ylim(0, 1)
+    if len(buckets) <= MAX_COUNT_LABELS:
+        for start, bucket in zip(starts, buckets, strict=True):
+            shares_axes.text(start + width / 2, 1.01, f"{bucket.count:,}", ha="center",
+                             va="bottom", fontsize=7, color="#555555", **PLAIN)
+    shares_axes.set_ylim(0, 1.08)
+    shares_axes.set_yticks([0, 0.25, 0.5, 0.75, 1])
     shares_axes.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    shares_axes.set_title(f"Class shares per {trend.period} (UTC)", **PLAIN)
+    shares_axes.set_title(
+        f"Sentiment per {trend.period} (UTC); paler bars rest on fewer comments", **PLAIN
+    )
     plain_legend(shares_axes, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     count_axes.bar(
         starts, [b.count for b in buckets], width=width, align="edge", color="#555555"
@@ -147,7 +173,8 @@ def date_ticks(axes: Axes, starts: Sequence[datetime], period: str) -> None:
 def terms_chart(
     terms: dict[str, list[Term]], labels: Sequence[str], colours: dict[str, str]
 ) -> str:
-    """One panel per class: its most distinctive terms by log-odds z-score."""
+    """One panel per class: its most distinctive terms by log-odds z-score (the report's
+    footnote says what that is)."""
     longest = max((len(terms.get(label, [])) for label in labels), default=0)
     figure = Figure(
         figsize=(3.4 * max(len(labels), 1), 1.2 + 0.32 * max(longest, 3)), layout="constrained"
@@ -165,6 +192,6 @@ def terms_chart(
         axes.barh(range(len(rows)), [r.z for r in rows], color=colours[label])
         label_rows(axes, [r.term for r in rows])
         axes.invert_yaxis()
-        axes.set_xlabel("log-odds z-score", **PLAIN)
-    figure.suptitle("Distinctive terms per class (vs the other classes)", **PLAIN)
+        axes.set_xlabel("how distinctive", **PLAIN)
+    figure.suptitle("Words that set each sentiment apart", **PLAIN)
     return to_svg(figure)
