@@ -1,4 +1,4 @@
-"""YouTube links: the 11-character id of a link (or of a bare id); a video's and a comment's link."""
+"""YouTube links: the video id of a link (or of a bare id); a video's and a comment's link."""
 
 from __future__ import annotations
 
