@@ -141,10 +141,43 @@ def test_html_report_shows_the_figures_of_the_result():
     for row in result.breakdown:
         low, high = report.percent(row.ci_low), report.percent(row.ci_high)
         assert f"<td class=num>{low} to {high}</td>" in page
-    assert "model tiny version 3, kind sklearn, backend sklearn" in page
-    assert "Comments per day (UTC)" in page
-    assert "<td>2015-02-23</td>" in page
+    assert "model tiny (version 3)" in page
+    assert "a sklearn model run on the sklearn backend" in page
+    assert "Comments per day, with each sentiment's share (times in UTC" in page
+    assert "<td>23 Feb 2015</td>" in page
     assert "The like-weighted breakdown counts each comment as 1 + its likes." in page
+
+
+def test_html_report_speaks_to_a_creator_with_the_technical_terms_in_footnotes():
+    # Finding 7 of issue 17: "kind sklearn, backend sklearn", "log-odds z-score", "Wilson",
+    # raw ISO times and "1 likes" in the body of the report.
+    page = report.render_html(make_result(["negative", "neutral", "positive"]), None)
+    body, foot = page.split("<h2>About these figures</h2>")
+    for term in ("kind sklearn", "backend", "z-score", "log-odds", "Wilson", "Dirichlet"):
+        assert term not in body, term
+    for term in ("Wilson score interval", "log-odds ratio", "sklearn backend", "UTC"):
+        assert term in foot, term
+    assert 'likely range<sup><a href="#note-1">1</a></sup>' in body
+    assert '<li id="note-1">' in foot
+    assert "1 like ·" in body and "1 likes" not in body and "2 likes" in body
+    assert "17 Feb 2015, 00:00 UTC" in body and "2015-02-17T" not in body
+
+
+def test_report_links_each_youtube_comment_and_nothing_else():
+    video = {"id": "dQw4w9WgXcQ", "title": "A video", "channel": "c", "comment_count": 1,
+             "url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ"}
+    result = analysis.analyze(
+        CommentBatch(comments=[Comment(text="so good", id="UgxA-1", likes=1)],
+                     source={"kind": "youtube", "video": video}),
+        np.array([[0.1, 0.1, 0.8]]), ["negative", "neutral", "positive"],
+        ModelInfo(name="tiny", version=None, kind="sklearn", backend="sklearn"),
+        InsightsConfig(), [UNCHECKED], 0.1,
+    )
+    page = report.render_html(result, None)
+    links = re.findall(r'<a href="([^"#][^"]*)"', page)
+    assert links and set(links) == {"https://www.youtube.com/watch?v=dQw4w9WgXcQ&amp;lc=UgxA-1"}
+    hostile = result.comments[0].model_copy(update={"url": "javascript:alert(1)"})
+    assert "javascript:" not in report.comment_block(hostile, result.labels)
 
 
 # --- CSV --------------------------------------------------------------------------------------

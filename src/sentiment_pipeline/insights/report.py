@@ -2,7 +2,8 @@
 
 Every piece of text from outside (comments, authors, class names, the video's title) goes
 through html.escape. The charts are embedded as `data:` images, so the file needs no network,
-and a policy in the page forbids scripts and every fetch but those inline images.
+and a policy in the page forbids scripts and every fetch but those inline images. The only
+links lead to YouTube comments, built from the video and comment ids (comment_url).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -28,15 +30,34 @@ from sentiment_pipeline.insights.result import (
     WeightedRow,
     YouTubeSource,
 )
+from sentiment_pipeline.insights.wording import plural, readable_time
 
 # No scripts, no fetches: only inline styles and the charts' data: URLs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# The only place a link may lead (a result read back from JSON could hold any URL).
+YOUTUBE = "https://www.youtube.com/"
 # A cell starting with one of these is read as a formula by spreadsheet programs.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHART_TITLES = {
-    "breakdown": "Breakdown",
-    "trend": "Trend",
-    "terms": "Distinctive terms",
+    "breakdown": "How people feel",
+    "trend": "Over time",
+    "terms": "Words that set each sentiment apart",
+}
+# The technical terms behind the figures, said once at the foot of the page; the tables and
+# the text above point here with the footnote's number.
+RANGE, LIKES, DISTINCTIVE, TIMES, MODEL = 1, 2, 3, 4, 5
+FOOTNOTES = {
+    RANGE: "Likely range: the 95 % confidence interval of the share (a Wilson score interval). "
+           "With this many comments, the share among all such comments lies in it 19 times in "
+           "20; the fewer the comments, the wider it is.",
+    LIKES: "Share counting likes: each comment counts once, plus once for each like it has "
+           "(the like-weighted breakdown).",
+    DISTINCTIVE: "How distinctive: the z-score of the word's log-odds ratio with an "
+                 "informative Dirichlet prior (Monroe, Colaresi and Quinn, 2008): how much more "
+                 "often the word is used in this sentiment's comments than in the others', "
+                 "allowing for how common it is. Above 2 is rarely chance.",
+    TIMES: "Times are in UTC (Coordinated Universal Time); periods start at midnight UTC, "
+           "weeks on Mondays.",
 }
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2433;
@@ -58,27 +79,46 @@ figure { margin: 1rem 0; background: #fff; border: 1px solid #dde1e8; border-rad
            margin: .4rem 0; white-space: pre-wrap; overflow-wrap: anywhere; }
 .comment small { display: block; color: #5b6475; white-space: normal; }
 .notes li { margin: .3rem 0; }
+.footnotes { color: #5b6475; font-size: .9rem; }
+sup a { text-decoration: none; }
 """
 
 
 def render_html(result: AnalysisResult, charts: Charts | None = None) -> str:
-    """The whole report: summary figures, breakdown table, charts, terms, comments, notes."""
+    """The whole report: summary figures, breakdown table, charts, terms, comments, notes, and
+    the technical terms in footnotes."""
     labels = result.labels
     body = [
         f"<h1>Audience insights: {escape(source_title(result.source))}</h1>",
-        f'<p class="meta">{escape(model_line(result.model))} &middot; '
+        f'<p class="meta">{escape(model_line(result.model))}{note_mark(MODEL)} &middot; '
         f"analysed in {result.elapsed_s:.2f} s</p>",
         summary_figures(result.counts, result.breakdown),
-        section("Breakdown", breakdown_table(result.breakdown, result.weighted_breakdown)),
+        section("How people feel", breakdown_table(result.breakdown, result.weighted_breakdown)),
         section("Charts", chart_figures(charts or result.charts)),
-        section("Trend", trend_table(result.trend, labels)),
-        section("Distinctive terms", terms_tables(result.terms, labels)),
-        section("Top comments per class", top_comments(result.top_comments, labels)),
-        section("Least confident predictions", comment_list(result.uncertain, labels)),
+        section("Over time", trend_table(result.trend, labels)),
+        section("Words that set each sentiment apart", terms_tables(result.terms, labels)),
+        section("Most liked comments per sentiment", top_comments(result.top_comments, labels)),
+        section("Comments the model was least sure of", comment_list(result.uncertain, labels)),
         section("Notes", bullet_list(result.notes, "notes")),
         section("Source", source_table(result.source)),
+        section("About these figures", footnotes(result.model)),
     ]
     return page(f"Audience insights: {source_title(result.source)}", body)
+
+
+def note_mark(number: int) -> str:
+    """A footnote's number, linked to it at the foot of the page."""
+    return f'<sup><a href="#note-{number}">{number}</a></sup>'
+
+
+def footnotes(model: ModelInfo) -> str:
+    """The technical terms behind the figures, and the model's technical description."""
+    version = f" version {model.version}" if model.version else ""
+    notes = {**FOOTNOTES, MODEL: f"The model: {model.name}{version}, a {model.kind} model run "
+                                 f"on the {model.backend} backend."}
+    items = "".join(f'<li id="note-{number}">{escape(text)}</li>'
+                    for number, text in sorted(notes.items()))
+    return f'<ol class="footnotes">{items}</ol>'
 
 
 def page(title: str, body: Iterable[str]) -> str:
@@ -106,11 +146,8 @@ def source_title(source: Source) -> str:
 
 
 def model_line(model: ModelInfo) -> str:
-    version = f" version {model.version}" if model.version else ""
-    parts = [f"model {model.name}{version}"]
-    parts += [f"{key} {value}" for key, value in (("kind", model.kind),
-                                                   ("backend", model.backend)) if value]
-    return ", ".join(parts)
+    version = f" (version {model.version})" if model.version else ""
+    return f"Read by the model {model.name}{version}"
 
 
 def percent(value: float) -> str:
@@ -127,14 +164,21 @@ def summary_figures(counts: Counts, rows: Sequence[BreakdownRow]) -> str:
     ]
     if counts.analysed:
         top = max(rows, key=lambda r: r.count)
-        figures.append((f"{top.label} (largest class)", percent(top.share)))
+        figures.append((f"{top.label} (the largest group)", percent(top.share)))
     items = "".join(f"<li><b>{escape(str(v))}</b>{escape(name)}</li>" for name, v in figures)
     return f'<ul class="figures">{items}</ul>'
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[tuple[str, bool]]]) -> str:
-    """An HTML table; each cell is (text, numeric), the text escaped here."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+def table(
+    header: Sequence[str | tuple[str, int]], rows: Iterable[Sequence[tuple[str, bool]]]
+) -> str:
+    """An HTML table; a header is text or (text, footnote number), each cell (text, numeric);
+    every text is escaped here."""
+    head = "".join(
+        f"<th>{escape(h)}</th>" if isinstance(h, str)
+        else f"<th>{escape(h[0])}{note_mark(h[1])}</th>"
+        for h in header
+    )
     body = "".join(
         "<tr>"
         + "".join(f'<td{" class=num" if num else ""}>{escape(text)}</td>' for text, num in row)
@@ -147,7 +191,8 @@ def table(header: Sequence[str], rows: Iterable[Sequence[tuple[str, bool]]]) -> 
 def breakdown_table(rows: Sequence[BreakdownRow], weighted: Sequence[WeightedRow]) -> str:
     weight_share = {w.label: w.share for w in weighted}
     return table(
-        ["class", "comments", "share", "95 % interval (Wilson)", "like-weighted share"],
+        ["sentiment", "comments", "share", ("likely range", RANGE),
+         ("share counting likes", LIKES)],
         (
             [
                 (r.label, False),
@@ -181,9 +226,10 @@ def trend_table(trend: Trend, labels: Sequence[str]) -> str:
         return "<p>No dated comments, so no trend.</p>"
     period = trend.period
     return (
-        f"<p>Comments per {escape(period)} (UTC), with each class's share.</p>"
+        f"<p>Comments per {escape(period)}, with each sentiment's share "
+        f"(times in UTC{note_mark(TIMES)}).</p>"
         + table(
-            ["period start", "comments", *labels],
+            [period, "comments", *labels],
             (
                 [(period_start(b.start, period), False), (str(b.count), True)]
                 + [(percent(b.shares[label]), True) for label in labels]
@@ -194,10 +240,12 @@ def trend_table(trend: Trend, labels: Sequence[str]) -> str:
 
 
 def period_start(start: str, period: str) -> str:
-    """A bucket's start as a date, with the hour only for hourly buckets."""
-    if period == "hour":
-        return start.replace("T", " ").removesuffix(":00:00Z") + ":00"
-    return start[:10]
+    """A bucket's start as people write it: '24 Feb 2015, 11:00' for an hour, 'week of 23 Feb
+    2015', '24 Feb 2015' for a day, 'Feb 2015' for a month."""
+    moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    day = f"{moment.day} {moment:%b %Y}"
+    return {"hour": f"{day}, {moment:%H:%M}", "week": f"week of {day}",
+            "month": f"{moment:%b %Y}"}.get(period, day)
 
 
 def terms_tables(terms: dict[str, list[Term]], labels: Sequence[str]) -> str:
@@ -206,35 +254,40 @@ def terms_tables(terms: dict[str, list[Term]], labels: Sequence[str]) -> str:
         rows = terms.get(label, [])
         content = (
             table(
-                ["term", "z-score", "count"],
-                ([(t.term, False), (f"{t.z:.2f}", True), (str(t.count), True)]
+                ["word", ("how distinctive", DISTINCTIVE), "times used"],
+                ([(t.term, False), (f"{t.z:.1f}", True), (str(t.count), True)]
                  for t in rows),
             )
             if rows
-            else "<p>No distinctive terms.</p>"
+            else "<p>No word stands out.</p>"
         )
         blocks.append(f"<div><h3>{escape(label)}</h3>{content}</div>")
     return f'<div class="columns">{"".join(blocks)}</div>'
 
 
 def comment_block(row: CommentRow, labels: Sequence[str]) -> str:
-    """One comment as text, with its class, confidence, likes, author and time."""
+    """One comment as text, with its sentiment, how sure the model is, likes, author, time,
+    and a link to it on YouTube when it has one."""
     facts = [
-        f"{row.label} ({percent(row.confidence)})",
-        f"{row.likes} likes",
+        f"{row.label} ({percent(row.confidence)} sure)",
+        plural(row.likes, "like"),
     ]
     if row.author:
         facts.append(f"by {row.author}")
     if row.published_at:
-        facts.append(row.published_at)
+        facts.append(readable_time(row.published_at))
     if row.is_reply:
-        facts.append("reply")
+        facts.append("a reply")
     if row.other_language:
-        facts.append(f"language {row.language}")
+        facts.append(f"in another language ({row.language})")
     scores = ", ".join(f"{label} {percent(row.scores[label])}" for label in labels)
+    link = (
+        f' &middot; <a href="{escape(row.url)}" rel="noopener noreferrer">open on YouTube</a>'
+        if row.url and row.url.startswith(YOUTUBE) else ""
+    )
     return (
         f'<div class="comment">{escape(row.text)}'
-        f"<small>{escape(' · '.join(facts))} &middot; {escape(scores)}</small></div>"
+        f"<small>{escape(' · '.join(facts))} &middot; {escape(scores)}{link}</small></div>"
     )
 
 
