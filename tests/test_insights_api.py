@@ -4,6 +4,7 @@ files, through the ASGI client with the tiny scikit-learn model (and the fake Yo
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from pathlib import Path
 from typing import get_args
@@ -155,10 +156,17 @@ def test_an_upload_over_max_upload_bytes_is_413_naming_the_setting(client):
     error(response, 413, "too_large", "insights.max_upload_bytes = 4096")
 
 
-def test_more_comments_than_max_comments_limit_is_413(client):
+def test_more_comments_than_max_comments_limit_is_413(client, caplog):
+    # Finding 7 of issue 17: a browser user was told to edit the server's params.yaml.
+    caplog.set_level(logging.INFO, logger="sentiment_pipeline.serving.errors")
     response = client.post("/v1/analyze", json={"comments": ["x"] * 51})
 
-    error(response, 413, "too_large", "51", "insights.max_comments_limit")
+    message = error(response, 413, "too_large", "51", "send at most 50 comments")
+    assert "params.yaml" not in message and "insights." not in message
+    upload = client.post("/v1/analyze", files={"file": ("c.csv", b"text\n" + b"x\n" * 51)})
+    assert "params.yaml" not in error(upload, 413, "too_large", "c.csv", "at most 50")
+    # the operator finds the setting in the server's log
+    assert "insights.max_comments_limit in params.yaml" in caplog.text
 
 
 def test_a_missing_text_column_is_422_naming_the_columns(client):
@@ -376,7 +384,7 @@ def test_no_key_on_the_server_is_503_not_configured(sklearn_dir):
 
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
-    [({"video": VIDEO, "max_comments": 7}, 413, "insights.max_comments_limit = 6"),
+    [({"video": VIDEO, "max_comments": 7}, 413, "ask for at most 6"),
      ({"video": VIDEO, "max_comments": 0}, 422, "max_comments"),
      ({"video": VIDEO, "order": "random"}, 422, "order"),
      ({"url": VIDEO}, 422, "video")],

@@ -56,13 +56,24 @@ class InsightsError(PipelineError):
 
     The server answers ``{"error": message, "error_type": kind}`` with the kind's status (and
     a ``Retry-After`` header when ``retry_after`` is set); the CLI prints the message, exits 1.
+    `setting`: the configuration key behind a limit. The message speaks to whoever sent the
+    comments (a browser user cannot edit the server's params.yaml); the setting is for whoever
+    runs the analysis: the CLI's message (str) and the server's log name it.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        retry_after: float | None = None,
+        setting: str | None = None,
+    ) -> None:
+        where = f" (the limit is {setting} in params.yaml)" if setting else ""
+        super().__init__(message + where)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.setting = setting
 
 
 class YouTubeError(InsightsError):

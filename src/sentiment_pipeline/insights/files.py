@@ -159,9 +159,9 @@ def comments_from_frame(
     if len(frame) > limit:
         raise BadFileError(
             "too_large",
-            f"{name} holds {len(frame)} rows, more than the {limit} comments one analysis may "
-            "hold (insights.max_comments_limit); analyse a part of the file, or raise "
-            "insights.max_comments_limit in params.yaml",
+            f"{name} holds {len(frame):,} rows, more than the {limit:,} comments one analysis "
+            f"may hold; send at most {limit:,} comments (a part of the file)",
+            setting="insights.max_comments_limit",
         )
     comments: list[Comment] = []
     skipped: list[int] = []

@@ -51,8 +51,8 @@ def youtube_batch(
     if not 1 <= wanted <= config.max_comments_limit:
         raise InsightsError(
             "too_large" if wanted > config.max_comments_limit else "bad_request",
-            f"max_comments must be between 1 and {config.max_comments_limit} "
-            f"(insights.max_comments_limit), got {wanted}",
+            f"max_comments must be between 1 and {config.max_comments_limit:,}, got {wanted:,}",
+            setting="insights.max_comments_limit",
         )
     key = settings.youtube_api_key.get_secret_value() if settings.youtube_api_key else None
     client = youtube.YouTubeClient(key, settings.youtube_base_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Literal
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from sentiment_pipeline.insights.comments import ErrorKind, InsightsError
 
+logger = logging.getLogger(__name__)
 # TEI's error types; each goes with a status (validation: 413 for a limit, 422 for a shape).
 # unauthorized (401), rate_limited (429) and too_large (413) are the /v1 routes' and the token's.
 ErrorType = Literal["validation", "empty", "overloaded", "unhealthy", "backend", "unauthorized",
@@ -83,7 +85,10 @@ def error_response(path: str, error: ServingError) -> Response:
 
 
 def insights_error_response(error: InsightsError) -> Response:
-    """{"error", "error_type": kind} with the kind's status, and Retry-After when it has one."""
+    """{"error", "error_type": kind} with the kind's status, and Retry-After when it has one;
+    the setting behind a limit goes to the log, for the operator, not to the caller."""
+    if error.setting is not None:
+        logger.info("analysis refused (%s): %s", error.kind, error)
     return Response(
         json.dumps({"error": error.message, "error_type": error.kind}),
         status_code=INSIGHTS_STATUS[error.kind],

@@ -254,8 +254,10 @@ async def youtube_analyze(
     max_comments = body.max_comments or config.max_comments
     if max_comments > config.max_comments_limit:
         raise InsightsError(
-            "too_large", f"max_comments is {max_comments}, more than "
-            f"insights.max_comments_limit = {config.max_comments_limit}; ask for fewer",
+            "too_large", f"max_comments is {max_comments:,}, more than the "
+            f"{config.max_comments_limit:,} comments one analysis may hold; ask for at most "
+            f"{config.max_comments_limit:,}",
+            setting="insights.max_comments_limit",
         )
     if not youtube.api_key:
         raise InsightsError("youtube_not_configured",
