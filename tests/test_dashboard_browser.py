@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from fake_youtube import API_KEY, FakeVideo, FakeYouTube, thread
 from sentiment_pipeline.insights.report import comments_csv
 from sentiment_pipeline.insights.result import AnalysisResult
 from sentiment_pipeline.paths import ProjectPaths
@@ -29,6 +30,7 @@ XSS = "<img src=x onerror=alert(1)>"
 FORMULA = "=HYPERLINK(\"http://evil.example\",\"click\")"
 SPANISH = "El vuelo llegó muy tarde y perdieron mi maleta otra vez, qué desastre de aerolínea"
 TOKEN = "dashboard-token-5d1"
+VIDEO_ID = "dQw4w9WgXcQ"
 FIELDS = {"time_column": "tweet_created", "time_format": "%d-%m-%Y %H.%M",
           "likes_column": "retweet_count", "author_column": "name"}
 
@@ -88,9 +90,9 @@ def expect(locator):
 class Watched:
     """A page with its dialogs, console errors and uncaught exceptions recorded."""
 
-    def __init__(self, browser) -> None:
+    def __init__(self, browser, **options) -> None:
         self.page = browser.new_page(viewport={"width": 1280, "height": 900},
-                                     accept_downloads=True)
+                                     accept_downloads=True, **options)
         self.dialogs: list[str] = []
         self.errors: list[str] = []
         self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message),
@@ -208,6 +210,56 @@ def test_with_a_token_the_dashboard_asks_for_it_and_keeps_it_for_the_session(
         # 401s while asking count as console errors in Chromium; nothing else may.
         assert [e for e in watched.errors if "401" not in e] == []
         assert watched.dialogs == []
+
+
+def test_the_header_shows_the_model_once_the_token_comes_after_a_refused_analysis(
+    project, browser, tmp_path
+):
+    # Finding 7 of issue 17: asked for an analysis before the token, the dashboard retried
+    # only the analysis and its header kept saying "Model: …".
+    path = comments_file(tmp_path)
+    with serve(project, SENTIMENT_PIPELINE_API_TOKEN=TOKEN) as base:
+        watched = Watched(browser)
+        page = watched.page
+        page.goto(f"{base}/")
+        page.wait_for_selector("#token-panel", state="visible")
+        for name, value in FIELDS.items():
+            page.fill(f"#{name.replace('_', '-')}", value)
+        page.set_input_files("#file", str(path))
+        with page.expect_response(lambda r: r.url.endswith("/v1/analyze")) as refused:
+            page.click("#file-form button[type=submit]")
+        assert refused.value.status == 401
+
+        page.fill("#token-input", TOKEN)
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("#results", state="visible", timeout=60_000)
+        expect(page.locator("#model-name")).not_to_have_text("…")
+        assert [e for e in watched.errors if "401" not in e] == []
+
+
+def test_youtube_comments_link_to_themselves_with_times_in_the_browsers_zone(project, browser):
+    threads = [thread("UgwA1", "great video, love it", likes=1, published="2024-05-10T12:00:00Z"),
+               thread("UgwB2", "terrible sound, awful", likes=3,
+                      published="2024-05-11T08:30:00Z")]
+    with FakeYouTube(videos={VIDEO_ID: FakeVideo(threads=threads)}) as youtube, serve(
+        project, SENTIMENT_PIPELINE_YOUTUBE_API_KEY=API_KEY,
+        SENTIMENT_PIPELINE_YOUTUBE_BASE_URL=youtube.url,
+    ) as base:
+        watched = Watched(browser, timezone_id="Europe/Paris", locale="en-GB")
+        page = watched.page
+        page.goto(f"{base}/")
+        page.fill("#video", VIDEO_ID)
+        page.click("#youtube-form button[type=submit]")
+        page.wait_for_selector("#results", state="visible", timeout=60_000)
+        links = page.locator("#uncertain a.comment-link")
+        hrefs = sorted(links.nth(i).get_attribute("href") for i in range(links.count()))
+        assert hrefs == [f"https://www.youtube.com/watch?v={VIDEO_ID}&lc={cid}"
+                         for cid in ("UgwA1", "UgwB2")]
+        assert links.first.get_attribute("rel") == "noopener noreferrer"
+        shown = page.text_content("#uncertain")
+        assert "10 May 2024, 14:00 CEST" in shown and "11 May 2024, 10:30 CEST" in shown
+        assert "1 like ·" in shown and "3 likes" in shown
+        assert watched.errors == [] and watched.dialogs == []
 
 
 def test_the_extension_link_fills_the_video_field_in_as_text(project, browser):

@@ -6,7 +6,9 @@
 const TOKEN_KEY = "sentiment-pipeline-token";
 const FORMULA_START = /^[=+\-@\t\r]/;
 
-const state = { result: null, retry: null };
+const state = { result: null, retry: null, info: null };
+// The only place a comment's link may lead.
+const YOUTUBE = "https://www.youtube.com/";
 
 function $(id) {
   return document.getElementById(id);
@@ -35,6 +37,20 @@ function number(n) {
 
 function percent(share) {
   return typeof share === "number" ? (share * 100).toFixed(1) + " %" : "–";
+}
+
+function plural(count, noun) {
+  return `${number(count)} ${count === 1 ? noun : noun + "s"}`;
+}
+
+// A time in this browser's time zone, with the zone's name: "24 Feb 2015, 12:35 CET".
+function localTime(iso) {
+  const moment = new Date(iso);
+  if (Number.isNaN(moment.getTime())) return iso;
+  return moment.toLocaleString(undefined, {
+    day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+    timeZoneName: "short",
+  });
 }
 
 // --- the API ------------------------------------------------------------------------------
@@ -99,7 +115,12 @@ function useToken(event) {
   setStatus("");
   const retry = state.retry;
   state.retry = null;
-  if (retry) run(retry);
+  // The header's /info was refused too, and an analysis asked for since then has taken the
+  // place of its retry: load it again with the token, then what was asked for.
+  run(async () => {
+    if (!state.info) await loadInfo();
+    if (retry && retry !== loadInfo) await retry();
+  });
 }
 
 function forgetToken() {
@@ -114,6 +135,7 @@ async function loadInfo() {
   const info = await api("/info");
   const version = info.model_version ? " v" + info.model_version : "";
   $("model-name").textContent = `${info.model_name}${version} (${info.kind}, ${info.backend})`;
+  state.info = info;
   return info;
 }
 
@@ -188,14 +210,19 @@ function commentItem(row) {
   item.appendChild(el("span", row.text, "comment-text"));
   const meta = el("span", null, "comment-meta");
   meta.appendChild(labelNode(row.label));
-  const parts = [` ${percent(row.confidence)} sure`, `${number(row.likes)} likes`];
+  const parts = [` ${percent(row.confidence)} sure`, plural(row.likes, "like")];
   if (row.author) parts.push(row.author);
-  if (row.published_at) {
-    parts.push(row.published_at.replace("T", " ").replace(/(Z|\+00:00)$/, " UTC"));
-  }
+  if (row.published_at) parts.push(localTime(row.published_at));
   if (row.is_reply) parts.push("reply");
   if (row.other_language) parts.push(`other language (${row.language})`);
   meta.appendChild(document.createTextNode(parts.join(" · ")));
+  if (typeof row.url === "string" && row.url.startsWith(YOUTUBE)) {
+    const link = el("a", "open on YouTube", "comment-link");
+    link.href = row.url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    meta.append(" · ", link);
+  }
   item.appendChild(meta);
   return item;
 }
