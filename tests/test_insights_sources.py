@@ -238,8 +238,7 @@ def test_more_rows_than_the_limit_is_413():
     assert (INSIGHTS_STATUS[caught.value.kind], caught.value.kind) == (413, "too_large")
     # what an HTTP caller reads names no server setting; the CLI's message (above) does
     assert caught.value.message == ("c.csv holds 6 rows, more than the 5 comments one "
-                                    "analysis may hold; send at most 5 comments (a part of "
-                                    "the file)")
+                                    "analysis may hold; send at most 5 comments")
     assert len(read_comments(data, filename="c.csv", limit=6).comments) == 6
 
 

@@ -160,7 +160,7 @@ def comments_from_frame(
         raise BadFileError(
             "too_large",
             f"{name} holds {len(frame):,} rows, more than the {limit:,} comments one analysis "
-            f"may hold; send at most {limit:,} comments (a part of the file)",
+            f"may hold; send at most {limit:,} comments",
             setting="insights.max_comments_limit",
         )
     comments: list[Comment] = []
