@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -357,3 +357,17 @@ def test_airline_tweets_trend_shows_the_real_days(baseline, tmp_path):
     assert 7 <= len(days) <= 10  # the tweets span about a week of February 2015
     assert sum(b["count"] for b in trend["buckets"]) == data["counts"]["analysed"]
     assert data["counts"]["analysed"] >= 1900  # a few non-English tweets at most
+
+
+def test_figures_and_times_in_a_readers_words():
+    from sentiment_pipeline.insights.wording import plural, readable_time
+
+    assert [plural(n, "like") for n in (0, 1, 2, 1200)] == ["0 likes", "1 like", "2 likes",
+                                                            "1,200 likes"]
+    assert plural(3, "reply", "replies") == "3 replies"
+    assert readable_time("2026-12-07T14:05:00Z") == "7 Dec 2026, 14:05 UTC"
+    paris = datetime(2026, 12, 7, 15, 5, tzinfo=timezone(timedelta(hours=1)))
+    assert readable_time(paris) == "7 Dec 2026, 14:05 UTC"
+    assert report.period_start("2015-02-23T00:00:00Z", "week") == "week of 23 Feb 2015"
+    assert report.period_start("2015-02-24T11:00:00Z", "hour") == "24 Feb 2015, 11:00"
+    assert report.period_start("2015-02-01T00:00:00Z", "month") == "Feb 2015"

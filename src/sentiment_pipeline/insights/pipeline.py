@@ -19,6 +19,7 @@ from sentiment_pipeline.insights import analysis, files, language, report, youtu
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
+from sentiment_pipeline.insights.wording import readable_time
 from sentiment_pipeline.insights.youtube_links import parse_video_id
 from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
@@ -180,8 +181,8 @@ def summary(result: AnalysisResult) -> str:
     buckets = result.trend.buckets
     if buckets:
         lines.append(
-            f"trend: {len(buckets)} {result.trend.period}s from {buckets[0].start} "
-            f"to {buckets[-1].start}"
+            f"trend: {len(buckets)} {result.trend.period}s from {readable_time(buckets[0].start)}"
+            f" to {readable_time(buckets[-1].start)}"
         )
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
