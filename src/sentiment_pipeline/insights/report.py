@@ -35,7 +35,7 @@ from sentiment_pipeline.insights.wording import plural, readable_time
 # No scripts, no fetches: only inline styles and the charts' data: URLs.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # The only place a link may lead (a result read back from JSON could hold any URL).
-YOUTUBE = "https://www.youtube.com/"
+YOUTUBE = "https://www.youtube.com/watch?"
 # A cell starting with one of these is read as a formula by spreadsheet programs.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHART_TITLES = {

@@ -8,7 +8,7 @@ const FORMULA_START = /^[=+\-@\t\r]/;
 
 const state = { result: null, retry: null, info: null };
 // The only place a comment's link may lead.
-const YOUTUBE = "https://www.youtube.com/";
+const YOUTUBE = "https://www.youtube.com/watch?";
 
 function $(id) {
   return document.getElementById(id);
