@@ -168,7 +168,7 @@ def test_undated_comments_stay_out_of_the_trend_and_are_counted():
     assert result["counts"]["unparsed_times"] == 1
     assert result["counts"]["no_time"] == 1
     assert sum(b["count"] for b in result["trend"]["buckets"]) == 1
-    assert any("1 timestamps could not be parsed" in note for note in result["notes"])
+    assert any("1 timestamp could not be parsed" in note for note in result["notes"])
 
 
 def test_no_dated_comment_means_no_trend():

@@ -308,8 +308,8 @@ def notes(
         )
     if batch.unparsed_times:
         found.append(
-            f"{batch.unparsed_times} timestamps could not be parsed; those comments are left "
-            "out of the trend."
+            f"{plural(batch.unparsed_times, 'timestamp')} could not be parsed; those comments are "
+            "left out of the trend."
         )
     if n and not any(c.published_at is not None for c in data.comments):
         found.append("No comment has a timestamp, so there is no trend.")
