@@ -173,6 +173,18 @@ def test_what_the_schema_takes_the_server_takes(client, openapi, path, body):
     assert response.status_code == expected, response.text
 
 
+def test_a_json_comment_with_a_lone_surrogate_is_analysed_as_a_files_is(client):
+    """A lone surrogate escaped in JSON is a string to the schema; it was a 500 (pandas' Arrow
+    strings cannot hold it)."""
+    body = b'{"comments": ["broken \\ud800 text", "fine"]}'
+
+    response = client.post("/v1/analyze", content=body,
+                           headers={**AUTH, "content-type": JSON})
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()["comments"]) == 2
+
+
 @pytest.mark.parametrize("charts", ["1", "yes", "True", "0"])
 def test_a_boolean_form_field_is_true_or_false(client, charts):
     response = client.post("/v1/analyze", headers=AUTH, data={"charts": charts},
