@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -27,17 +25,13 @@ from sentiment_pipeline.serving.errors import (
     insights_error_response,
 )
 from sentiment_pipeline.serving.guard import Guard
+from sentiment_pipeline.serving.head import HeadAsGet
 from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
+from sentiment_pipeline.serving.openapi import openapi_schema
 from sentiment_pipeline.serving.provider import ModelProvider
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
-from sentiment_pipeline.serving.schemas import (
-    AnalyzeRequest,
-    InvocationsRequest,
-    PredictRequest,
-    YouTubeAnalyzeRequest,
-)
 from sentiment_pipeline.serving.service import Service
 
 TITLE = "sentiment-pipeline"
@@ -54,7 +48,8 @@ DESCRIPTION = (
     "{max_upload_bytes} bytes, insights.max_upload_bytes) and `POST /v1/youtube/analyze` "
     "(rate-limited per client address and server process: 429 with Retry-After); the dashboard "
     "is at `/`. When SENTIMENT_PIPELINE_API_TOKEN is set, every route but /health and the "
-    "dashboard's files needs `Authorization: Bearer <token>` (401 otherwise)."
+    "dashboard's files needs `Authorization: Bearer <token>` (401 otherwise, for every "
+    "method and path alike). HEAD is answered wherever GET is."
 )
 # CORS for the origins in SENTIMENT_PIPELINE_CORS_ORIGINS: what a page there may send and read.
 CORS_METHODS = ["GET", "POST", "OPTIONS"]
@@ -119,19 +114,25 @@ def create_app(
     app.include_router(dashboard_router())
     add_error_handlers(app)
     add_middleware(app, config, insights, settings, metrics, in_flight)
-    app.openapi = lambda: openapi_schema(app, config)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_schema(  # type: ignore[method-assign]
+        app, config, insights, token=bool(api_token(settings)))
     return app
+
+
+def api_token(settings: ServiceSettings) -> str:
+    """The token every request but the open ones must carry ('' when none is set)."""
+    return settings.api_token.get_secret_value() if settings.api_token else ""
 
 
 def add_middleware(
     app: FastAPI, config: ServeConfig, insights: InsightsConfig, settings: ServiceSettings,
     metrics: ServingMetrics, in_flight: InFlight,
 ) -> None:
-    """From the outside in: CORS (so preflights and 401s carry its headers), the token (so no
-    unauthenticated request holds a slot or sends a body), then the guard's limits."""
+    """From the outside in: HEAD as GET, CORS (so preflights and 401s carry its headers), the
+    token (so no unauthenticated request holds a slot or sends a body), the guard's limits."""
     app.add_middleware(Guard, config=config, metrics=metrics, in_flight=in_flight,
                        insights=insights)
-    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    token = api_token(settings)
     if token:
         app.add_middleware(TokenAuth, token=token)
     if settings.cors_origins:
@@ -140,6 +141,7 @@ def add_middleware(
             allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED, allow_credentials=False,
             max_age=600,
         )
+    app.add_middleware(HeadAsGet)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -181,36 +183,3 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-def openapi_schema(app: FastAPI, config: ServeConfig) -> dict[str, Any]:
-    """FastAPI's schema plus the /invocations body models and this server's limits."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (PredictRequest, InvocationsRequest, AnalyzeRequest, YouTubeAnalyzeRequest):
-        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(body.pop("$defs", {}))
-        components[model.__name__] = body
-    document_limits(components, config)
-    app.openapi_schema = schema
-    return schema
-
-
-def document_limits(components: dict[str, Any], config: ServeConfig) -> None:
-    """Write the configured limits into the request schemas (maxItems and descriptions)."""
-    texts, chars = config.max_texts_per_request, config.max_text_chars
-    note = (f" At most {texts} texts per request (serve.max_texts_per_request; more: 413) and "
-            f"{chars} characters per text (serve.max_text_chars).")
-    inputs = components["PredictRequest"]["properties"]["inputs"]
-    inputs["description"] += note
-    for variant in inputs.get("anyOf", []):
-        if variant.get("type") == "array" and variant.get("items", {}).get("type") == "array":
-            variant["maxItems"] = texts
-            variant["items"]["minItems"] = 1
-    for name in ("dataframe_split", "dataframe_records", "instances", "inputs"):
-        prop = components["InvocationsRequest"]["properties"][name]
-        prop["description"] = prop.get("description", "") + note

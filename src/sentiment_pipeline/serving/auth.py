@@ -16,9 +16,13 @@ Scope = dict[str, Any]
 
 
 def is_open(method: str, path: str) -> bool:
-    """Routes served without the token; OPTIONS too, since no route answers it with data
-    (a CORS preflight, which browsers send without credentials, is answered before this)."""
-    return method == "OPTIONS" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+    """Whether a request is served without the token: the open paths, but for OPTIONS.
+
+    OPTIONS without the token is the same 401 on every path, a route or not, so routes cannot
+    be enumerated; a CORS preflight, which browsers send without credentials, is answered
+    before this by the CORS middleware.
+    """
+    return method != "OPTIONS" and (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES))
 
 
 def bearer(scope: Scope) -> bytes | None:

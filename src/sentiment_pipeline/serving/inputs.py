@@ -12,14 +12,13 @@ from pydantic import ValidationError
 
 from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.serving.errors import ServingError
-from sentiment_pipeline.serving.schemas import PredictRequest
+from sentiment_pipeline.serving.schemas import MLFLOW_FORMATS, PredictRequest
 
 BATCH_FORM = '"inputs": [["t1"], ["t2"]]'
 SINGLE_TEXTS = (
     "this model classifies single texts: send one text as \"inputs\": \"t1\" or a batch as "
     f"{BATCH_FORM}"
 )
-MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 TEXT_COLUMN = "text"
 EXPECTED = '{"inputs": "text" | [["t1"], ["t2"]], "raw_scores": false, "truncate": false}'
 CONTENT_TYPES = ("application/json", "text/csv")

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.data.tables import FORMATS
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.files import comments_from_frame, read_comments
 from sentiment_pipeline.insights.pipeline import finish, model_info
@@ -24,12 +25,12 @@ from sentiment_pipeline.insights.youtube import YouTubeClient, client_from_setti
 from sentiment_pipeline.insights.youtube_answers import KEY_HINT
 from sentiment_pipeline.insights.youtube_links import parse_video_id
 from sentiment_pipeline.models.artifacts.manifest import softmax
-from sentiment_pipeline.serving.errors import ServingError
+from sentiment_pipeline.serving.errors import ErrorType, ServingError
 from sentiment_pipeline.serving.guard import START
 from sentiment_pipeline.serving.inputs import decode_json, validation_summary
+from sentiment_pipeline.serving.openapi import error_responses
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.schemas import (
-    AnalysisErrorResponse,
     AnalyzeRequest,
     CommentIn,
     YouTubeAnalyzeRequest,
@@ -44,32 +45,34 @@ MULTIPART = "multipart/form-data"
 JSON_EXAMPLE = '{"comments": ["text", ...] | [{"text", "published_at", "likes", ...}]}'
 
 
-def failure(description: str) -> dict[str, Any]:
-    """An error answer of the analysis routes, for the OpenAPI document."""
-    return {"model": AnalysisErrorResponse, "description": description}
-
-
-ANALYSIS_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: failure("A token is set and the request lacks it."),
-    413: failure("Too many comments or too large (too_large)."),
-    422: failure("Malformed, a bad file or column (bad_file)."),
-    424: failure("The model call failed (backend)."),
-    429: failure("Too many analyses in flight (overloaded)."),
-    503: failure("The model is not loaded yet (unhealthy)."),
-}
-YOUTUBE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ANALYSIS_ERRORS,
-    404: failure("No such video (video_not_found)."),
-    422: failure("Not a video link or id (bad_video), comments disabled (comments_disabled), or "
-                 "a malformed request."),
-    429: failure("This client's YouTube analyses are over the rate limit (rate_limited, with "
-                 "Retry-After), or too many in flight (overloaded)."),
-    502: failure("The server's YouTube key is refused (youtube_key), YouTube is unreachable "
-                 "(youtube_unreachable) or refuses the request otherwise (youtube_error)."),
-    503: failure("The server's YouTube quota is spent (youtube_quota, with Retry-After), YouTube "
-                 "fails (youtube_unavailable), no key is configured (youtube_not_configured), or "
-                 "the model is not loaded (unhealthy)."),
-}
+SERVICE_ERRORS: list[tuple[int, ErrorType, str]] = [
+    (422, "validation", "A malformed request: not JSON, wrong types, a blank comment, an unknown "
+     "field."),
+    (424, "backend", "The model call failed."),
+    (429, "overloaded", "Too many analyses in flight."),
+    (503, "unhealthy", "The model is not loaded yet."),
+]
+ANALYSIS_ERRORS = error_responses(
+    [(400, "validation", "A multipart body that cannot be parsed."), *SERVICE_ERRORS],
+    kinds={"bad_file": "A file that cannot be read as asked, or without text in its text "
+                       "column.",
+           "too_large": "Too many comments, or an upload too large (as sent or decoded)."},
+)
+YOUTUBE_ERRORS = error_responses(
+    [(413, "validation", "A body over serve.max_body_bytes."),
+     (429, "rate_limited", "This client's YouTube analyses are over the rate limit."),
+     *SERVICE_ERRORS],
+    kinds={"too_large": "max_comments over insights.max_comments_limit.",
+           "bad_video": "Not a YouTube video link or id.",
+           "video_not_found": "No such video (private, deleted or mistyped).",
+           "comments_disabled": "The video's comments are turned off.",
+           "youtube_not_configured": "This server has no YouTube API key.",
+           "youtube_key": "YouTube refuses the server's key.",
+           "youtube_quota": "The server's YouTube quota is spent.",
+           "youtube_unavailable": "YouTube fails (5xx or nonsense).",
+           "youtube_unreachable": "YouTube cannot be reached.",
+           "youtube_error": "YouTube refuses the request otherwise."},
+)
 ANALYZE_BODY = {
     "requestBody": {
         "required": True,
@@ -79,19 +82,26 @@ ANALYZE_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary",
-                                 "description": "CSV, TSV, JSON Lines or Parquet."},
+                                 "description": "CSV, TSV, JSON Lines or Parquet, optionally "
+                                 "compressed; a file that cannot be read: 422 bad_file."},
                         "text_column": {"type": "string", "default": "text"},
                         "time_column": {"type": "string"},
                         "time_format": {"type": "string",
                                         "description": "strftime, e.g. %d-%m-%Y %H.%M"},
                         "likes_column": {"type": "string"},
                         "author_column": {"type": "string"},
-                        "format": {"type": "string", "enum": ["csv", "tsv", "jsonl", "parquet"],
-                                   "description": "Default: from the file name's extension."},
-                        "charts": {"type": "boolean", "default": False},
+                        "format": {"type": "string", "enum": ["auto", *FORMATS],
+                                   "default": "auto",
+                                   "description": "auto: from the file name's extension."},
+                        "encoding": {"type": "string", "default": "auto",
+                                     "description": "A Python codec name; auto: UTF-8."},
+                        "charts": {"type": "boolean", "default": False,
+                                   "description": "Sent as true or false."},
                     },
+                    "description": "An empty field is as if it were not sent.",
                 }
             },
         },
@@ -120,11 +130,10 @@ def current_model(service: Service) -> ModelInfo:
     return model_info(loaded)
 
 
-def truthy(value: str | None, field: str) -> bool:
-    if value is None or value.strip().lower() in ("", "false", "0", "no", "off"):
-        return False
-    if value.strip().lower() in ("true", "1", "yes", "on"):
-        return True
+def form_flag(value: str | None, field: str) -> bool:
+    """A boolean form field, strict as the schema's boolean: true or false (absent: false)."""
+    if value is None or value in ("true", "false"):
+        return value == "true"
     raise ServingError(422, "validation", f"form field {field} is {value!r}; send true or false")
 
 
@@ -198,7 +207,7 @@ async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[Comm
         data = await upload.read()
     finally:
         await form.close()
-    charts = truthy(fields.pop("charts", None), "charts")
+    charts = form_flag(fields.pop("charts", None), "charts")
     fields.setdefault("text_column", "text")
     batch = await run_in_threadpool(
         lambda: read_comments(data, filename=upload.filename or "upload",
@@ -211,7 +220,7 @@ def json_batch(body: AnalyzeRequest, config: InsightsConfig) -> CommentBatch:
     """The comments of a JSON request, through the file readers' checks and time parsing."""
     items = [CommentIn(text=item) if isinstance(item, str) else item for item in body.comments]
     frame = pd.DataFrame({
-        "text": [item.text for item in items],
+        "text": pd.Series([item.text for item in items], dtype=object),
         "published_at": pd.Series([item.published_at for item in items], dtype=object),
         "author": pd.Series([item.author for item in items], dtype=object),
         "likes": [item.likes for item in items],

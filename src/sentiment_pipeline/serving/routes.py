@@ -15,13 +15,13 @@ from sentiment_pipeline.serving.batcher import Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.guard import START
 from sentiment_pipeline.serving.inputs import invocation_texts, predict_request, predict_texts
+from sentiment_pipeline.serving.openapi import error_responses
 from sentiment_pipeline.serving.schemas import (
     Batching,
-    ErrorResponse,
+    HealthResponse,
     InfoResponse,
     InvocationsResponse,
     Limits,
-    MlflowError,
     PredictResponse,
 )
 from sentiment_pipeline.serving.service import Service, get_service
@@ -35,22 +35,23 @@ TIMING = {
 }
 TIMING_HEADERS = {name: {"description": text, "schema": {"type": "string"}}
                   for name, text in TIMING.items()}
-TEI_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "An empty batch (error_type empty)."},
-    413: {"model": ErrorResponse, "description": "Beyond a limit: texts, characters or bytes."},
-    422: {"model": ErrorResponse, "description": "Malformed: not JSON, wrong types, a pair."},
-    424: {"model": ErrorResponse, "description": "The model call failed (error_type backend)."},
-    429: {"model": ErrorResponse, "description": "Too many requests in flight (overloaded)."},
-    503: {"model": ErrorResponse, "description": "The model is not loaded yet (unhealthy)."},
-}
-MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": MlflowError, "description": "Malformed input (BAD_REQUEST)."},
-    413: {"model": MlflowError, "description": "Beyond a limit: rows, characters or bytes."},
-    415: {"model": MlflowError, "description": "A content type other than JSON or CSV."},
-    424: {"model": MlflowError, "description": "The model call failed."},
-    429: {"model": MlflowError, "description": "Too many requests in flight."},
-    503: {"model": MlflowError, "description": "The model is not loaded yet."},
-}
+UNHEALTHY = (503, "unhealthy", "The model is not loaded yet.")
+TEI_ERRORS = error_responses([
+    (400, "empty", "An empty batch."),
+    (413, "validation", "Beyond a limit: texts, characters or bytes."),
+    (422, "validation", "Malformed: not JSON, wrong types, a text pair."),
+    (424, "backend", "The model call failed."),
+    (429, "overloaded", "Too many requests in flight."),
+    UNHEALTHY,
+])
+MLFLOW_ERRORS = error_responses([
+    (400, "validation", "Malformed input (BAD_REQUEST)."),
+    (413, "validation", "Beyond a limit: rows, characters or bytes."),
+    (415, "validation", "A content type other than JSON or CSV, or a charset other than UTF-8."),
+    (424, "backend", "The model call failed."),
+    (429, "overloaded", "Too many requests in flight."),
+    UNHEALTHY,
+], body="mlflow")
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -160,15 +161,17 @@ async def invocations(request: Request, service: Service = Depends(get_service))
 
 @router.get(
     "/health",
-    summary="Ready: the model is loaded and has answered a warm-up batch",
-    responses={200: {"description": "Ready."}, 503: TEI_ERRORS[503]},
+    summary="Ready: the model is loaded and has answered a warm-up batch (HEAD too)",
+    response_model=HealthResponse,
+    responses={200: {"description": "Ready."}, **error_responses([UNHEALTHY])},
 )
-async def health(request: Request) -> Response:
+async def health(request: Request) -> HealthResponse:
     get_service(request)
-    return Response(status_code=200)
+    return HealthResponse(status="ok")
 
 
-@router.get("/info", summary="The model served, its runtime, limits and test metrics")
+@router.get("/info", summary="The model served, its runtime, limits and test metrics",
+            responses=error_responses([UNHEALTHY]))
 async def info(service: Service = Depends(get_service)) -> InfoResponse:
     loaded = service.current
     assert loaded is not None  # get_service checked that the service is ready

@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    WithJsonSchema,
+    create_model,
+)
 
 from sentiment_pipeline.insights.comments import ErrorKind
 from sentiment_pipeline.serving.errors import ErrorType
 
+# A character Python's str.strip() keeps (the readers skip a text without one as blank),
+# written out so that every JSON Schema regex engine agrees with not_blank.
+NOT_BLANK = "[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def not_blank(text: str) -> str:
+    """`text`, if it has a character other than white space (the schema's NOT_BLANK)."""
+    if not text.strip():
+        raise ValueError("the text is blank; send a text with a character other than spaces")
+    return text
+
+
+# Checked in Python, not by pydantic's regex engine, which refuses a lone surrogate (JSON's
+# "\ud800") that the readers take.
+Text = Annotated[str, AfterValidator(not_blank),
+                 Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
+
+
+def whole(value: Any) -> Any:
+    """A JSON number without a fraction (4.0) as the integer JSON Schema says it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema's: 4 or 4.0, never "4" or true (the models are strict).
+Integer = Annotated[int, BeforeValidator(whole)]
+# Every model kind served today classifies one text; an aspect model will take a text pair.
+TEXTS_PER_INPUT = 1
+
 
 class PredictRequest(BaseModel):
-    """TEI's /predict request. Unknown keys are ignored, as TEI does."""
+    """TEI's /predict request. Unknown keys are ignored, as TEI does; booleans are strict.
+
+    `inputs` is parsed loosely here so that a wrong shape gets a message naming it
+    (serving.inputs.predict_texts); the documented shape is predict_request_model's.
+    """
 
     model_config = ConfigDict(
         extra="ignore",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"inputs": "I love this airline", "raw_scores": False, "truncate": False},
@@ -37,6 +81,25 @@ class PredictRequest(BaseModel):
     )
 
 
+def predict_request_model(texts_per_input: int, max_batch: int) -> type[PredictRequest]:
+    """The /predict request as a model taking `texts_per_input` texts per input documents it:
+    one text ("t") or a batch of one-element lists for 1 (a flat list is a pair in TEI); one
+    pair (["a", "b"]) or a batch of pairs for 2. A batch holds 1 to `max_batch` inputs."""
+    one = Annotated[list[str], Field(min_length=texts_per_input, max_length=texts_per_input)]
+    batch = Annotated[list[one], Field(min_length=1, max_length=max_batch)]
+    single = str if texts_per_input == 1 else one
+    what = "one text" if texts_per_input == 1 else f"{texts_per_input} texts"
+    described = Field(
+        description=f"One input, or a batch of inputs in input order: each input is {what}"
+        + (" (a string alone, or a one-element list in a batch)." if texts_per_input == 1
+           else " (a list); a batch is a list of such lists."),
+    )
+    return create_model(
+        "PredictRequest", __base__=PredictRequest, __doc__=PredictRequest.__doc__,
+        inputs=(single | batch, described),
+    )
+
+
 class Prediction(BaseModel):
     """One class of one text."""
 
@@ -50,44 +113,70 @@ class PredictResponse(RootModel[list[Prediction] | list[list[Prediction]]]):
     """Every class, highest score first; a list of such lists for a batch, in input order."""
 
 
+class HealthResponse(BaseModel):
+    """The service is ready."""
+
+    status: Literal["ok"] = Field(description="Always ok (not ready: 503 unhealthy).")
+
+
 class ErrorResponse(BaseModel):
-    """TEI's error body."""
+    """TEI's error body; each answer of each route documents the error types it can carry."""
 
-    error: str = Field(description="What was wrong: the item, the value and the limit.")
-    error_type: ErrorType = Field(
-        description="validation (413: a limit; 422: a malformed request), empty (400), "
-        "overloaded (429), unhealthy (503), backend (424)."
-    )
+    model_config = ConfigDict(extra="forbid")
 
-
-class AnalysisErrorResponse(BaseModel):
-    """TEI's error body, with the kinds an analysis can fail with."""
-
-    error: str = Field(description="What was wrong and how to fix it.")
+    error: str = Field(description="What was wrong: the item, the value and how to fix it.")
     error_type: ErrorType | ErrorKind = Field(
-        description="The service's types (validation, unauthorized, rate_limited, overloaded, "
-        "unhealthy, backend, too_large) or why the analysis failed (bad_file, bad_video, "
-        "video_not_found, comments_disabled, youtube_*)."
+        description="The service's type (validation, empty, unauthorized, overloaded, "
+        "rate_limited, too_large, unhealthy, backend) or why an analysis failed (bad_file, "
+        "bad_video, video_not_found, comments_disabled, youtube_*)."
     )
 
 
 class MlflowError(BaseModel):
     """MLflow's scoring-server error body (on /invocations)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     error_code: str = Field(
-        description="BAD_REQUEST (4xx), REQUEST_LIMIT_EXCEEDED (429), "
-        "TEMPORARILY_UNAVAILABLE (503), INTERNAL_ERROR.",
+        description="BAD_REQUEST (4xx), UNAUTHENTICATED (401), REQUEST_LIMIT_EXCEEDED (429), "
+        "TEMPORARILY_UNAVAILABLE (503), INTERNAL_ERROR (424).",
         examples=["BAD_REQUEST"],
     )
     message: str = Field(description="What was wrong: the row, the value and the limit.")
 
 
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """An optional field that may be left out but not sent as null (no default shown)."""
+    schema.pop("default", None)
+
+
+def one_text_column(value: dict[str, Any]) -> dict[str, Any]:
+    """An object whose texts are under "text", or under its only key (the other keys ignored)."""
+    return {"anyOf": [
+        {"type": "object", "required": ["text"], "properties": {"text": value}},
+        {"type": "object", "minProperties": 1, "maxProperties": 1,
+         "additionalProperties": value},
+    ]}
+
+
 class DataframeSplit(BaseModel):
     """pandas' split orientation."""
 
-    columns: list[str] = Field(description="Column names; one must be 'text' (or the only one).")
-    data: list[list[Any]] = Field(description="Rows, each with one value per column.")
-    index: list[Any] | None = Field(None, description="Row labels (ignored).")
+    model_config = ConfigDict(extra="allow")
+
+    columns: list[str] = Field(
+        ["text"], description="Column names: 'text' among them, or a single column.",
+        json_schema_extra={"anyOf": [{"contains": {"const": "text"}},
+                                     {"minItems": 1, "maxItems": 1}]},
+    )
+    data: list[list[Any]] = Field(
+        min_length=1, description="Rows, each with one value per column; the text column's "
+        "value a string (otherwise 400).",
+    )
+    index: Any = Field(None, description="Row labels (ignored).")
 
 
 class InvocationParams(BaseModel):
@@ -101,32 +190,53 @@ class InvocationParams(BaseModel):
 
 
 class InvocationsRequest(BaseModel):
-    """MLflow's scoring protocol: exactly one of the four input fields, plus optional params."""
+    """MLflow's scoring protocol: exactly one of the four input fields, plus optional params.
+
+    The server reads the body itself (serving.inputs.json_texts, also CSV); this model is its
+    documentation: invocations_request_model puts the row limit in.
+    """
 
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
+            "oneOf": [{"required": [name]} for name in MLFLOW_FORMATS],
             "examples": [
                 {"dataframe_split": {"columns": ["text"], "data": [["Lost my bag"], ["Thanks!"]]}},
                 {"dataframe_records": [{"text": "Lost my bag"}]},
                 {"instances": ["Lost my bag", "Thanks!"]},
                 {"inputs": {"text": ["Lost my bag"]}},
-            ]
+            ],
         },
     )
 
-    dataframe_split: DataframeSplit | None = Field(None, description="A frame, split-oriented.")
-    dataframe_records: list[dict[str, Any]] | None = Field(
-        None, description="A frame as records: [{\"text\": ...}, ...]."
-    )
-    instances: list[str] | list[dict[str, Any]] | dict[str, list[Any]] | None = Field(
-        None,
-        description="TF-serving style: a list of texts, a list of records, or {\"text\": [...]}.",
-    )
-    inputs: list[str] | list[dict[str, Any]] | dict[str, list[Any]] | None = Field(
-        None, description="As instances."
-    )
     params: InvocationParams | None = Field(None, description="Options of this request.")
+
+
+def invocations_request_model(max_rows: int) -> type[InvocationsRequest]:
+    """InvocationsRequest with its four input fields, each of 1 to `max_rows` rows."""
+    texts = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_rows}
+    records = {"type": "array", "items": one_text_column({"type": "string"}), "minItems": 1,
+               "maxItems": max_rows}
+    tf_style = {"anyOf": [texts, records, one_text_column(texts)]}
+    split = create_model(
+        "DataframeSplit", __base__=DataframeSplit, __doc__=DataframeSplit.__doc__,
+        data=(list[list[Any]], Field(min_length=1, max_length=max_rows,
+                                     description=DataframeSplit.model_fields["data"].description)),
+    )
+
+    def documented(schema: dict[str, Any], description: str) -> Any:
+        return (Annotated[Any, WithJsonSchema(schema)],
+                Field(None, description=description, json_schema_extra=not_null))
+
+    return create_model(
+        "InvocationsRequest", __base__=InvocationsRequest, __doc__=InvocationsRequest.__doc__,
+        dataframe_split=(split, Field(None, description="A frame, split-oriented.",
+                                      json_schema_extra=not_null)),
+        dataframe_records=documented(records, 'A frame as records: [{"text": ...}, ...].'),
+        instances=documented(tf_style, 'TF-serving style: a list of texts, a list of records, '
+                             'or {"text": [...]}.'),
+        inputs=documented(tf_style, "As instances."),
+    )
 
 
 class InvocationsPrediction(BaseModel):
@@ -201,14 +311,14 @@ class InfoResponse(BaseModel):
 class CommentIn(BaseModel):
     """One comment of a /v1/analyze JSON request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    text: str = Field(description="The comment.")
+    text: Text = Field(description="The comment (not blank).")
     published_at: str | float | None = Field(
         None, description="ISO 8601, epoch seconds, or the request's time_format (strftime)."
     )
     author: str | None = Field(None, description="Who wrote it.")
-    likes: int = Field(0, ge=0, description="Its likes (the like-weighted breakdown).")
+    likes: Integer = Field(0, ge=0, description="Its likes (the like-weighted breakdown).")
     id: str | None = Field(None, description="Your id for it, returned with its row.")
 
 
@@ -217,6 +327,7 @@ class AnalyzeRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"comments": ["Lost my bag again", "Great crew, thanks!"]},
@@ -226,8 +337,12 @@ class AnalyzeRequest(BaseModel):
         },
     )
 
-    comments: list[CommentIn | str] = Field(
-        min_length=1, description="The comments: texts, or objects with a text and its facts."
+    comments: list[Annotated[
+        Annotated[CommentIn, Tag("object")] | Annotated[Text, Tag("text")],
+        Discriminator(lambda item: "text" if isinstance(item, str) else "object"),
+    ]] = Field(
+        min_length=1, description="The comments: texts (not blank), or objects with a text and "
+        "its facts.",
     )
     time_format: str | None = Field(
         None, description="strftime format of published_at, when not ISO 8601 or epoch seconds."
@@ -240,15 +355,20 @@ class YouTubeAnalyzeRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"video": "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
                           "max_comments": 500, "order": "time", "charts": True}]
         },
     )
 
-    video: str = Field(description="A YouTube link (watch, youtu.be, shorts, embed, live) or id.")
-    max_comments: int | None = Field(
-        None, ge=1, description="Comments to analyse, replies included (default "
+    video: Text = Field(
+        description="A YouTube link (watch, youtu.be, shorts, embed, live) or id; any other "
+        "text is refused with 422 bad_video."
+    )
+    # The bound before the validator, or pydantic's JSON schema says "ge" for "minimum".
+    max_comments: Annotated[int, Field(ge=1), BeforeValidator(whole)] | None = Field(
+        None, description="Comments to analyse, replies included (default "
         "insights.max_comments; at most insights.max_comments_limit).",
     )
     order: Literal["time", "relevance"] | None = Field(
