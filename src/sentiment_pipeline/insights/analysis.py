@@ -63,7 +63,7 @@ def analyze(
     data = classify(batch, proba, labels, languages, config)
     kept = [c for c, keep in zip(data.comments, data.included, strict=True) if keep]
     kept_ids = data.predicted[data.included]
-    rows = comment_rows(data)
+    rows = comment_rows(data, config.max_text_chars)
     kept_rows = [row for row in rows if not row.other_language or config.include_other_languages]
     return AnalysisResult(
         model=model_info,
@@ -205,17 +205,23 @@ def counts(data: Classified, unparsed_times: int, config: InsightsConfig) -> Cou
 # --- comments --------------------------------------------------------------------------------
 
 
-def comment_rows(data: Classified) -> list[CommentRow]:
-    """One row per comment, in input order: its prediction, scores and language flag."""
+def cut(text: str | None, max_chars: int) -> str | None:
+    """`text` as an answer shows it: at most `max_chars` characters, then '…' when cut."""
+    return text if text is None or len(text) <= max_chars else f"{text[:max_chars]}…"
+
+
+def comment_rows(data: Classified, max_chars: int) -> list[CommentRow]:
+    """One row per comment, in input order: its prediction, scores and language flag; its
+    text, author and id cut to `max_chars` characters (an answer does not echo megabytes)."""
     rows = []
     for i, comment in enumerate(data.comments):
         scores = data.proba[i]
         rows.append(
             CommentRow(
                 index=i,
-                id=comment.id,
-                text=comment.text,
-                author=comment.author,
+                id=cut(comment.id, max_chars),
+                text=cut(comment.text, max_chars),
+                author=cut(comment.author, max_chars),
                 published_at=iso(comment.published_at),
                 likes=int(comment.likes),
                 is_reply=comment.parent_id is not None,

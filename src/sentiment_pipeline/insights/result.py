@@ -113,8 +113,9 @@ class CommentRow(Part):
 
     index: int = Field(ge=0, description="Position in the input (rows without text skipped).")
     id: str | None = Field(description="YouTube comment id, the sent id, or the file row number.")
-    text: str = Field(description="The comment as written.")
-    author: str | None = Field(description="Its author, when the source gives one.")
+    text: str = Field(description="The comment as written, cut to insights.max_text_chars "
+                      "characters (then '…').")
+    author: str | None = Field(description="Its author, when the source gives one (cut alike).")
     published_at: str | None = Field(description="When it was written, ISO 8601 UTC.")
     likes: int = Field(ge=0, description="Likes (or the file's likes column).")
     is_reply: bool = Field(description="Whether it replies to another comment.")
