@@ -20,4 +20,4 @@ class DataError(PipelineError):
 def shortened(text: str, size: int = 60) -> str:
     """`text` as a message shows it: its first `size` characters and its length when longer
     (a message never echoes an input of unbounded size)."""
-    return text if len(text) <= size else f"{text[:size]}... ({len(text):,} characters)"
+    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"
