@@ -15,3 +15,9 @@ class ConfigError(PipelineError):
 
 class DataError(PipelineError):
     """Input data is missing, unreadable or fails validation."""
+
+
+def shortened(text: str, size: int = 60) -> str:
+    """`text` as a message shows it: its first `size` characters and its length when longer
+    (a message never echoes an input of unbounded size)."""
+    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"

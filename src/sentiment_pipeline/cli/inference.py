@@ -77,6 +77,17 @@ def predict(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Rows read, classified and written at once.")
     ] = 10_000,
+    max_text_chars: Annotated[
+        int,
+        typer.Option("--max-text-chars", min=1,
+                     help="Longest text classified; a longer one is an error naming its row."),
+    ] = 100_000,
+    max_chunk_bytes: Annotated[
+        int,
+        typer.Option("--max-chunk-bytes", min=1024,
+                     help="Most bytes a chunk may decode to, counted as it is read (more: an "
+                     "error naming its first row; lower --chunk-size)."),
+    ] = 256_000_000,
     keep_columns: Annotated[
         bool,
         typer.Option(
@@ -121,6 +132,8 @@ def predict(
                 out_format=output_format,
                 keep_columns=keep_columns,
                 encoding=encoding or "auto",
+                max_text_chars=max_text_chars,
+                max_chunk_bytes=max_chunk_bytes,
             )
             typer.echo(batch.describe_result(result))
             return

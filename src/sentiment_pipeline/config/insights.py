@@ -46,6 +46,11 @@ class InsightsConfig(Frozen):
     max_upload_bytes: int = Field(
         20_000_000, ge=1024, description="Largest file /v1/analyze accepts as an upload (413)."
     )
+    max_text_chars: int = Field(
+        2000, ge=1,
+        description="A comment's text and author are cut to this many characters (ending in "
+        "'…') in the answer, the JSON, the CSV and the report; the model reads them whole.",
+    )
 
     @model_validator(mode="after")
     def _limits(self) -> InsightsConfig:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sentiment_pipeline.errors import ConfigError
+from sentiment_pipeline.errors import ConfigError, shortened
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,14 +36,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"cannot read the value of override {item!r} as YAML: {exc}") from exc
     except RecursionError as exc:  # PyYAML parses nested lists and mappings recursively
         raise ConfigError(
-            f"cannot read the value of override {_shortened(item)!r} as YAML: it nests lists or "
+            f"cannot read the value of override {shortened(item)!r} as YAML: it nests lists or "
             "mappings too deeply; give a value a few levels deep at most"
         ) from exc
     return parts, value
-
-
-def _shortened(text: str, size: int = 60) -> str:
-    return text if len(text) <= size else f"{text[:size]}... ({len(text)} characters)"
 
 
 def apply_overrides(tree: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -85,14 +85,3 @@ def head_bytes(path: Path, size: int) -> bytes:
             return handle.read(size)
     except Exception:  # a best-effort look: the reader itself reports a broken file
         return b""
-
-
-def decoded_size(path: Path, bound: int) -> int:
-    """The bytes of a file once decompressed, counted in pieces up to just past `bound`."""
-    if compression_of(path) is None:
-        return path.stat().st_size
-    size = 0
-    with open_binary(path) as stream:
-        while size <= bound and (chunk := stream.read(1 << 20)):
-            size += len(chunk)
-    return size

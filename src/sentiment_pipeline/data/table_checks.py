@@ -14,7 +14,7 @@ from typing import IO
 import pandas as pd
 
 from sentiment_pipeline.data.compression import head_bytes, open_binary
-from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.errors import DataError, shortened
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,11 @@ def check_unique_columns(name: Path | str, columns: Sequence[object]) -> None:
     names = [str(column) for column in columns]
     repeated = sorted({column for column in names if names.count(column) > 1})
     if repeated:
+        shown = shortened(", ".join(map(repr, repeated)), 200)
         raise DataError(
-            f"{name} holds more than one column named {', '.join(map(repr, repeated))} "
-            f"(columns {names}); column names must be unique: rename or drop the copies"
+            f"{name} holds more than one column named {shown} (columns "
+            f"{shortened(str(names), 300)}); column names must be unique: rename or drop the "
+            "copies"
         )
 
 
@@ -147,7 +149,9 @@ def check_first_frame(table: TableFile, frame: pd.DataFrame) -> None:
     if frame.shape[1] == 1:
         check_separator(table, header=str(frame.columns[0]))
     try:
-        text, _ = _head_text(table.path, table.codec)
+        text, cut = _head_text(table.path, table.codec)
+        if cut and "\n" not in text:  # a header longer than the sample: its last name is cut
+            return
         separator = SEPARATORS[table.format]
         header = next(csv.reader(io.StringIO(text, newline=""), delimiter=separator), [])
     except (UnicodeError, csv.Error):  # the reader has read the file: this is only a look

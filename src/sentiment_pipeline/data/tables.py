@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import pandas as pd
 
+from sentiment_pipeline.data import parquet
+from sentiment_pipeline.data.budget import UNBOUNDED, Budget, Meter, MeteredStream
 from sentiment_pipeline.data.compression import (
     COMPRESSIONS,
     compression_of,
@@ -26,11 +28,10 @@ from sentiment_pipeline.data.table_checks import (
     check_byte_order_mark,
     check_first_frame,
     check_separator,
-    check_unique_columns,
     undecodable_error,
 )
 from sentiment_pipeline.data.values import escape_undecodable, has_undecodable, value_type
-from sentiment_pipeline.errors import ConfigError, DataError
+from sentiment_pipeline.errors import ConfigError, DataError, shortened
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def detect_format(name: Path | str, options: TableOptions) -> str:
         suffixes.pop()
     fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
-        found = "".join(Path(name).suffixes) or "no extension"
+        found = shortened("".join(Path(name).suffixes)) or "no extension"
         raise DataError(
             f"cannot tell the format of {name} from its extension ({found}); accepted formats: "
             f"{', '.join(FORMATS)} (extensions {', '.join(EXTENSIONS)}, optionally with "
@@ -82,7 +83,8 @@ def resolve_format(name: Path | str, fmt: str, options: TableOptions) -> str:
         return detect_format(name, options)
     if fmt not in FORMATS:
         raise DataError(
-            f"{options.format} {fmt!r} is not supported; accepted: auto, {', '.join(FORMATS)}"
+            f"{options.format} {shortened(fmt)!r} is not supported; accepted: auto, "
+            f"{', '.join(FORMATS)}"
         )
     return fmt
 
@@ -97,7 +99,8 @@ def codec_of(encoding: str, options: TableOptions) -> str:
         pass
     except LookupError as exc:
         raise ConfigError(
-            f"{options.encoding} {encoding!r} is not a text encoding Python knows ({exc}); use "
+            f"{options.encoding} {shortened(encoding)!r} is not a text encoding Python knows "
+            f"({shortened(str(exc))}); use "
             "auto (UTF-8) or a codec name such as latin-1, cp1252 or utf-16 "
             "(https://docs.python.org/3/library/codecs.html#standard-encodings)"
         ) from exc
@@ -131,6 +134,7 @@ def read_table(
     encoding: str = "auto",
     options: TableOptions,
     name: str | None = None,
+    budget: Budget = UNBOUNDED,
 ) -> pd.DataFrame:
     """A whole csv/tsv/parquet/jsonl file; every CSV/TSV field is read as a string.
 
@@ -138,46 +142,50 @@ def read_table(
     `encoding`; a byte that does not decode is kept as a lone surrogate
     (errors="surrogateescape") for the caller to flag its row. Columns of Python objects
     (dtype object), as pandas' Arrow strings cannot hold those. A blank line is no row.
+    `budget`: the decoded bytes and rows the file may hold, counted as they are read
+    (decompressed, Parquet dictionaries expanded); passing it raises OverBudget at once,
+    before the table is whole.
     """
     table = _table(path, fmt, encoding, options, name)
+    meter = Meter(budget, table.name)
     try:
         if table.format in SEPARATORS:
-            return _read_separated(table)
+            return _read_separated(table, meter)
         if table.format == "parquet":
-            with table.path.open("rb") as handle:
-                import pyarrow.parquet as pq
-
-                check_unique_columns(table.name, pq.read_schema(handle).names)
-                handle.seek(0)
-                return pd.read_parquet(handle)
-        return _read_json_lines(table)
+            return parquet.read_whole(table, meter).to_pandas()
+        return _read_json_lines(table, meter)
     except DataError:
         raise
     except Exception as exc:  # every parser (pandas, pyarrow, json) has its own errors
+        meter.check()  # a refusal of the budget that the parser wrapped
         if table.format in SEPARATORS:
             check_separator(table)
         fix = f"check the file or {options.change(options.format)}"
         if isinstance(exc, UnicodeError):
             fix = f"check {options.encoding} ({encoding})"
         raise DataError(
-            f"cannot read {table.name} as {table.format}: {type(exc).__name__}: {exc}; {fix}"
+            f"cannot read {table.name} as {table.format}: {type(exc).__name__}: "
+            f"{shortened(str(exc), 200)}; {fix}"
         ) from exc
 
 
-def _read_separated(table: TableFile) -> pd.DataFrame:
+def _read_separated(table: TableFile, meter: Meter) -> pd.DataFrame:
+    rows = meter.budget.max_rows
     with (
         open_binary(table.path, table.name) as handle,
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always", pd.errors.ParserWarning)
         frame = pd.read_csv(
-            handle,
+            MeteredStream(handle, meter),
             sep=SEPARATORS[table.format],
             dtype=object,
             encoding=table.codec,
             encoding_errors=_DECODE_ERRORS,
+            nrows=None if rows is None else rows + 1,  # one more than allowed: refused below
             **_CSV_OPTIONS,
         )
+    meter.add_rows(len(frame))
     check_first_frame(table, frame)
     _log(table, caught)
     return frame
@@ -188,14 +196,17 @@ def _log(table: TableFile, caught: Iterable[warnings.WarningMessage]) -> None:
         logger.warning("reading %s: %s", table.name, warning.message)
 
 
-def _read_json_lines(table: TableFile) -> pd.DataFrame:
+def _read_json_lines(table: TableFile, meter: Meter) -> pd.DataFrame:
     """One row per line holding a JSON object; values stay what they are (str, int, dict, list).
 
     Parsed here rather than by pandas, whose JSON reader refuses undecodable bytes.
     """
     records = []
     with open_binary(table.path, table.name) as raw:
-        text = io.TextIOWrapper(raw, encoding=table.codec, errors=_DECODE_ERRORS, newline="")
+        text = io.TextIOWrapper(
+            MeteredStream(raw, meter, json=True), encoding=table.codec, errors=_DECODE_ERRORS,
+            newline="",
+        )
         for number, line in enumerate(text, start=1):
             if not line.strip():
                 continue
@@ -212,6 +223,7 @@ def _read_json_lines(table: TableFile) -> pd.DataFrame:
                     f"line {number} of {table.name} holds a JSON {value_type(record) or 'null'}, "
                     "expected an object such as {\"text\": \"...\", \"label\": \"...\"}"
                 )
+            meter.add_rows(1)
             records.append(record)
     if not records:
         raise DataError(f"{table.name} holds no JSON objects; check {table.options.source}")
@@ -226,45 +238,27 @@ def read_chunks(
     options: TableOptions,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     name: str | None = None,
+    budget: Budget = UNBOUNDED,
 ) -> Iterator[Chunk]:
     """The rows of a csv/tsv/parquet/jsonl file, `chunk_size` at a time, in order.
 
     The chunks hold text only: a byte that does not decode, or a JSON escape of half a UTF-16
     pair, is an error naming its line or row. Every CSV/TSV line is a row (a blank one is a
     missing value), so a one-column file gives one row per line. Parquet keeps its Arrow
-    types; JSON lines get one nullable type per column.
+    types; JSON lines get one nullable type per column. `budget` bounds each chunk's decoded
+    bytes (and rows), counted as they are read: passing it raises OverBudget naming the chunk.
     """
     table = _table(path, fmt, encoding, options, name)
+    meter = Meter(budget, table.name)
     if table.format == "parquet":
-        return _parquet_chunks(table, chunk_size)
-    return _text_chunks(table, chunk_size)
+        return _parquet_chunks(table, chunk_size, meter)
+    return _text_chunks(table, chunk_size, meter)
 
 
-def _parquet_file(table: TableFile, handle: IO[bytes]) -> Any:  # a pyarrow ParquetFile
-    import pyarrow.parquet as pq
-
-    try:
-        file = pq.ParquetFile(handle)
-    except Exception as exc:  # pyarrow raises several kinds for a damaged file
-        raise DataError(
-            f"cannot read {table.name} as parquet: {type(exc).__name__}: {exc}; check the file "
-            f"or {table.options.change(table.options.format)}"
-        ) from None
-    check_unique_columns(table.name, file.schema_arrow.names)
-    return file
-
-
-def _parquet_chunks(table: TableFile, chunk_size: int) -> Iterator[Chunk]:
-    with table.path.open("rb") as handle:
-        file = _parquet_file(table, handle)
-        rows = 0
-        for batch in file.iter_batches(batch_size=chunk_size):
-            # Arrow types kept as they are: a column keeps its type from input to output.
-            yield Chunk(batch.to_pandas(types_mapper=pd.ArrowDtype), rows, None)
-            rows += batch.num_rows
-        if rows == 0:
-            empty = file.schema_arrow.empty_table()
-            yield Chunk(empty.to_pandas(types_mapper=pd.ArrowDtype), 0, None)
+def _parquet_chunks(table: TableFile, chunk_size: int, meter: Meter) -> Iterator[Chunk]:
+    for rows, first in parquet.chunks(table, meter, chunk_size):
+        # Arrow types kept as they are: a column keeps its type from input to output.
+        yield Chunk(rows.to_pandas(types_mapper=pd.ArrowDtype), first, None)
 
 
 def row_count(path: Path, fmt: str, options: TableOptions) -> int | None:
@@ -273,7 +267,7 @@ def row_count(path: Path, fmt: str, options: TableOptions) -> int | None:
         return None
     table = _table(path, fmt, "auto", options, None)
     with table.path.open("rb") as handle:
-        return _parquet_file(table, handle).metadata.num_rows
+        return parquet.open_file(table, handle).metadata.num_rows
 
 
 def _pandas_chunks(table: TableFile, handle: IO[bytes], chunk_size: int) -> Any:
@@ -301,15 +295,16 @@ def _pandas_chunks(table: TableFile, handle: IO[bytes], chunk_size: int) -> Any:
     )
 
 
-def _text_chunks(table: TableFile, chunk_size: int) -> Iterator[Chunk]:
+def _text_chunks(table: TableFile, chunk_size: int, meter: Meter) -> Iterator[Chunk]:
     size = table.path.stat().st_size or 1
     rows = 0
     with table.path.open("rb") as raw:
         try:
             with decompressed(raw, table.path, table.name) as handle, _pandas_chunks(
-                table, handle, chunk_size
+                table, MeteredStream(handle, meter, json=table.format == "jsonl"), chunk_size
             ) as reader:
                 while True:
+                    meter.restart(rows)
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always", pd.errors.ParserWarning)
                         frame = next(reader, None)
@@ -326,13 +321,15 @@ def _text_chunks(table: TableFile, chunk_size: int) -> Iterator[Chunk]:
         except UnicodeEncodeError as exc:  # pandas storing a lone surrogate as Arrow text
             raise _surrogate_error(table, f"line {rows + 1} or later", exc.object) from None
         except (ValueError, pd.errors.ParserError) as exc:
+            meter.check()  # a refusal of the budget that the parser wrapped
             if table.format in SEPARATORS:
                 check_separator(table)
             jsonl = table.format == "jsonl"
             where = f"line {rows + 1} or later" if jsonl else f"after data row {rows}"
             raise DataError(
                 f"cannot read {table.name} as {table.format} ({where}): {type(exc).__name__}: "
-                f"{exc}; check the file or {table.options.change(table.options.format)}"
+                f"{shortened(str(exc), 200)}; check the file or "
+                f"{table.options.change(table.options.format)}"
             ) from None
 
 

@@ -71,7 +71,7 @@ def analyze(
     kept_times = [t for t, keep in zip(times.usable, data.included, strict=True) if keep]
     kept_ids = data.predicted[data.included]
     video = batch.source.get("video") if batch.source.get("kind") == "youtube" else None
-    rows = comment_rows(data, video["id"] if video else None)
+    rows = comment_rows(data, config.max_text_chars, video["id"] if video else None)
     kept_rows = [row for row in rows if not row.other_language or config.include_other_languages]
     return AnalysisResult(
         model=model_info,
@@ -216,8 +216,16 @@ def counts(
 # --- comments --------------------------------------------------------------------------------
 
 
-def comment_rows(data: Classified, video_id: str | None = None) -> list[CommentRow]:
-    """One row per comment, in input order: its prediction, scores and language flag, and
+def cut(text: str | None, max_chars: int) -> str | None:
+    """`text` as an answer shows it: at most `max_chars` characters, then '…' when cut."""
+    return text if text is None or len(text) <= max_chars else f"{text[:max_chars]}…"
+
+
+def comment_rows(
+    data: Classified, max_chars: int, video_id: str | None = None
+) -> list[CommentRow]:
+    """One row per comment, in input order: its prediction, scores and language flag; its
+    text, author and id cut to `max_chars` characters (an answer does not echo megabytes);
     its link when it is a comment of the YouTube video `video_id`."""
     rows = []
     for i, comment in enumerate(data.comments):
@@ -225,10 +233,10 @@ def comment_rows(data: Classified, video_id: str | None = None) -> list[CommentR
         rows.append(
             CommentRow(
                 index=i,
-                id=comment.id,
+                id=cut(comment.id, max_chars),
                 url=comment_url(video_id, comment.id) if video_id and comment.id else None,
-                text=comment.text,
-                author=comment.author,
+                text=cut(comment.text, max_chars),
+                author=cut(comment.author, max_chars),
                 published_at=iso(comment.published_at),
                 likes=int(comment.likes),
                 is_reply=comment.parent_id is not None,

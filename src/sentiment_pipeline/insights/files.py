@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from sentiment_pipeline.data import tables
-from sentiment_pipeline.data.compression import decoded_size
+from sentiment_pipeline.data.budget import Budget, Meter, OverBudget
 from sentiment_pipeline.data.values import (
     escape_undecodable,
     has_undecodable,
     is_missing,
     is_number_text,
 )
-from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.errors import PipelineError, shortened
 from sentiment_pipeline.insights.comments import BadFileError, Comment, CommentBatch
 
 DEFAULT_LIMIT = 10_000
@@ -29,6 +29,7 @@ DEFAULT_LIMIT = 10_000
 # .gz/.bz2/.xz/.zip/.zst) of a few hundred bytes can otherwise expand to gigabytes of text.
 # YouTube's own limit is 10,000 characters a comment.
 MAX_BYTES_PER_COMMENT = 10_000
+MAX_NAME_CHARS = 255  # an upload's file name, as file systems allow: messages repeat it
 logger = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9.]+")
 # What the table reader's messages tell a user to change: the fields of an upload to
@@ -70,6 +71,12 @@ def read_comments(
     for the `analyze` command).
     """
     name = filename or (str(source) if not isinstance(source, bytes) else "upload")
+    if isinstance(source, bytes) and len(name) > MAX_NAME_CHARS:
+        raise BadFileError(
+            "bad_file",
+            f"the upload's file name is {len(name):,} characters long ({shortened(name)!r}); "
+            f"name the file in at most {MAX_NAME_CHARS} characters",
+        )
     if not isinstance(source, bytes) and not Path(source).is_file():
         what = "a directory" if Path(source).is_dir() else "no file"
         raise BadFileError(
@@ -106,39 +113,30 @@ def _temporary_name(name: str) -> str:
     return "comments" + _UNSAFE.sub("_", suffixes)[:20]
 
 
-def expanded_size(path: Path, fmt: str, bound: int) -> int:
-    """Bytes the file holds once decoded, counted up to just past `bound`: Parquet and
-    compressed files streamed in small pieces (a Parquet footer's sizes undercount: a dictionary
-    holds one copy of a value repeated a million times); other files as they are on disk."""
-    if fmt != "parquet":
-        return decoded_size(path, bound)
-    import pyarrow.parquet as pq
+def comment_budget(limit: int) -> Budget:
+    """What one analysis may read: `limit` rows and MAX_BYTES_PER_COMMENT decoded bytes each."""
+    return Budget(max_bytes=limit * MAX_BYTES_PER_COMMENT, max_rows=limit)
 
-    size = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=64):
-        size += batch.nbytes
-        if size > bound:
-            break
-    return size
+
+def too_large(refusal: OverBudget, limit: int) -> BadFileError:
+    """The 413 for a source past the budget of insights.max_comments_limit = `limit`: the
+    message speaks to whoever sent the file, the setting goes to the CLI and the server's log."""
+    if refusal.what == "rows":
+        message = (f"{refusal}, but one analysis may hold at most {limit:,} comments; send at "
+                   f"most {limit:,} comments (a part of the file)")
+    else:
+        message = (f"{refusal} ({MAX_BYTES_PER_COMMENT:,} per comment for {limit:,} comments); "
+                   "send fewer or shorter comments")
+    return BadFileError("too_large", message, setting="insights.max_comments_limit")
 
 
 def _read(path: Path, name: str, chosen: str, encoding: str, options: tables.TableOptions,
           limit: int) -> pd.DataFrame:
-    bound = limit * MAX_BYTES_PER_COMMENT
     try:
-        size = expanded_size(path, tables.resolve_format(name, chosen, options), bound)
-    except Exception as exc:  # a damaged file: the reader below says what is wrong with it
-        size = 0
-        logger.debug("could not size %s before reading it: %s", name, exc)
-    if size > bound:
-        raise BadFileError(
-            "too_large",
-            f"{name} expands to more than {bound:,} bytes when read "
-            f"({MAX_BYTES_PER_COMMENT:,} per comment for insights.max_comments_limit = {limit}); "
-            "send fewer or shorter comments",
-        )
-    try:
-        return tables.read_table(path, chosen, encoding=encoding, options=options, name=name)
+        return tables.read_table(path, chosen, encoding=encoding, options=options, name=name,
+                                 budget=comment_budget(limit))
+    except OverBudget as exc:
+        raise too_large(exc, limit) from None
     except PipelineError as exc:
         raise BadFileError("bad_file", str(exc)) from None
 
@@ -154,7 +152,12 @@ def comments_from_frame(
     author_column: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> CommentBatch:
-    """The comments of a table's rows; `id` is the 1-based data row number."""
+    """The comments of a table's rows; `id` is the 1-based data row number.
+
+    A file read by `read_comments` was counted as it was read; a table built otherwise (a
+    JSON request's comments) is counted here against the same budget: `limit` rows and
+    MAX_BYTES_PER_COMMENT bytes of text each.
+    """
     _check_columns(frame.columns, name, text_column, time_column, likes_column, author_column)
     if len(frame) > limit:
         raise BadFileError(
@@ -163,6 +166,7 @@ def comments_from_frame(
             f"may hold; send at most {limit:,} comments",
             setting="insights.max_comments_limit",
         )
+    meter = Meter(comment_budget(limit), name)
     comments: list[Comment] = []
     skipped: list[int] = []
     undecodable = unparsed = 0
@@ -172,6 +176,10 @@ def comments_from_frame(
         if not isinstance(text, str) or not text.strip():
             skipped.append(row)
             continue
+        try:
+            meter.add_bytes(len(text.encode("utf-8", "surrogatepass")))
+        except OverBudget as exc:
+            raise too_large(exc, limit) from None
         if has_undecodable(text):
             undecodable += 1
             text = escape_undecodable(text)
@@ -197,15 +205,18 @@ def comments_from_frame(
         raise BadFileError(
             "bad_file",
             f"{name} holds no comments: none of its {len(frame)} rows has text in the column "
-            f"{text_column!r}; check the text column (columns: {_names(frame.columns)})",
+            f"{shortened(text_column)!r}; check the text column (columns: "
+            f"{_shown(frame.columns)})",
         )
     notes = _notes(name, text_column, likes_column, skipped, undecodable, bad_likes)
     if unparsed:
         example = next(v for v in frame[time_column] if not _blank(v) and
                        parse_time(v, time_format) is None)
-        how = f"the format {time_format!r}" if time_format else "ISO 8601 or epoch seconds"
+        how = (f"the format {shortened(time_format)!r}" if time_format
+               else "ISO 8601 or epoch seconds")
         notes.append(
-            f"{unparsed} timestamps of column {time_column!r} do not parse as {how} (e.g. "
+            f"{unparsed} timestamps of column {shortened(str(time_column))!r} do not parse as "
+            f"{how} (e.g. "
             f"{str(example)[:40]!r}) and are left out of the trend"
             + ("" if time_format else "; give their format with --time-format")
         )
@@ -226,11 +237,16 @@ def _names(columns: Sequence[object]) -> list[str]:
     return [str(column) for column in columns]
 
 
+def _shown(columns: Sequence[object]) -> str:
+    """The column names as a message shows them: a header may be megabytes long."""
+    return shortened(str(_names(columns)), 300)
+
+
 def _check_columns(columns: Sequence[object], name: str, text: str, *optional: str | None) -> None:
     found = _names(columns)
     options = ("text_column", "time_column", "likes_column", "author_column")
     missing = [
-        f"{column!r} ({option}, --{option.replace('_', '-')})"
+        f"{shortened(column)!r} ({option}, --{option.replace('_', '-')})"
         for option, column in zip(options, (text, *optional), strict=True)
         if column is not None and column not in found
     ]
@@ -238,7 +254,7 @@ def _check_columns(columns: Sequence[object], name: str, text: str, *optional: s
         raise BadFileError(
             "bad_file",
             f"expected the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} in "
-            f"{name}, found {found}; name the file's columns with those options",
+            f"{name}, found {_shown(columns)}; name the file's columns with those options",
         )
 
 
@@ -253,7 +269,8 @@ def _notes(
     notes = []
     if skipped:
         notes.append(
-            f"{len(skipped)} rows of {Path(name).name} have no text in column {text_column!r} "
+            f"{len(skipped)} rows of {Path(name).name} have no text in column "
+            f"{shortened(text_column)!r} "
             f"(empty or not a string, e.g. row {skipped[0]}) and were skipped"
         )
     if undecodable:
@@ -264,7 +281,8 @@ def _notes(
     if bad_likes:
         row, value = bad_likes[0]
         notes.append(
-            f"{len(bad_likes)} values of column {likes_column!r} are not whole numbers >= 0 "
+            f"{len(bad_likes)} values of column {shortened(str(likes_column))!r} are not whole "
+            "numbers >= 0 "
             f"(e.g. row {row}: {str(value)[:40]!r}) and count as 0 likes"
         )
     return notes

@@ -121,8 +121,9 @@ class CommentRow(Part):
     url: str | None = Field(
         None, description="The comment on YouTube (watch?v=VIDEO&lc=ID); null for other sources."
     )
-    text: str = Field(description="The comment as written.")
-    author: str | None = Field(description="Its author, when the source gives one.")
+    text: str = Field(description="The comment as written, cut to insights.max_text_chars "
+                      "characters (then '…').")
+    author: str | None = Field(description="Its author, when the source gives one (cut alike).")
     published_at: str | None = Field(description="When it was written, ISO 8601 UTC.")
     likes: int = Field(ge=0, description="Likes (or the file's likes column).")
     is_reply: bool = Field(description="Whether it replies to another comment.")

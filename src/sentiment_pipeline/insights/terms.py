@@ -14,6 +14,9 @@ from sentiment_pipeline.insights.result import Term
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 MENTION = re.compile(r"@\w+")
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # letters, with inner apostrophes (don't)
+# Longer runs of letters are not words a reader learns from (and an answer must not echo a
+# megabyte-long one).
+MAX_WORD_CHARS = 40
 # The English stop words of scikit-learn's list, plus the stems of contractions (don't -> don).
 STOP_WORDS = frozenset(
     """a about above across after afterwards again against all almost alone along already also
@@ -48,7 +51,8 @@ def tokenize(text: str) -> list[str]:
     words = []
     for word in WORD.findall(text):
         word = word.removesuffix("'s")
-        if len(word) > 1 and word not in STOP_WORDS and word.split("'")[0] not in STOP_WORDS:
+        if (1 < len(word) <= MAX_WORD_CHARS and word not in STOP_WORDS
+                and word.split("'")[0] not in STOP_WORDS):
             words.append(word)
     return words
 

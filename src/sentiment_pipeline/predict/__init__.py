@@ -7,6 +7,7 @@ together. Every public name is importable from here.
 """
 
 from sentiment_pipeline.predict.columns import (
+    first_long_text,
     output_columns,
     plan_columns,
     predict_chunk,
@@ -27,12 +28,14 @@ from sentiment_pipeline.predict.formats import (
 )
 from sentiment_pipeline.predict.readers import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_CHUNK_BYTES,
     Chunk,
     check_column,
     read_chunks,
     row_count,
 )
 from sentiment_pipeline.predict.stream import (
+    DEFAULT_MAX_TEXT_CHARS,
     PredictResult,
     describe_result,
     open_model,
@@ -50,6 +53,8 @@ from sentiment_pipeline.predict.writers import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_CHUNK_BYTES",
+    "DEFAULT_MAX_TEXT_CHARS",
     "INPUT_FORMATS",
     "INPUT_OPTIONS",
     "OUTPUT_EXTENSIONS",
@@ -63,6 +68,7 @@ __all__ = [
     "check_column",
     "check_paths",
     "describe_result",
+    "first_long_text",
     "input_format",
     "missing_column",
     "mixed_types",

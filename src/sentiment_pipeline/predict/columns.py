@@ -56,6 +56,14 @@ def text_values(column: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return text, blank
 
 
+def first_long_text(column: pd.Series, max_chars: int) -> tuple[int, int] | None:
+    """The position in `column` and the length of its first text over `max_chars`, if any."""
+    text, _ = text_values(column)
+    lengths = text.str.len().fillna(0).to_numpy()
+    over = np.flatnonzero(lengths > max_chars)
+    return (int(over[0]), int(lengths[over[0]])) if len(over) else None
+
+
 def predict_chunk(
     model: SentimentModel, frame: pd.DataFrame, text_column: str, renames: dict[str, str]
 ) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sentiment_pipeline.data import tables
-from sentiment_pipeline.errors import DataError
+from sentiment_pipeline.errors import DataError, shortened
 
 INPUT_FORMATS = tables.FORMATS  # what the table reader reads, for ingest and analyze too
 # What the table reader's messages tell a predict user to change: the command's options.
@@ -69,5 +69,6 @@ def check_paths(source: Path | None, output: Path) -> None:
 def missing_column(source: Path, column: str, columns: Sequence[str]) -> DataError:
     """The error for an input without the text column."""
     return DataError(
-        f"expected a column {column!r} in {source}, found {list(columns)}; pass --text-column"
+        f"expected a column {shortened(column)!r} in {source}, found "
+        f"{shortened(str(list(columns)), 300)}; pass --text-column"
     )

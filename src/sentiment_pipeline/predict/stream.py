@@ -12,22 +12,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiment_pipeline.data.tables import check_unique_columns
+from sentiment_pipeline.data.table_checks import check_unique_columns
+from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.predict.columns import plan_columns, predict_chunk
+from sentiment_pipeline.predict.columns import first_long_text, plan_columns, predict_chunk
 from sentiment_pipeline.predict.formats import (
     check_paths,
     input_format,
     missing_column,
     output_format,
 )
-from sentiment_pipeline.predict.readers import DEFAULT_CHUNK_SIZE, Chunk, read_chunks, row_count
+from sentiment_pipeline.predict.readers import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_CHUNK_BYTES,
+    Chunk,
+    read_chunks,
+    row_count,
+)
 from sentiment_pipeline.predict.writers import open_writer
 from sentiment_pipeline.registry import opening
 
 logger = logging.getLogger(__name__)
+# The longest text predict classifies (--max-text-chars): a longer one is an error naming its
+# row rather than cut, as every input value is written out as it was read.
+DEFAULT_MAX_TEXT_CHARS = 100_000
 
 
 def open_model(
@@ -60,8 +70,12 @@ def stream_predictions(
     *,
     source: Path,
     keep_columns: bool = True,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
 ) -> Iterator[tuple[Chunk, pd.DataFrame]]:
-    """Each input chunk with its predictions; the first chunk fixes the columns written."""
+    """Each input chunk with its predictions; the first chunk fixes the columns written.
+
+    A text longer than `max_text_chars` is an error naming its row.
+    """
     kept: list[str] | None = None
     renames: dict[str, str] = {}
     for chunk in chunks:
@@ -79,6 +93,13 @@ def stream_predictions(
                     "%s: columns %s first appear at row %d; only the first rows' columns %s "
                     "are written", source, extra, chunk.first_row + 1, kept,
                 )
+        long = first_long_text(frame[text_column], max_text_chars)
+        if long is not None:
+            raise DataError(
+                f"row {chunk.first_row + long[0] + 1:,} of {source} holds a text of "
+                f"{long[1]:,} characters in column {text_column!r}, more than --max-text-chars "
+                f"{max_text_chars:,}; shorten or drop that row, or raise --max-text-chars"
+            )
         yield chunk, predict_chunk(model, frame.reindex(columns=kept), text_column, renames)
 
 
@@ -115,11 +136,15 @@ def predict_file(
     keep_columns: bool = True,
     progress: bool = True,
     encoding: str = "auto",
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
 ) -> PredictResult:
     """Classify every row of `source` into `output`, one chunk in memory at a time.
 
     The output appears only once complete: it is written to a hidden temporary sibling and
-    renamed at the end, so an interrupted run leaves no (partial) output file.
+    renamed at the end, so an interrupted run leaves no (partial) output file. A chunk that
+    decodes to more than `max_chunk_bytes`, or a text longer than `max_text_chars`, is an
+    error naming its rows.
     """
     check_paths(source, output)
     fmt_in = input_format(source, in_format)
@@ -132,9 +157,10 @@ def predict_file(
         open_writer(tmp, fmt_out) as writer,
         _progress(source.name, total, progress) as bar,
     ):
-        chunks = read_chunks(source, in_format, chunk_size, encoding)
+        chunks = read_chunks(source, in_format, chunk_size, encoding, max_chunk_bytes)
         for chunk, predictions in stream_predictions(
-            model, chunks, text_column, source=source, keep_columns=keep_columns
+            model, chunks, text_column, source=source, keep_columns=keep_columns,
+            max_text_chars=max_text_chars,
         ):
             writer.write(predictions)
             rows += len(predictions)
