@@ -14,7 +14,8 @@ from sentiment_pipeline.models.artifacts.manifest import softmax
 from sentiment_pipeline.serving.batcher import Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.guard import START
-from sentiment_pipeline.serving.inputs import invocation_texts, predict_request, predict_texts
+from sentiment_pipeline.serving.inputs import invocation_texts, predict_input
+from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.schemas import (
     Batching,
     ErrorResponse,
@@ -119,10 +120,11 @@ def json_response(payload: Any, headers: dict[str, str]) -> Response:
 async def predict(request: Request, service: Service = Depends(get_service)) -> Response:
     """TEI's request and response: one text gives a list of {label, score}; a batch
     [["t1"], ["t2"]] a list of such lists. Softmax probabilities unless raw_scores."""
-    body = predict_request(await request.body())
-    texts, single = predict_texts(body.inputs, truncate=body.truncate, limits=service.config)
+    pool: ParsePool = request.app.state.pool
+    body = await request.body()
+    texts, single, raw_scores = await pool.parse(len(body), predict_input, body, service.config)
     scored = await service.score(texts)
-    scores = finite(scored.scores if body.raw_scores else softmax(scored.scores))
+    scores = finite(scored.scores if raw_scores else softmax(scored.scores))
     rows = [ranked(row, scored.labels) for row in scores]
     return json_response(rows[0] if single else rows, timing(request, scored))
 
@@ -142,8 +144,10 @@ async def invocations(request: Request, service: Service = Depends(get_service))
     """MLflow's `mlflow models serve` protocol: a JSON body with exactly one of
     dataframe_split, dataframe_records, instances or inputs (a `text` column, or the only
     column), or a text/csv body with a header row. Parquet bodies are not taken."""
-    texts = invocation_texts(await request.body(), request.headers.get("content-type"),
-                             service.config)
+    pool: ParsePool = request.app.state.pool
+    body = await request.body()
+    texts = await pool.parse(len(body), invocation_texts, body,
+                             request.headers.get("content-type"), service.config)
     scored = await service.score(texts)
     proba = finite(softmax(scored.scores))
     labels = scored.labels
