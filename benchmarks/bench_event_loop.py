@@ -14,8 +14,8 @@ blocked waiting for it, not as one slow sample.
     python benchmarks/bench_event_loop.py [--label after] [--interval-ms 25] [--idle-s 3]
 
 The result goes under `--label` in benchmarks/results/event_loop.json (other labels are
-kept): run it on the code before a change with --label before (e.g. with PYTHONPATH pointing
-at that checkout's src) and after it.
+kept). The `before` run of BENCHMARKS.md had main's src on PYTHONPATH and main's params.yaml
+in place of this checkout's (which has settings the old code refuses).
 """
 
 from __future__ import annotations
