@@ -23,11 +23,13 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
 
-def call(port: int, path: str, payload: object | None = None, timeout: float = 30) -> tuple:
-    """(status, body text) of a GET, or of a POST of `payload` as JSON."""
+def call(port: int, path: str, payload: object | None = None, timeout: float = 30,
+         token: str | None = None) -> tuple:
+    """(status, body text) of a GET, or of a POST of `payload` as JSON (with `token`)."""
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data,
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json",
+                                              **authorization(token)})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status, response.read().decode()
 
@@ -92,13 +94,20 @@ def serving(args: list[str], *, cwd: Path, log: Path | None = None,
                 process.wait()
 
 
-def begin_post(port: int, path: str, length: int) -> socket.socket:
+def authorization(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def begin_post(port: int, path: str, length: int, token: str | None = None,
+               content_type: str = "application/json") -> socket.socket:
     """A POST whose body is not sent yet: returns once the server has asked for it (100
-    Continue), i.e. the request is admitted and in flight."""
+    Continue), i.e. the request is in flight and its body is being read."""
     sock = socket.create_connection((HOST, port), timeout=30)
+    auth = "".join(f"{key}: {value}\r\n" for key, value in authorization(token).items())
     sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n".encode()
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {content_type}\r\n"
+        f"{auth}Content-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n"
+        "\r\n".encode()
     )
     head = b""
     while b"\r\n\r\n" not in head:

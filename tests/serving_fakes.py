@@ -1,11 +1,16 @@
-"""The one set of serving fakes: a model that can be held, fail or answer NaN; providers."""
+"""The one set of serving fakes: a model that can be held, fail or answer NaN; providers; a
+parse pool that holds its jobs; an app served in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from sentiment_pipeline.config.serve import ServeConfig
@@ -14,6 +19,7 @@ from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry.opening import LoadedModel
 from sentiment_pipeline.registry.resolve import Folder, ResolvedModel
 from sentiment_pipeline.serving.app import create_app
+from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.provider import RegistryProvider
 
 LABELS = ["negative", "neutral", "positive"]
@@ -130,3 +136,49 @@ def folder_provider(folder: Path, backend: str = "auto") -> RegistryProvider:
 
 def app_for(provider, **settings):
     return create_app(ServeConfig(**settings), provider)
+
+
+class HeldExecutor(ThreadPoolExecutor):
+    """The parse pool's jobs on threads, each held at `gate` (a barrier: closed for
+    GATE_TIMEOUT_S, the job fails); `submitted` counts them, `threads` names where they ran."""
+
+    def __init__(self, workers: int = 2) -> None:
+        super().__init__(workers)
+        self.gate = threading.Event()
+        self.submitted = 0
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        def held():
+            self.threads.append(threading.current_thread())
+            if not self.gate.wait(GATE_TIMEOUT_S):
+                raise AssertionError(f"the parse gate stayed closed for {GATE_TIMEOUT_S} s")
+            return fn(*args, **kwargs)
+
+        self.submitted += 1
+        return super().submit(held)
+
+
+def held_pool(config: ServeConfig) -> tuple[ParsePool, HeldExecutor]:
+    """A parse pool of `config`'s size whose jobs wait for the executor's gate."""
+    executor = HeldExecutor(config.max_parse_workers)
+    return ParsePool.of(config, executor=lambda workers: executor), executor
+
+
+def serve_async(app, scenario):
+    """`await scenario(client)` with an httpx client of the started app; at most 30 s."""
+    async def main():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await scenario(client)
+
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+async def until(condition, timeout_s: float = 10.0) -> None:
+    """Let the event loop run until `condition()` holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.001)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError
-from serving_fakes import FakeModel, FakeProvider, app_for, folder_provider
+from serving_fakes import FakeModel, FakeProvider, app_for, folder_provider, serve_async, until
 from tiny_sklearn import save_tiny_model
 
 
@@ -352,24 +351,6 @@ def test_a_model_failure_is_424_backend_and_the_service_goes_on() -> None:
         tei_error(client.post("/predict", json={"inputs": "x"}), 424, "backend",
                   "inference failed")
         assert client.get("/health").status_code == 200
-
-
-def serve_async(app, scenario):
-    async def main():
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return await scenario(client)
-
-    return asyncio.run(asyncio.wait_for(main(), 30))
-
-
-async def until(condition, timeout_s: float = 10.0) -> None:
-    """Let the event loop run until `condition()` holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not hold in time"
-        await asyncio.sleep(0.001)
 
 
 def test_beyond_the_in_flight_limit_requests_get_429_at_once() -> None:

@@ -32,7 +32,27 @@ class ServeConfig(Frozen):
         4_000_000, ge=1024, description="Largest request body in bytes (more: 413)."
     )
     max_concurrent_requests: int = Field(
-        512, ge=1, description="Requests in flight per worker; beyond it: 429 at once."
+        512, ge=1, description="Requests in flight per worker, counted once a request's body has "
+        "arrived; beyond it: 429 at once.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers (from the "
+        "connection, or from the request's first byte); then 408 and the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a client has, once its headers are in, to send the "
+        "whole body; then 408 and the connection is closed.",
+    )
+    max_parse_workers: int = Field(
+        2, ge=1, description="Processes per worker that parse large bodies, read uploads and "
+        "run analyses, off the event loop.",
+    )
+    max_parse_queue: int = Field(
+        16, ge=0, description="Jobs that may wait for a parse process; beyond it: 429 at once."
+    )
+    inline_parse_bytes: int = Field(
+        1024, ge=0, description="Bodies up to this size are parsed on the event loop (faster "
+        "than a process's round trip); larger ones in a parse process.",
     )
     max_batch_tokens: int = Field(
         16384, ge=1, description="Token budget of one model call that batches requests."

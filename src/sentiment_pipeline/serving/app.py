@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,16 +21,18 @@ from sentiment_pipeline.service_settings import ServiceSettings, get_service_set
 from sentiment_pipeline.serving.auth import TokenAuth
 from sentiment_pipeline.serving.batcher import InFlight
 from sentiment_pipeline.serving.dashboard import dashboard_router
+from sentiment_pipeline.serving.deadlines import DEADLINES, Deadlines
 from sentiment_pipeline.serving.errors import (
     ServingError,
     error_response,
     insights_error_response,
 )
-from sentiment_pipeline.serving.guard import Guard
+from sentiment_pipeline.serving.guard import REFUSAL, Guard
 from sentiment_pipeline.serving.head import HeadAsGet
 from sentiment_pipeline.serving.insights_routes import router as insights_router
 from sentiment_pipeline.serving.metrics import ServingMetrics
 from sentiment_pipeline.serving.openapi import openapi_schema
+from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.provider import ModelProvider
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
@@ -43,7 +47,9 @@ DESCRIPTION = (
     "{max_text_chars} characters per text (serve.max_text_chars; longer: cut with truncate, "
     "else 413), {max_body_bytes} bytes of body (serve.max_body_bytes; 413). At most "
     "{max_concurrent_requests} requests in flight per worker process "
-    "(serve.max_concurrent_requests; beyond it: 429 at once). "
+    "(serve.max_concurrent_requests, counted once a body is in; beyond it: 429 at once). "
+    "Headers must arrive within {header_timeout_s} s and a body within {body_timeout_s} s "
+    "after them (serve.header_timeout_s, serve.body_timeout_s; 408). "
     "Audience insights: `POST /v1/analyze` (comments as JSON, or a file upload of at most "
     "{max_upload_bytes} bytes, insights.max_upload_bytes) and `POST /v1/youtube/analyze` "
     "(rate-limited per client address and server process: 429 with Retry-After); the dashboard "
@@ -70,28 +76,38 @@ def create_app(
     *,
     insights: InsightsConfig | None = None,
     settings: ServiceSettings | None = None,
+    pool: ParsePool | None = None,
 ) -> FastAPI:
     """The service: the provider's model is loaded, warmed up and batched in the lifespan.
 
     Start-up raises what loading or the warm-up raised, so a server that cannot serve never
     starts. `provider` is the seam for tests (a model directory, a fake, a reloading one).
     `insights` (params.yaml insights:) sets the /v1 routes' limits; `settings` (default
-    get_service_settings()) the API token, the CORS origins, the YouTube key and the rate limit.
+    get_service_settings()) the API token, the CORS origins, the YouTube key and the rate limit;
+    `pool` (default: serve.max_parse_workers processes) parses, reads uploads and analyses.
+    The lifespan hands serve.header_timeout_s and body_timeout_s to the server's protocol
+    (serving/deadlines.py) in its state.
     """
     insights = insights or InsightsConfig()
     settings = settings or get_service_settings()
     metrics = ServingMetrics()
     in_flight = InFlight()  # counted by the guard, read by the batcher
+    pool = pool or ParsePool.of(config)
+    deadlines = Deadlines(
+        header_s=config.header_timeout_s, body_s=config.body_timeout_s,
+        on_header_timeout=lambda: metrics.observe_refused(408, "header_timeout"),
+    )
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         service = Service(config, provider, metrics, in_flight)
         await service.start()
         app.state.service = service
         try:
-            yield
+            yield {DEADLINES: deadlines}
         finally:
             await service.stop()
+            await asyncio.to_thread(pool.close)
 
     app = FastAPI(
         title=TITLE,
@@ -105,6 +121,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    app.state.pool = pool
     # Per process: each worker (and each replica) keeps its own buckets.
     app.state.youtube_limiter = RateLimiter(
         rate_per_minute=settings.youtube_rate_per_minute, burst=settings.youtube_burst
@@ -149,6 +166,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     async def serving_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
+        request.scope[REFUSAL] = exc.reason
         return error_response(request.url.path, exc)
 
     async def invalid(request: Request, exc: Exception) -> Response:
@@ -170,6 +188,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     async def insights_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InsightsError)
+        request.scope[REFUSAL] = exc.kind
         return insights_error_response(exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:

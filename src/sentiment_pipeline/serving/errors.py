@@ -13,14 +13,16 @@ from sentiment_pipeline.insights.comments import ErrorKind, InsightsError
 
 logger = logging.getLogger(__name__)
 # TEI's error types; each goes with a status (validation: 413 for a limit, 422 for a shape).
-# unauthorized (401), rate_limited (429) and too_large (413) are the /v1 routes' and the token's.
+# unauthorized (401), rate_limited (429) and too_large (413) are the /v1 routes' and the token's;
+# timeout (408) a body that did not arrive in time.
 ErrorType = Literal["validation", "empty", "overloaded", "unhealthy", "backend", "unauthorized",
-                    "rate_limited", "too_large"]
+                    "rate_limited", "too_large", "timeout"]
 MLFLOW_ROUTES = ("/invocations",)
 # MLflow's scoring server answers {"error_code", "message"}; its codes by our status.
 MLFLOW_CODES = {
     401: "UNAUTHENTICATED",
     404: "ENDPOINT_NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
     424: "INTERNAL_ERROR",
     429: "REQUEST_LIMIT_EXCEEDED",
     503: "TEMPORARILY_UNAVAILABLE",
@@ -43,16 +45,21 @@ INSIGHTS_STATUS: dict[ErrorKind, int] = {
 
 
 class ServingError(Exception):
-    """A request the service refuses (4xx) or cannot answer now (503), with a message for it."""
+    """A request the service refuses (4xx) or cannot answer now (503), with a message for it.
+
+    `reason`: what /metrics counts a 408, 413 or 429 under (default: the error type).
+    """
 
     def __init__(
-        self, status: int, error_type: ErrorType, message: str, retry_after: float | None = None
+        self, status: int, error_type: ErrorType, message: str, retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
         self.retry_after = retry_after
+        self.reason = reason or error_type
 
 
 def mlflow_code(status: int) -> str:

@@ -1,7 +1,8 @@
-"""ASGI middleware in front of the routes: body size, requests in flight, request metrics."""
+"""ASGI middleware in front of the routes: body size and deadline, requests in flight, metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -19,6 +20,9 @@ ANALYSIS_ROUTES = (UPLOAD_ROUTE, "/v1/youtube/analyze")
 ROUTES = (*INFERENCE_ROUTES, *ANALYSIS_ROUTES, "/health", "/info", "/metrics", "/docs",
           "/openapi.json", "/")
 START = "sentiment_pipeline.start"  # scope key: when the request arrived (perf_counter)
+# Scope key: why a request was answered 408, 413 or 429 (ServingError.reason), for /metrics.
+REFUSAL = "sentiment_pipeline.refusal"
+REFUSED = (408, 413, 429)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -39,6 +43,7 @@ def too_large(size: int | str, limit: int) -> ServingError:
         413, "validation",
         f"the request body has {size} bytes, more than serve.max_body_bytes = {limit}; "
         "split it into several requests",
+        reason="body_bytes",
     )
 
 
@@ -47,13 +52,23 @@ def upload_too_large(size: int | str, limit: int) -> ServingError:
         413, "too_large",
         f"the upload has {size} bytes, more than insights.max_upload_bytes = {limit}; "
         "send fewer comments (or only the columns needed)",
+        reason="upload_bytes",
     )
 
 
-async def read_body(scope: Scope, receive: Any, limit: int, refuse: Any = too_large
-                    ) -> bytes | None:
+def too_slow(size: int, timeout_s: float | None) -> ServingError:
+    return ServingError(
+        408, "timeout",
+        f"the request body was not sent within serve.body_timeout_s = {timeout_s:g} s of its "
+        f"headers ({size} bytes had arrived); send it at once",
+        reason="body_timeout",
+    )
+
+
+async def read_body(scope: Scope, receive: Any, limit: int, refuse: Any = too_large, *,
+                    timeout_s: float | None = None) -> bytes | None:
     """The whole body, refused (413, `refuse`'s error) as soon as it is known to exceed
-    `limit` bytes.
+    `limit` bytes, and (408) when it is not all in within `timeout_s`.
 
     None when the client left before sending it all.
     """
@@ -61,17 +76,21 @@ async def read_body(scope: Scope, receive: Any, limit: int, refuse: Any = too_la
     if length is not None and length > limit:
         raise refuse(length, limit)
     chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise refuse(f"more than {limit}", limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise refuse(f"more than {limit}", limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise too_slow(size, timeout_s) from None
 
 
 def replay(body: bytes, receive: Any) -> Any:
@@ -88,7 +107,13 @@ def replay(body: bytes, receive: Any) -> Any:
 
 
 class Guard:
-    """Refuses what is too large (413) or too many (429) before a route parses anything."""
+    """Refuses what is too large (413), too slow (408) or too many (429) before a route parses
+    anything.
+
+    A request is admitted to serve.max_concurrent_requests only once its body is in, so a
+    client that sends its body slowly holds a connection (until serve.body_timeout_s), never a
+    slot that another request could use.
+    """
 
     def __init__(
         self, app: Any, *, config: ServeConfig, metrics: ServingMetrics, in_flight: InFlight,
@@ -117,6 +142,8 @@ class Guard:
             if not observed:
                 observed = True
                 self.metrics.observe_request(route, status, time.perf_counter() - start)
+                if status in REFUSED:
+                    self.metrics.observe_refused(status, scope.get(REFUSAL, "other"))
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -127,21 +154,27 @@ class Guard:
             await send(message)
 
         admitted = analysis = False
+        timeout_s = self.config.body_timeout_s
         try:
             if path in INFERENCE_ROUTES and scope["method"] == "POST":
-                self.admit(self.in_flight.count, "requests")
-                self.in_flight.count += 1
-                admitted = True
-                body = await read_body(scope, receive, self.config.max_body_bytes)
+                body = await read_body(scope, receive, self.config.max_body_bytes,
+                                       timeout_s=timeout_s)
+                if body is not None:
+                    self.admit(self.in_flight.count, "requests")
+                    self.in_flight.count += 1
+                    admitted = True
             elif path in ANALYSIS_ROUTES and scope["method"] == "POST":
-                self.admit(self.analyses, "analyses")
-                self.analyses += 1
-                analysis = True
                 body = await (
-                    read_body(scope, receive, self.insights.max_upload_bytes, upload_too_large)
+                    read_body(scope, receive, self.insights.max_upload_bytes, upload_too_large,
+                              timeout_s=timeout_s)
                     if path == UPLOAD_ROUTE
-                    else read_body(scope, receive, self.config.max_body_bytes)
+                    else read_body(scope, receive, self.config.max_body_bytes,
+                                   timeout_s=timeout_s)
                 )
+                if body is not None:
+                    self.admit(self.analyses, "analyses")
+                    self.analyses += 1
+                    analysis = True
             else:
                 await self.app(scope, receive, send_status)
                 return
@@ -150,7 +183,11 @@ class Guard:
                 return
             await self.app(scope, replay(body, receive), send_status)
         except ServingError as exc:
-            await error_response(path, exc)(scope, receive, send_status)
+            scope[REFUSAL] = exc.reason
+            response = error_response(path, exc)
+            if exc.status in (408, 413):
+                response.headers["connection"] = "close"  # the rest of the body goes unread
+            await response(scope, receive, send_status)
         finally:
             if admitted:
                 self.in_flight.count -= 1
@@ -165,4 +202,5 @@ class Guard:
                 429, "overloaded",
                 f"model is overloaded: {count} {what} in flight in this "
                 f"worker, the limit (serve.max_concurrent_requests) is {limit}; retry",
+                reason="in_flight",
             )

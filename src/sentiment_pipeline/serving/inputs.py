@@ -120,6 +120,13 @@ def predict_request(body: bytes) -> PredictRequest:
         raise _invalid(f"invalid request ({validation_summary(exc)}); expected {EXPECTED}") from exc
 
 
+def predict_input(body: bytes, limits: ServeConfig) -> tuple[list[str], bool, bool]:
+    """A /predict body's texts, whether it was one text (not a batch), and raw_scores."""
+    request = predict_request(body)
+    texts, single = predict_texts(request.inputs, truncate=request.truncate, limits=limits)
+    return texts, single, request.raw_scores
+
+
 def validation_summary(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_input=False, include_url=False)[:6]:

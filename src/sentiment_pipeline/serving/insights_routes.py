@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from sentiment_pipeline.serving.errors import ErrorType, ServingError
 from sentiment_pipeline.serving.guard import START
 from sentiment_pipeline.serving.inputs import decode_json, validation_summary
 from sentiment_pipeline.serving.openapi import error_responses
+from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.schemas import (
     AnalyzeRequest,
@@ -48,8 +50,9 @@ JSON_EXAMPLE = '{"comments": ["text", ...] | [{"text", "published_at", "likes", 
 SERVICE_ERRORS: list[tuple[int, ErrorType, str]] = [
     (422, "validation", "A malformed request: not JSON, wrong types, a blank comment, an unknown "
      "field."),
+    (408, "timeout", "The body did not arrive within serve.body_timeout_s."),
     (424, "backend", "The model call failed."),
-    (429, "overloaded", "Too many analyses in flight."),
+    (429, "overloaded", "Too many analyses in flight, or the parse workers' queue is full."),
     (503, "unhealthy", "The model is not loaded yet."),
 ]
 ANALYSIS_ERRORS = error_responses(
@@ -146,24 +149,30 @@ def parse_body(model: Any, body: bytes, expected: str) -> Any:
         ) from exc
 
 
+def analysis_json(batch: CommentBatch, proba: np.ndarray, labels: list[str], info: ModelInfo,
+                  config: InsightsConfig, charts: bool, started: float) -> bytes:
+    """The analysis as the answer's JSON (in a parse process: `started` is perf_counter's,
+    a clock the processes of one machine share)."""
+    result = finish(batch, proba, labels, info, config, charts=charts, started=started)
+    return result.as_json().encode()
+
+
 async def analysed(
     request: Request, service: Service, batch: CommentBatch, charts: bool
 ) -> Response:
-    """The batch's predictions (the service's batched model calls), then the analysis in a
-    worker thread, so the event loop keeps serving meanwhile."""
+    """The batch's predictions (the service's batched model calls), then the analysis in the
+    parse pool, so the event loop keeps serving meanwhile."""
     config: InsightsConfig = request.app.state.insights
+    pool: ParsePool = request.app.state.pool
     info = current_model(service)
     scored = await service.score([comment.text for comment in batch.comments])
     proba = softmax(scored.scores)
     if np.isnan(proba).any():
         raise ServingError(424, "backend", "the model returned NaN scores")
     started = request.scope.get(START, time.perf_counter())
-
-    def analysis_json() -> bytes:
-        result = finish(batch, proba, scored.labels, info, config, charts=charts, started=started)
-        return result.as_json().encode()
-
-    return Response(await run_in_threadpool(analysis_json), media_type="application/json")
+    answer = await pool.run(analysis_json, batch, proba, scored.labels, info, config, charts,
+                            started)
+    return Response(answer, media_type="application/json")
 
 
 @router.post(
@@ -179,13 +188,13 @@ async def analyze(request: Request, service: Service = Depends(get_service)) -> 
     """Comments as JSON (`{"comments": [...]}`) or a CSV / TSV / JSON Lines / Parquet file,
     up to insights.max_upload_bytes and insights.max_comments_limit comments."""
     config: InsightsConfig = request.app.state.insights
+    pool: ParsePool = request.app.state.pool
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == MULTIPART:
         batch, charts = await uploaded_batch(request, config)
     else:
-        body = parse_body(AnalyzeRequest, await request.body(), JSON_EXAMPLE)
-        batch = await run_in_threadpool(json_batch, body, config)
-        charts = body.charts
+        body = await request.body()
+        batch, charts = await pool.parse(len(body), json_comments, body, config)
     return await analysed(request, service, batch, charts)
 
 
@@ -209,11 +218,18 @@ async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[Comm
         await form.close()
     charts = form_flag(fields.pop("charts", None), "charts")
     fields.setdefault("text_column", "text")
-    batch = await run_in_threadpool(
-        lambda: read_comments(data, filename=upload.filename or "upload",
-                              limit=config.max_comments_limit, **fields)
+    pool: ParsePool = request.app.state.pool
+    batch = await pool.run(
+        partial(read_comments, data, filename=upload.filename or "upload",
+                limit=config.max_comments_limit, **fields)
     )
     return batch, charts
+
+
+def json_comments(body: bytes, config: InsightsConfig) -> tuple[CommentBatch, bool]:
+    """The comments of a JSON /v1/analyze body, and whether it asks for charts."""
+    request = parse_body(AnalyzeRequest, body, JSON_EXAMPLE)
+    return json_batch(request, config), request.charts
 
 
 def json_batch(body: AnalyzeRequest, config: InsightsConfig) -> CommentBatch:
@@ -257,8 +273,10 @@ async def youtube_analyze(
     """Top-level comments and the replies YouTube sends with their threads, up to max_comments
     in all. Rate-limited per client address (a token bucket per server process)."""
     config: InsightsConfig = request.app.state.insights
-    body = parse_body(YouTubeAnalyzeRequest, await request.body(),
-                      '{"video": "<link or id>", "max_comments": 1000}')
+    pool: ParsePool = request.app.state.pool
+    raw = await request.body()
+    body = await pool.parse(len(raw), parse_body, YouTubeAnalyzeRequest, raw,
+                            '{"video": "<link or id>", "max_comments": 1000}')
     video_id = parse_video_id(body.video)
     max_comments = body.max_comments or config.max_comments
     if max_comments > config.max_comments_limit:

@@ -76,6 +76,10 @@ class ServingMetrics:
             ["name", "version", "backend", "kind"], multiprocess_mode="livemax",
             registry=registry,
         )
+        self.refused = Counter(
+            "te_request_refused", "Requests answered 408, 413 or 429, by status and reason",
+            ["status", "reason"], registry=registry,
+        )
         self.reloads = Counter(
             "te_model_reload", "Model reloads by result (success, failure)", ["result"],
             registry=registry,
@@ -84,6 +88,9 @@ class ServingMetrics:
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
         self.request_duration.labels(route=route).observe(seconds)
+
+    def observe_refused(self, status: int, reason: str) -> None:
+        self.refused.labels(status=str(status), reason=reason).inc()
 
     def observe_batch(self, texts: int, tokens: int, seconds: float) -> None:
         self.model_calls.inc()

@@ -32,9 +32,10 @@ from sentiment_pipeline.serving.schemas import (
 
 ErrorBody = Literal["tei", "mlflow"]
 SCHEMAS = "#/components/schemas/"
-# The error types whose answers may carry Retry-After (the rate limit, YouTube's quota and its
-# 5xx answers when YouTube sent one).
-RETRY_AFTER_TYPES = frozenset({"rate_limited", "youtube_quota", "youtube_unavailable"})
+# The error types whose answers may carry Retry-After (the rate limit, a full parse queue,
+# YouTube's quota and its 5xx answers when YouTube sent one).
+RETRY_AFTER_TYPES = frozenset({"rate_limited", "overloaded", "youtube_quota",
+                               "youtube_unavailable"})
 RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}
 BEARER = "bearer"
 UNAUTHORIZED = "The token is set on the server and the request lacks it or has another one."

@@ -14,8 +14,12 @@ from sentiment_pipeline.models.artifacts.manifest import softmax
 from sentiment_pipeline.serving.batcher import Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.guard import START
-from sentiment_pipeline.serving.inputs import invocation_texts, predict_request, predict_texts
+from sentiment_pipeline.serving.inputs import (
+    invocation_texts,
+    predict_input,
+)
 from sentiment_pipeline.serving.openapi import error_responses
+from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.schemas import (
     Batching,
     HealthResponse,
@@ -36,20 +40,23 @@ TIMING = {
 TIMING_HEADERS = {name: {"description": text, "schema": {"type": "string"}}
                   for name, text in TIMING.items()}
 UNHEALTHY = (503, "unhealthy", "The model is not loaded yet.")
+TIMEOUT = (408, "timeout", "The body did not arrive within serve.body_timeout_s.")
 TEI_ERRORS = error_responses([
     (400, "empty", "An empty batch."),
     (413, "validation", "Beyond a limit: texts, characters or bytes."),
     (422, "validation", "Malformed: not JSON, wrong types, a text pair."),
+    TIMEOUT,
     (424, "backend", "The model call failed."),
-    (429, "overloaded", "Too many requests in flight."),
+    (429, "overloaded", "Too many requests in flight, or the parse workers' queue is full."),
     UNHEALTHY,
 ])
 MLFLOW_ERRORS = error_responses([
     (400, "validation", "Malformed input (BAD_REQUEST)."),
     (413, "validation", "Beyond a limit: rows, characters or bytes."),
     (415, "validation", "A content type other than JSON or CSV, or a charset other than UTF-8."),
+    TIMEOUT,
     (424, "backend", "The model call failed."),
-    (429, "overloaded", "Too many requests in flight."),
+    (429, "overloaded", "Too many requests in flight, or the parse workers' queue is full."),
     UNHEALTHY,
 ], body="mlflow")
 PREDICT_BODY = {
@@ -120,10 +127,11 @@ def json_response(payload: Any, headers: dict[str, str]) -> Response:
 async def predict(request: Request, service: Service = Depends(get_service)) -> Response:
     """TEI's request and response: one text gives a list of {label, score}; a batch
     [["t1"], ["t2"]] a list of such lists. Softmax probabilities unless raw_scores."""
-    body = predict_request(await request.body())
-    texts, single = predict_texts(body.inputs, truncate=body.truncate, limits=service.config)
+    pool: ParsePool = request.app.state.pool
+    body = await request.body()
+    texts, single, raw_scores = await pool.parse(len(body), predict_input, body, service.config)
     scored = await service.score(texts)
-    scores = finite(scored.scores if body.raw_scores else softmax(scored.scores))
+    scores = finite(scored.scores if raw_scores else softmax(scored.scores))
     rows = [ranked(row, scored.labels) for row in scores]
     return json_response(rows[0] if single else rows, timing(request, scored))
 
@@ -143,8 +151,10 @@ async def invocations(request: Request, service: Service = Depends(get_service))
     """MLflow's `mlflow models serve` protocol: a JSON body with exactly one of
     dataframe_split, dataframe_records, instances or inputs (a `text` column, or the only
     column), or a text/csv body with a header row. Parquet bodies are not taken."""
-    texts = invocation_texts(await request.body(), request.headers.get("content-type"),
-                             service.config)
+    pool: ParsePool = request.app.state.pool
+    body = await request.body()
+    texts = await pool.parse(len(body), invocation_texts, body,
+                             request.headers.get("content-type"), service.config)
     scored = await service.score(texts)
     proba = finite(softmax(scored.scores))
     labels = scored.labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ from sentiment_pipeline.registry.opening import LoadedModel, open_model
 from sentiment_pipeline.registry.resolve import ResolvedModel
 from sentiment_pipeline.service_settings import get_service_settings
 from sentiment_pipeline.serving.app import create_app
+from sentiment_pipeline.serving.deadlines import DeadlineProtocol
 from sentiment_pipeline.serving.metrics import MULTIPROC_ENV
 from sentiment_pipeline.serving.provider import RegistryProvider
 
@@ -159,9 +161,11 @@ def run_server(
         app = FACTORY if workers > 1 else create_app(
             serve, launch.provider(opened), insights=config.insights
         )
+        gc.freeze()  # see app_from_environment
+        # uvicorn's own h11 protocol with the header and body deadlines it lacks.
         uvicorn.run(
             app, factory=workers > 1, host=host, port=port, workers=workers,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, http=DeadlineProtocol,
         )
 
 
@@ -175,4 +179,9 @@ def app_from_environment() -> FastAPI:
             f"{LAUNCH_ENV} is missing or invalid ({exc}); start the server with "
             "`sentiment-pipeline serve`, which sets it"
         ) from exc
-    return create_app(launch.serve, launch.provider(), insights=launch.insights)
+    app = create_app(launch.serve, launch.provider(), insights=launch.insights)
+    # What start-up made (the libraries, the model) lives as long as the process: out of the
+    # cyclic collector's rounds, a full collection while a request runs does not walk it (one
+    # over 440,000 objects held the event loop for 0.7 s on a busy 2-core machine).
+    gc.freeze()
+    return app
