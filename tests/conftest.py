@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     dumps every thread's stack and exits.
     """
     option = config.getoption("timeout")
-    base_s = float(config.getini("timeout") if option is None else option)
+    base_s = float((config.getini("timeout") if option is None else option) or 0)
     for item in items:
         if not is_hypothesis_test(getattr(item, "obj", None)):
             continue
