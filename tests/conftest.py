@@ -1,4 +1,4 @@
-"""Shared fixtures: a temporary project folder and processed data in the DVC contract."""
+"""Shared fixtures (a temporary project, processed data, tiny models); property suites' profiles."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import is_hypothesis_test
 
+import property_suites
 from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.settings import get_settings
@@ -18,10 +19,37 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "airline_tweets.csv"
 
 
-# Property tests explore the same examples on every run, so CI cannot fail by chance; look
-# further with `pytest --hypothesis-seed=N` (or a seed per run) when hunting for bugs.
-settings.register_profile("repo", derandomize=True, print_blob=True)
-settings.load_profile("repo")
+property_suites.load_profile()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Time limits of hypothesis tests: a property suite's scale with the profile's inputs,
+    and every one ends the run when it fires.
+
+    pytest-timeout's default (a signal) fails the test inside hypothesis, which takes it for a
+    failed input and replays the hung input to shrink it: the run hangs. Its `thread` method
+    dumps every thread's stack and exits.
+    """
+    option = config.getoption("timeout")
+    base_s = float((config.getini("timeout") if option is None else option) or 0)
+    for item in items:
+        if not is_hypothesis_test(getattr(item, "obj", None)):
+            continue
+        marker = item.get_closest_marker("timeout")
+        limit_s = marker.args[0] if marker and marker.args else base_s
+        if item.path.name.startswith(property_suites.SUITE_PREFIX):
+            limit_s = property_suites.timeout_s(limit_s)
+        item.add_marker(pytest.mark.timeout(limit_s, method="thread"), append=False)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    lines = property_suites.summary()
+    if lines:
+        terminalreporter.section(
+            f"property suites, hypothesis profile {property_suites.profile_name()!r}"
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

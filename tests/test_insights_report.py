@@ -183,6 +183,19 @@ def test_report_links_each_youtube_comment_and_nothing_else():
 # --- CSV --------------------------------------------------------------------------------------
 
 
+def test_a_carriage_return_in_a_comment_stays_inside_its_csv_row():
+    # Python's csv writer before 3.11.9 quotes only its line terminator's characters: with
+    # "\n" a bare "\r" went out unquoted and a spreadsheet split the comment in two rows.
+    result = make_result(["negative", "neutral", "positive"])
+    cut = result.model_copy(update={"comments": [
+        result.comments[7].model_copy(update={"text": "first line\rsecond line"})
+    ]})
+    text = report.comments_csv(cut)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [row["text"] for row in rows] == ["first line\rsecond line"]
+    assert len(text.splitlines()) >= 2 and '"first line\rsecond line"' in text
+
+
 def test_csv_guards_cells_a_spreadsheet_would_run_as_formulas():
     result = make_result(["negative", "neutral", "positive"])
     rows = list(csv.DictReader(io.StringIO(report.comments_csv(result))))

@@ -5,7 +5,7 @@ configuration or a ConfigError with a message; any other exception fails. A conf
 that validates is usable: it holds no NaN or infinite number, and its resolved YAML
 (`config show`) reads back as the same configuration.
 
-Run with `-p no:randomly --hypothesis-show-statistics` to see how many inputs ended how.
+The run's summary counts the inputs and how they ended (property_suites.py sizes the suite).
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from tempfile import TemporaryDirectory
 
 import pytest
 import yaml
-from hypothesis import event, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_suites import examples_per_test, outcome
 from sentiment_pipeline.config.loading import params_hash, parse_override
 from sentiment_pipeline.config.manager import ConfigurationManager, validate_tree
 from sentiment_pipeline.errors import ConfigError
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-EXAMPLES = 150
+EXAMPLES = examples_per_test(properties=3)  # the profile's inputs per suite, shared
 
 
 def leaves(tree: object, prefix: str = "") -> Iterator[str]:
@@ -134,14 +135,18 @@ def non_finite_numbers(value: object, key: str = "") -> Iterator[str]:
             yield from non_finite_numbers(item, f"{key}[{i}]")
 
 
+def quoted(override: str) -> str:
+    """How an error message quotes the start of an override (a long one is shortened)."""
+    return repr(override)[1:-1][:20]
+
+
 def configure(params: Path, overrides: list[str]) -> ConfigurationManager | None:
     try:
         manager = ConfigurationManager(params, overrides)
-    except ConfigError as exc:
-        assert str(exc).strip(), "ConfigError without a message"
-        event("outcome: clear error (ConfigError)")
+    except ConfigError as exc:  # naming the file, or an override as it was given
+        outcome(exc, naming=[params.name, *(quoted(item) for item in overrides)])
         return None
-    event("outcome: clean result")
+    outcome()
     dumped = manager.config.model_dump(mode="python", by_alias=True)
     assert not list(non_finite_numbers(dumped)), "a NaN or infinite number passed validation"
     resolved = yaml.safe_load(manager.to_yaml())  # `config show` reads back as the same config
@@ -151,22 +156,21 @@ def configure(params: Path, overrides: list[str]) -> ConfigurationManager | None
     return manager
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@settings(max_examples=EXAMPLES)
 @given(st.lists(OVERRIDES, min_size=1, max_size=3))
 def test_any_overrides_end_in_a_config_or_a_config_error(overrides: list[str]) -> None:
     configure(REPO_PARAMS, overrides)
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@settings(max_examples=EXAMPLES)
 @given(OVERRIDES)
 def test_parse_override_reads_a_key_and_a_value_or_says_why_not(item: str) -> None:
     try:
         parts, _ = parse_override(item)
     except ConfigError as exc:
-        assert str(exc).strip()
-        event("outcome: clear error (ConfigError)")
+        outcome(exc, naming=[quoted(item)])
         return
-    event("outcome: clean result")
+    outcome()
     assert parts and all(parts)
 
 
@@ -180,7 +184,7 @@ PARAMS_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@settings(max_examples=EXAMPLES)
 @given(PARAMS_TEXT)
 def test_any_params_file_ends_in_a_config_or_a_config_error(data: bytes) -> None:
     with TemporaryDirectory() as folder:

@@ -348,7 +348,7 @@ def comments_csv(result: AnalysisResult) -> str:
         "confidence", *(f"p_{label}" for label in labels), "language", "other_language",
     ]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([formula_safe(h) for h in header])
     for row in result.comments:
         cells = [

@@ -36,9 +36,11 @@ class TextWriter:
                 )
                 self.handle.write(text if text.endswith("\n") else text + "\n")
             return
+        # CRLF (RFC 4180): before 3.11.9 Python's csv writer quotes only the line terminator's
+        # characters, so with "\n" a text holding a bare "\r" was written unquoted: a broken row.
         frame.to_csv(
             self.handle, sep=SEPARATORS[self.fmt], header=self.header, index=False,
-            lineterminator="\n",
+            lineterminator="\r\n",
         )
         self.header = False
 
