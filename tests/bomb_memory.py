@@ -1,9 +1,10 @@
 """Post one file to /v1/analyze in a fresh process and print the memory it took, as JSON.
 
 Usage: python bomb_memory.py FILE [MAX_COMMENTS_LIMIT]. The service (the real app with the fake
-model) first analyses a small legitimate upload, so that every import and cache is warm; then
-the file's upload is measured: the growth of the process's peak RSS (ru_maxrss) and of its
-resident memory afterwards (what it kept).
+model, one parse worker process) first analyses a small legitimate upload, so that every import
+and cache is warm; then the file's upload is measured in both processes of the service, the
+server and the worker that reads the upload: the growth of each one's peak RSS (ru_maxrss) and
+of its resident memory afterwards (what it kept), summed.
 """
 
 from __future__ import annotations
@@ -34,28 +35,41 @@ def resident() -> int:
     return pages * resource.getpagesize()
 
 
+def memory() -> tuple[int, int]:
+    """(peak RSS, resident) of the process that runs this: the server, or a parse worker."""
+    return peak_rss(), resident()
+
+
 def main() -> None:
     path = Path(sys.argv[1])
     limit = int(sys.argv[2]) if len(sys.argv) > 2 else InsightsConfig().max_comments_limit
     insights = InsightsConfig(max_comments_limit=limit, max_comments=min(1000, limit))
-    app = create_app(ServeConfig(max_wait_ms=0), FakeProvider(FakeModel()), insights=insights,
+    config = ServeConfig(max_wait_ms=0, max_parse_workers=1)  # one worker reads every upload
+    app = create_app(config, FakeProvider(FakeModel()), insights=insights,
                      settings=ServiceSettings(api_token=None, cors_origins=[]))
     data = path.read_bytes()
     with TestClient(app) as client:
         warm = b"text\n" + b"a fine comment about the flight\n" * 50
         for name in ("warm.csv", "warm.csv.gz", "warm.parquet"):
             client.post("/v1/analyze", files={"file": (name, _as(name, warm))})
-        before_peak, before_resident = peak_rss(), resident()
+
+        def worker_memory() -> tuple[int, int]:
+            return client.portal.call(app.state.pool.run, memory)
+
+        before, worker_before = memory(), worker_memory()
         started = time.perf_counter()
         response = client.post("/v1/analyze", files={"file": (path.name, data)})
         seconds = time.perf_counter() - started
-        after_peak, after_resident = peak_rss(), resident()
+        after, worker_after = memory(), worker_memory()
+    peak = (after[0] - before[0]) + (worker_after[0] - worker_before[0])
+    kept = (after[1] - before[1]) + (worker_after[1] - worker_before[1])
     print(json.dumps({
         "status": response.status_code,
         "error": response.json().get("error", "")[:300] if response.status_code != 200 else "",
         "response_mib": round(len(response.content) / MIB, 1),
-        "peak_growth_mib": round((after_peak - before_peak) / MIB, 1),
-        "kept_mib": round((after_resident - before_resident) / MIB, 1),
+        "peak_growth_mib": round(peak / MIB, 1),
+        "kept_mib": round(kept / MIB, 1),
+        "worker_peak_growth_mib": round((worker_after[0] - worker_before[0]) / MIB, 1),
         "seconds": round(seconds, 2),
     }))
 
