@@ -23,7 +23,7 @@ def open_file(table: TableFile, handle: IO[bytes], read_dictionary: list[str] | 
             f"cannot read {table.name} as parquet: {type(exc).__name__}: "
             f"{shortened(str(exc), 200)}; check the file or "
             f"{table.options.change(table.options.format)}"
-        ) from None
+        ) from exc
     check_unique_columns(table.name, file.schema_arrow.names)
     return file
 
