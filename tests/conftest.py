@@ -50,6 +50,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
         for line in lines:
             terminalreporter.write_line(line)
+    import podman  # the container checks' findings (image sizes, start times), when any ran
+
+    if podman.REPORT:
+        terminalreporter.section("container checks")
+        for line in podman.REPORT:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -172,3 +178,29 @@ def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFact
     export_transformers(source, root / "fp32", config)
     quantize_int8(root / "fp32", root / "int8", config)
     return source, root / "fp32", root / "int8"
+
+
+@pytest.fixture(scope="session")
+def containers(tmp_path_factory: pytest.TempPathFactory):
+    """podman with this machine's configuration; containers a test starts are removed after."""
+    from podman import podman_session, require_root
+
+    require_root()
+    with podman_session(tmp_path_factory.mktemp("podman")) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def serve_image(containers) -> str:
+    """The Dockerfile's `serve` target built from this checkout, once per run."""
+    from podman import make_images
+
+    return make_images(containers, ("serve",))["serve"]
+
+
+@pytest.fixture(scope="session")
+def pipeline_image(containers) -> str:
+    """The Dockerfile's `pipeline` target built from this checkout, once per run."""
+    from podman import make_images
+
+    return make_images(containers, ("pipeline",))["pipeline"]
