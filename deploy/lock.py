@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,21 @@ IMAGES = {"serve": "", "pipeline": "pipeline,transformers,onnx,postgres"}
 LEFT_OUT = {"sentiment-pipeline", "torch"}
 
 
+def torch_spec() -> str:
+    """The Dockerfile's default TORCH_SPEC (the CPU build): what the pipeline's pins are
+    resolved against, so that no CUDA library (nvidia-*, triton) is pinned beside it."""
+    found = re.search(r"^ARG TORCH_SPEC=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    if found is None:
+        raise SystemExit("Dockerfile: no `ARG TORCH_SPEC=...` line")
+    return found[1]
+
+
 def resolved(extras: str) -> dict[str, str]:
     """What pip would install for the package with `extras` into an empty environment."""
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    target = [f"{ROOT}[{extras}]", torch_spec()] if extras else [str(ROOT)]
     report = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--report", "-", target],
+         "--report", "-", *target],
         check=True, capture_output=True, text=True,
     ).stdout
     found = {}

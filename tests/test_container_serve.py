@@ -77,7 +77,7 @@ def test_the_image_holds_the_service_and_nothing_to_train_or_build_with(
     assert settings["Entrypoint"] == ["sentiment-pipeline"]
     assert settings["Cmd"] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
     assert "8000/tcp" in settings["ExposedPorts"]
-    assert settings["Healthcheck"]["Test"][0] == "CMD"  # kept: built in docker format
+    assert image["Healthcheck"]["Test"][0] == "CMD"  # kept: built in docker format
 
     check = (
         "import importlib.util, shutil, json;"
