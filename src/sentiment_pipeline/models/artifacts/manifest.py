@@ -180,6 +180,23 @@ def resolve_file(directory: Path, name: str, symlink_root: Path | None) -> Path:
     return resolved
 
 
+# The longest params.max_length a tokenising kind's manifest may set (training allows 4,096): a
+# model folder is untrusted input, and the tokenizer and the graph allocate by it.
+MAX_TOKENS = 65_536
+
+
+def max_length_param(manifest: ModelManifest, directory: Path, default: int) -> int:
+    """params.max_length of a transformers or onnx manifest (`default` when absent), checked."""
+    value = manifest.params.get("max_length", default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
+        raise ArtifactError(
+            f"{directory / MANIFEST} sets params.max_length to {shown}; expected a whole "
+            f"number of tokens from 1 to {MAX_TOKENS:,}: train or export the model again"
+        )
+    return value
+
+
 class TokenizedModel(LabelledModel):
     """Base of the kinds that tokenise (transformers, onnx): `logits` of one padded batch.
 
