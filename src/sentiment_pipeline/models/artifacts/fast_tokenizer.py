@@ -129,12 +129,14 @@ def read_settings(directory: Path, name: str, symlink_root: Path | None) -> dict
 
 
 def token_text(value: Any, where: str) -> str | None:
-    """A special token as transformers writes it: a string, or an object with "content"."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    if value is None or isinstance(value, str):
-        return value
-    raise ArtifactError(f"{where} is {shown(value)}; expected a token (a string): {EXPORT_AGAIN}")
+    """A special token as transformers writes it: a string, or an object with its "content"."""
+    text = value.get("content") if isinstance(value, dict) else value
+    if value is None or isinstance(text, str):
+        return text
+    raise ArtifactError(
+        f"{where} is {shown(value)}; expected a token (a string, or an object with its "
+        f'"content"): {EXPORT_AGAIN}'
+    )
 
 
 def side(settings: dict[str, Any], key: str, where: Path) -> str:

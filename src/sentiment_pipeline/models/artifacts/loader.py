@@ -28,7 +28,7 @@ def _load_transformers(directory: Path, manifest: ModelManifest, **options: Any)
     try:
         from sentiment_pipeline.models.artifacts import transformers_model
     except ImportError as exc:
-        raise without_torch(directory, exc) from exc
+        raise TorchMissing(directory, str(exc), exports_beside(directory)) from exc
     return transformers_model.load(directory, manifest, **options)
 
 
@@ -61,22 +61,26 @@ def exports_beside(source: Path) -> list[Path]:
     return [folder for folder, hash_ in found if hash_ == here]
 
 
-def without_torch(directory: Path, exc: ImportError) -> ArtifactError:
-    """A transformers folder where torch or transformers is missing: what to serve instead."""
-    exports = exports_beside(directory)
-    if exports:
-        instead = f"its ONNX export {exports[0]} runs without them: pass --model {exports[0]}"
-    else:
-        command = shlex.join(["sentiment-pipeline", "export", "onnx", "--model", str(directory),
-                              "--quantize", "int8"])
-        instead = (
-            f"to run it without them, export it to ONNX where they are installed ({command}) "
-            f"and pass --model {export_dirs(directory)['onnx-int8']}"
+class TorchMissing(ArtifactError):
+    """A transformers folder where torch or transformers cannot be imported: the error says
+    which ONNX export (`exports`, best first) to use instead, or how to make one."""
+
+    def __init__(self, directory: Path, reason: str, exports: Sequence[Path]) -> None:
+        self.directory, self.reason, self.exports = directory, reason, list(exports)
+        if self.exports:
+            instead = (f"its ONNX export {self.exports[0]} runs without them: pass --model "
+                       f"{self.exports[0]}")
+        else:
+            command = shlex.join(["sentiment-pipeline", "export", "onnx", "--model",
+                                  str(directory), "--quantize", "int8"])
+            instead = (
+                f"to run it without them, export it to ONNX where they are installed "
+                f"({command}) and pass --model {export_dirs(directory)['onnx-int8']}"
+            )
+        super().__init__(
+            f"{directory} is a transformers model, which needs torch and transformers "
+            f"({reason}); {instead}; or pip install 'sentiment-pipeline[transformers]'"
         )
-    return ArtifactError(
-        f"{directory} is a transformers model, which needs torch and transformers ({exc}); "
-        f"{instead}; or pip install 'sentiment-pipeline[transformers]'"
-    )
 
 
 def _load_onnx(directory: Path, manifest: ModelManifest, **options: Any) -> SentimentModel:

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask")
-INSTALL_HINT = "pip install 'sentiment-pipeline[onnx]'"
+INSTALL_HINT = "pip install 'sentiment-pipeline[transformers,onnx]'"
 # What the export needs beyond the transformers extra (torch.onnx's dynamo exporter: onnx and
 # onnxscript) and what runs and quantises the result.
 REQUIRED = ("torch", "transformers", "onnx", "onnxscript", "onnxruntime")
