@@ -1,8 +1,4 @@
-"""The core install (no torch, transformers, DVC, Optuna, LightGBM, MLflow's server side) serves.
-
-The real CLI runs in subprocesses whose imports of the extras' libraries fail, as on a machine
-where they are not installed (without_extras/sitecustomize.py, on their PYTHONPATH).
-"""
+"""The core install, without the extras (torch, DVC, Optuna...), runs serve, predict, analyze."""
 
 from __future__ import annotations
 

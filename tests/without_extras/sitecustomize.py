@@ -1,13 +1,11 @@
-"""An install without some packages, simulated: imports of the modules in $BLOCK_IMPORTS fail.
+"""Packages made missing for a subprocess: its imports of the modules in $BLOCK_IMPORTS fail."""
 
-On the PYTHONPATH of a subprocess (and so of every process it starts), this file makes each
-module named in BLOCK_IMPORTS (comma-separated; a package blocks its submodules) missing, as on
-a machine where it is not installed: importing it raises ModuleNotFoundError, and
-importlib.util.find_spec (which libraries ask first, MLflow among them) answers None. With
-BLOCK_IMPORTS_REPORT set,
-each process writes at exit the sorted names of the blocked modules it holds in sys.modules (none,
-unless one was imported before this file ran) to <BLOCK_IMPORTS_REPORT>.<pid>.
-"""
+# On the PYTHONPATH of a subprocess (and so of every process it starts), this file makes each
+# module named in BLOCK_IMPORTS (comma-separated; a package blocks its submodules) missing, as on
+# a machine where it is not installed: importing it raises ModuleNotFoundError, and
+# importlib.util.find_spec (which libraries ask first, MLflow among them) answers None. With
+# BLOCK_IMPORTS_REPORT set, each process writes at exit the blocked modules it holds in
+# sys.modules (none, unless one was imported before this file ran) to <BLOCK_IMPORTS_REPORT>.<pid>.
 
 import atexit
 import importlib.util

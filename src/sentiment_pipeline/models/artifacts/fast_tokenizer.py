@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from sentiment_pipeline.errors import shortened
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, resolve_file
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -134,7 +135,7 @@ def token_text(value: Any, where: str) -> str | None:
     if value is None or isinstance(text, str):
         return text
     raise ArtifactError(
-        f"{where} is {shown(value)}; expected a token (a string, or an object with its "
+        f"{where} is {shortened(repr(value))}; expected a token (a string, or an object with its "
         f'"content"): {EXPORT_AGAIN}'
     )
 
@@ -143,14 +144,10 @@ def side(settings: dict[str, Any], key: str, where: Path) -> str:
     value = settings.get(key, "right")
     if value not in SIDES:
         raise ArtifactError(
-            f"{where} sets {key} to {shown(value)}; expected one of {list(SIDES)}: {EXPORT_AGAIN}"
+            f"{where} sets {key} to {shortened(repr(value))}; expected one of {list(SIDES)}: "
+            f"{EXPORT_AGAIN}"
         )
     return value
-
-
-def shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:60]}... ({type(value).__name__})"
 
 
 def load_tokenizer(directory: Path, symlink_root: Path | None = None) -> FastTokenizer:
@@ -185,7 +182,7 @@ def load_tokenizer(directory: Path, symlink_root: Path | None = None) -> FastTok
     if pad_id is None:
         raise ArtifactError(
             f"{directory / CONFIG_FILE} names no padding token of {file} (pad_token is "
-            f"{shown(pad)}); texts of a batch are padded with it: {EXPORT_AGAIN}"
+            f"{shortened(repr(pad))}); texts of a batch are padded with it: {EXPORT_AGAIN}"
         )
     return FastTokenizer(
         backend,

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.errors import PipelineError, shortened
 from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -189,10 +189,10 @@ def max_length_param(manifest: ModelManifest, directory: Path, default: int) -> 
     """params.max_length of a transformers or onnx manifest (`default` when absent), checked."""
     value = manifest.params.get("max_length", default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
         raise ArtifactError(
-            f"{directory / MANIFEST} sets params.max_length to {shown}; expected a whole "
-            f"number of tokens from 1 to {MAX_TOKENS:,}: train or export the model again"
+            f"{directory / MANIFEST} sets params.max_length to {shortened(repr(value))}; "
+            f"expected a whole number of tokens from 1 to {MAX_TOKENS:,}: train or export the "
+            "model again"
         )
     return value
 
