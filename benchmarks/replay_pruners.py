@@ -75,7 +75,7 @@ def extract(study_dir: Path, rows: int, val_rows: int, evals_per_epoch: int, see
     except ImportError as exc:
         raise SystemExit(
             f"--from-study needs the transformer stage's code ({exc}); "
-            "pip install -e '.[transformers]'"
+            "pip install -e '.[pipeline,transformers]'"
         ) from exc
     from sentiment_pipeline.tuning.pruning import chance_macro_f1
 

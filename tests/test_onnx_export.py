@@ -88,7 +88,8 @@ def test_missing_packages_give_placeholders_that_say_what_to_install(
     result = export_onnx.run(OnnxExportConfig(), project)
 
     expected = (
-        "missing_dependency: onnxscript not installed; pip install 'sentiment-pipeline[onnx]'"
+        "missing_dependency: onnxscript not installed; "
+        "pip install 'sentiment-pipeline[transformers,onnx]'"
     )
     assert [m.reason for m in _manifests(project)] == [expected, expected]
     assert result.int8 == f"skipped: {expected}"

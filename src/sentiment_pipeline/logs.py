@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -25,13 +24,17 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def set_library_verbosity(verbose: bool) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-    if importlib.util.find_spec("transformers") is None:  # the optional transformer extra
+    """Optuna's and Hugging Face's verbosity, for those of them installed (both are extras)."""
+    try:
+        import optuna
+    except ImportError:
+        pass
+    else:
+        optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
         return
-    from transformers.utils import logging as hf_logging
-
     if verbose:
         hf_logging.set_verbosity_info()
         hf_logging.enable_progress_bar()

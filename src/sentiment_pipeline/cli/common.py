@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +52,29 @@ TrustOpt = Annotated[
         "(default: SENTIMENT_PIPELINE_TRUST_ARTIFACTS).",
     ),
 ]
+
+
+# What run, stage and tune need beyond the core dependencies (which serve, predict and analyze
+# run on): the `pipeline` extra, MLflow's SQLite store (SQLAlchemy, Alembic) among it.
+PIPELINE_MODULES = ("dvc", "optuna", "lightgbm", "ruamel.yaml", "sqlalchemy", "alembic")
+PIPELINE_EXTRA = "pip install 'sentiment-pipeline[pipeline]'"
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a submodule of a missing package; a bare __spec__
+        return False
+
+
+def require_pipeline(command: str) -> None:
+    """A PipelineError naming the extra when a module of the pipeline extra is missing."""
+    missing = [module for module in PIPELINE_MODULES if not installed(module)]
+    if missing:
+        raise PipelineError(
+            f"`sentiment-pipeline {command}` needs the pipeline extra ({', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed); {PIPELINE_EXTRA}"
+        )
 
 
 def fail(exc: PipelineError, verbose: bool = False) -> typer.Exit:

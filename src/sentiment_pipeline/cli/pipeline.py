@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from sentiment_pipeline.cli.common import (
+    PIPELINE_EXTRA,
     ParamsOpt,
     SetOpt,
     VerboseOpt,
@@ -23,6 +24,7 @@ from sentiment_pipeline.cli.common import (
     export_app,
     fail,
     manager,
+    require_pipeline,
 )
 from sentiment_pipeline.cli.run_summary import closing_summary
 from sentiment_pipeline.config.loading import DEFAULT_PARAMS, parse_override
@@ -76,6 +78,7 @@ def run(
     """
     configure_logging(verbose)
     try:
+        require_pipeline("run")
         manager(params, overrides)
     except PipelineError as exc:
         raise fail(exc, verbose) from exc
@@ -87,7 +90,8 @@ def run(
     bin_dir = Path(sys.executable).parent
     dvc = shutil.which("dvc", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     if dvc is None:
-        raise fail(PipelineError("dvc is not installed; pip install dvc"))
+        raise fail(PipelineError(f"no dvc command beside {sys.executable} or on PATH; "
+                                 f"{PIPELINE_EXTRA}"))
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     if verbose:  # the stages (`python -m`, run by DVC) log at DEBUG and print tracebacks too
         env["SENTIMENT_PIPELINE_VERBOSE"] = "true"
@@ -116,6 +120,7 @@ def stage(
             PipelineError(f"unknown stage {name!r}; expected one of: {', '.join(STAGES)}")
         )
     try:
+        require_pipeline("stage")
         result = run_stage(name, manager(params, overrides).config, ProjectPaths.at("."))
     except PipelineError as exc:
         raise fail(exc, verbose) from exc
@@ -159,6 +164,7 @@ def tune(
     if n_trials is not None:
         overrides = [*(overrides or []), f"train.{model}.n_trials={n_trials}"]
     try:
+        require_pipeline("tune")
         with _environment("SENTIMENT_PIPELINE_OPTUNA_STORAGE", storage):
             result = run_stage(
                 TUNED[model], manager(params, overrides).config, ProjectPaths.at(".")

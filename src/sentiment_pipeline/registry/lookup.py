@@ -73,6 +73,12 @@ def registry_error(exc: Exception, what: str, store: str) -> ArtifactError:
     code = getattr(exc, "error_code", None)
     where = redact(store)
     if isinstance(exc, UnsupportedModelRegistryStoreURIException):
+        if tracking.uri_scheme(store) in tracking.DATABASES:  # no SQLAlchemy: MLflow's client only
+            return RegistryUnavailable(
+                f"{where} is a database store, which MLflow reads only with its server side "
+                "installed (pip install 'sentiment-pipeline[pipeline]'); or set "
+                "MLFLOW_TRACKING_URI to an MLflow server (http://host:port)"
+            )
         return RegistryUnavailable(f"{where} is not an MLflow registry URI ({exc})")
     if isinstance(exc, MlflowException) and code in (
         "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"

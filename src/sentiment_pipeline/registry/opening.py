@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sentiment_pipeline.models.artifacts.loader import load_folder
+from sentiment_pipeline.models.artifacts.loader import TorchMissing, load_folder
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
@@ -123,13 +123,22 @@ def load(
             )
         except ArtifactError as exc:
             if len(choices) == 1:
-                raise
+                raise with_exports(exc, resolved) from exc.__cause__
             logger.warning("cannot serve %s on %s (%s); trying the next backend", folder.path,
                            name, exc)
             failures.append(f"{name} ({exc})")
             continue
         return LoadedModel(model=model, resolved=resolved, backend=name, path=folder.path)
     raise ArtifactError(f"no backend of {resolved.source} could be loaded: {'; '.join(failures)}")
+
+
+def with_exports(exc: ArtifactError, resolved: ResolvedModel) -> ArtifactError:
+    """`exc`, or where torch is missing, the same error naming the ONNX exports the model came
+    with (best_model.json's or the registry's; predict and analyze load the folder itself)."""
+    exports = [resolved.variants[key].path for key in AUTO_ORDER if key in resolved.variants]
+    if isinstance(exc, TorchMissing) and exports:
+        return TorchMissing(exc.directory, exc.reason, exports)
+    return exc
 
 
 def open_model(

@@ -10,6 +10,7 @@ from sentiment_pipeline.tracking.experiments import (
 from sentiment_pipeline.tracking.guard import STAGE_SCOPE, LoggingGuard
 from sentiment_pipeline.tracking.runs import log_metrics
 from sentiment_pipeline.tracking.store import (
+    DATABASES,
     HTTP_BOUNDS,
     TrackingUnavailable,
     chain,
@@ -17,9 +18,11 @@ from sentiment_pipeline.tracking.store import (
     one_line,
     probe,
     tracking_uri,
+    uri_scheme,
 )
 
 __all__ = [
+    "DATABASES",
     "HTTP_BOUNDS",
     "STAGE_RETRIES",
     "STAGE_SCOPE",
@@ -35,4 +38,5 @@ __all__ = [
     "probe",
     "stage_run",
     "tracking_uri",
+    "uri_scheme",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
     SentimentModel,
+    content_hash,
     model_folder,
     read_manifest,
 )
@@ -20,33 +22,74 @@ from sentiment_pipeline.settings import get_settings
 KindLoader = Callable[..., SentimentModel]
 
 
-def _not_installed(directory: Path, missing: str, extra: str, exc: ImportError) -> ArtifactError:
-    """`missing`: what the folder holds and which libraries it lacks, as one phrase."""
-    return ArtifactError(
-        f"{directory} holds {missing} ({exc}); pip install 'sentiment-pipeline[{extra}]'"
-    )
-
-
-# torch, transformers and onnxruntime are optional extras: import a kind only when it is loaded.
+# A kind's libraries are imported only when it is loaded: torch and transformers are an extra,
+# and onnxruntime takes a second to import.
 def _load_transformers(directory: Path, manifest: ModelManifest, **options: Any) -> SentimentModel:
     try:
         from sentiment_pipeline.models.artifacts import transformers_model
     except ImportError as exc:
-        raise _not_installed(
-            directory,
-            "a transformers model but torch/transformers are not installed",
-            "transformers",
-            exc,
-        ) from exc
+        raise TorchMissing(directory, str(exc), exports_beside(directory)) from exc
     return transformers_model.load(directory, manifest, **options)
+
+
+def export_dirs(source: Path) -> dict[str, Path]:
+    """Where `sentiment-pipeline export onnx` writes the exports of `source` by default (int8
+    first): <model>_onnx_int8 and <model>_onnx beside it."""
+    return {"onnx-int8": source.with_name(f"{source.name}_onnx_int8"),
+            "onnx": source.with_name(f"{source.name}_onnx")}
+
+
+def exports_beside(source: Path) -> list[Path]:
+    """The ONNX exports of `source` beside it (int8 first): the export command's folders, and
+    the export_onnx stage's (<name>_onnx_int8 and <name>_onnx for <name>_model).
+
+    A folder counts when its manifest says it was exported from `source` as it is now.
+    """
+    candidates = list(export_dirs(source).values())
+    if source.name.endswith("_model"):
+        stem = source.name.removesuffix("_model")
+        candidates += [source.with_name(f"{stem}_onnx_int8"), source.with_name(f"{stem}_onnx")]
+    found = []
+    for folder in candidates:
+        try:
+            manifest = read_manifest(folder)
+        except ArtifactError:
+            continue
+        if manifest.kind == "onnx" and manifest.source_hash is not None:
+            found.append((folder, manifest.source_hash))
+    here = content_hash(source) if found else None
+    return [folder for folder, hash_ in found if hash_ == here]
+
+
+class TorchMissing(ArtifactError):
+    """A transformers folder where torch or transformers cannot be imported: the error says
+    which ONNX export (`exports`, best first) to use instead, or how to make one."""
+
+    def __init__(self, directory: Path, reason: str, exports: Sequence[Path]) -> None:
+        self.directory, self.reason, self.exports = directory, reason, list(exports)
+        if self.exports:
+            instead = (f"its ONNX export {self.exports[0]} runs without them: pass --model "
+                       f"{self.exports[0]}")
+        else:
+            command = shlex.join(["sentiment-pipeline", "export", "onnx", "--model",
+                                  str(directory), "--quantize", "int8"])
+            instead = (
+                f"to run it without them, export it to ONNX where they are installed "
+                f"({command}) and pass --model {export_dirs(directory)['onnx-int8']}"
+            )
+        super().__init__(
+            f"{directory} is a transformers model, which needs torch and transformers "
+            f"({reason}); {instead}; or pip install 'sentiment-pipeline[transformers]'"
+        )
 
 
 def _load_onnx(directory: Path, manifest: ModelManifest, **options: Any) -> SentimentModel:
     try:
         from sentiment_pipeline.models.artifacts import onnx_model
     except ImportError as exc:
-        raise _not_installed(
-            directory, "an ONNX model but onnxruntime is not installed", "onnx", exc
+        raise ArtifactError(
+            f"{directory} holds an ONNX model but onnxruntime or tokenizers is not installed "
+            f"({exc}); pip install sentiment-pipeline, whose dependencies they are"
         ) from exc
     return onnx_model.load(directory, manifest, **options)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sentiment_pipeline.errors import PipelineError
+from sentiment_pipeline.errors import PipelineError, shortened
 from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -178,6 +178,23 @@ def resolve_file(directory: Path, name: str, symlink_root: Path | None) -> Path:
     elif not resolved.is_relative_to(folder):  # pragma: no cover - only links leave a folder
         raise ArtifactError(f"{candidate} resolves to {resolved}, outside {folder}")
     return resolved
+
+
+# The longest params.max_length a tokenising kind's manifest may set (training allows 4,096): a
+# model folder is untrusted input, and the tokenizer and the graph allocate by it.
+MAX_TOKENS = 65_536
+
+
+def max_length_param(manifest: ModelManifest, directory: Path, default: int) -> int:
+    """params.max_length of a transformers or onnx manifest (`default` when absent), checked."""
+    value = manifest.params.get("max_length", default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
+        raise ArtifactError(
+            f"{directory / MANIFEST} sets params.max_length to {shortened(repr(value))}; "
+            f"expected a whole number of tokens from 1 to {MAX_TOKENS:,}: train or export the "
+            "model again"
+        )
+    return value
 
 
 class TokenizedModel(LabelledModel):

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from sentiment_pipeline.models.artifacts.fast_tokenizer import FastTokenizer, load_tokenizer
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
     TokenizedModel,
+    max_length_param,
     resolve_file,
 )
 
@@ -20,7 +22,6 @@ DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 64
 # The inputs an exported classifier may declare; each is fed from the tokenizer's output.
 FEEDABLE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-INSTALL_HINT = "pip install 'sentiment-pipeline[onnx]'"
 
 
 class OnnxModel(TokenizedModel):
@@ -30,7 +31,7 @@ class OnnxModel(TokenizedModel):
         self,
         manifest: ModelManifest,
         session: Any,
-        tokenizer: Any,
+        tokenizer: FastTokenizer,
         *,
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -114,24 +115,6 @@ def check_files(directory: Path, manifest: ModelManifest, symlink_root: Path | N
     return resolve_file(directory, files["model"], symlink_root)
 
 
-def load_tokenizer(directory: Path) -> Any:
-    """The tokenizer saved beside the graph (transformers' AutoTokenizer, local files only)."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:
-        raise ArtifactError(
-            f"{directory} holds an ONNX model whose tokenizer needs transformers ({exc}); "
-            "pip install 'sentiment-pipeline[onnx,transformers]'"
-        ) from exc
-    try:
-        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ArtifactError(
-            f"cannot load the tokenizer in {directory} ({type(exc).__name__}: {exc}); its "
-            "tokenizer files are damaged: export the model again or restore the folder"
-        ) from exc
-
-
 def load(
     directory: Path,
     manifest: ModelManifest,
@@ -142,13 +125,14 @@ def load(
 ) -> OnnxModel:
     """The OnnxModel of an `onnx` model folder.
 
-    An ONNX graph runs no Python code, so `trusted` changes nothing; every file of the folder
-    (model.onnx, its external-data file, the tokenizer) must stay inside it.
+    An ONNX graph runs no Python code and the tokenizer is read from JSON (tokenizer.json, by the
+    `tokenizers` library), so `trusted` changes nothing; every file of the folder (model.onnx,
+    its external-data file, the tokenizer) must stay inside it.
     threads: ONNX Runtime's intra-op threads (None: all cores).
     """
     graph = check_files(directory, manifest, symlink_root)
+    max_length = max_length_param(manifest, directory, DEFAULT_MAX_LENGTH)
+    tokenizer = load_tokenizer(directory, symlink_root)
     session = open_session(graph, threads)
     check_session(session, manifest, directory)
-    tokenizer = load_tokenizer(directory)
-    max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
     return OnnxModel(manifest, session, tokenizer, max_length=max_length)

@@ -14,6 +14,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
     ModelManifest,
     TokenizedModel,
+    max_length_param,
     resolve_file,
     write_manifest,
 )
@@ -91,6 +92,7 @@ def load(
             f"{directory} lists {name} in its manifest but the file is missing; retrain the "
             "model or restore the folder (dvc checkout)"
         )
+    max_length = max_length_param(manifest, directory, DEFAULT_MAX_LENGTH)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -109,5 +111,4 @@ def load(
         )
     if threads is not None:  # a serving worker shares the cores with its siblings
         torch.set_num_threads(threads)
-    max_length = int(manifest.params.get("max_length", DEFAULT_MAX_LENGTH))
     return TransformersModel(manifest, model, tokenizer, max_length=max_length)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sentiment_pipeline.config.export import OnnxExportConfig
+from sentiment_pipeline.models.artifacts.loader import export_dirs
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError, read_manifest
 from sentiment_pipeline.models.conversion.int8 import int8_dir, quantize_int8
 from sentiment_pipeline.models.conversion.onnx_export import (
@@ -25,7 +26,7 @@ def export_command(
     source = model_dir.expanduser().resolve()
     manifest = read_manifest(source)
     check_source(model_dir, manifest)
-    target = (output or source.with_name(f"{source.name}_onnx")).expanduser().resolve()
+    target = (output or export_dirs(source)["onnx"]).expanduser().resolve()
     for path in [target, int8_dir(target)] if quantize else [target]:
         if path == source or path.is_relative_to(source) or source.is_relative_to(path):
             raise ArtifactError(

@@ -14,6 +14,7 @@ import numpy as np
 
 from sentiment_pipeline.config.export import OnnxExportConfig
 from sentiment_pipeline.io import atomic_dir
+from sentiment_pipeline.models.artifacts import fast_tokenizer
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask")
-INSTALL_HINT = "pip install 'sentiment-pipeline[onnx]'"
+INSTALL_HINT = "pip install 'sentiment-pipeline[transformers,onnx]'"
 # What the export needs beyond the transformers extra (torch.onnx's dynamo exporter: onnx and
 # onnxscript) and what runs and quantises the result.
 REQUIRED = ("torch", "transformers", "onnx", "onnxscript", "onnxruntime")
@@ -157,6 +158,35 @@ def _check_export(model: Any, tokenizer: Any, directory: Path) -> float:
     return worst
 
 
+def require_fast_tokenizer(source: Any) -> None:
+    """An onnx folder is served without transformers: its tokenizer is its tokenizer.json alone,
+    read by the `tokenizers` library (models.artifacts.fast_tokenizer)."""
+    if not getattr(source.tokenizer, "is_fast", False):
+        raise ArtifactError(
+            f"the tokenizer of {source.manifest.name!r} ({type(source.tokenizer).__name__}) is "
+            f"not a fast tokenizer, so it has no {fast_tokenizer.TOKENIZER_FILE}, which an "
+            "ONNX model folder is served with; train the model from a checkpoint with a "
+            "tokenizer.json (transformers' AutoTokenizer, use_fast=True)"
+        )
+
+
+def check_tokenizer(source: Any, directory: Path) -> None:
+    """The tokenizer.json saved in `directory` encodes the sample texts as the source's does."""
+    texts = [*SAMPLE_TEXTS, " ".join(SAMPLE_TEXTS * 20)]
+    expected = source.tokenizer.pad(
+        source.tokenizer(texts, truncation=True, max_length=source.max_length),
+        return_tensors="np",
+    )
+    saved = fast_tokenizer.load_tokenizer(directory)
+    found = saved.pad(saved(texts, truncation=True, max_length=source.max_length))
+    if any(not np.array_equal(found[k], expected[k]) for k in ("input_ids", "attention_mask")):
+        raise ArtifactError(
+            f"the {fast_tokenizer.TOKENIZER_FILE} saved for {source.manifest.name!r} encodes "
+            "the sample texts unlike its transformers tokenizer; its tokenizer cannot be "
+            "served without transformers: serve the transformers folder (backend torch)"
+        )
+
+
 def graph_files(directory: Path) -> dict[str, str]:
     """model.onnx and the side files (external data) the exporter wrote beside it, by role."""
     extra = sorted(p.name for p in directory.iterdir() if p.name != MODEL_FILE)
@@ -181,6 +211,7 @@ def export_transformers(
     symlink_root = project.dvc_cache if project is not None else None
     check_source(source_dir, read_manifest(source_dir, symlink_root=symlink_root))
     source = load_model(source_dir, require_real=True, project=project)
+    require_fast_tokenizer(source)
     manifest = source.manifest.model_copy(
         update={
             "kind": "onnx",
@@ -195,6 +226,7 @@ def export_transformers(
         files = graph_files(tmp)
         worst = _check_export(source.model, source.tokenizer, tmp)
         source.tokenizer.save_pretrained(tmp)
+        check_tokenizer(source, tmp)
         manifest = manifest.model_copy(update={"files": files})
         write_manifest(tmp, manifest)
     logger.info("exported %s to %s (max |logit diff| on sample texts %.1e)", source_dir,
