@@ -22,8 +22,8 @@ from tiny_sklearn import save_tiny_model
 
 pytestmark = pytest.mark.slow
 
-TRAINING_ONLY = ("torch", "transformers", "dvc", "optuna", "lightgbm", "matplotlib", "sqlalchemy",
-                 "flask", "alembic")
+TRAINING_ONLY = ("torch", "transformers", "dvc", "optuna", "lightgbm", "sqlalchemy", "flask",
+                 "alembic")
 READ_ONLY = ("--read-only", "--tmpfs", "/tmp")
 
 
@@ -136,7 +136,7 @@ def test_the_int8_transformer_is_served_without_torch(
 ) -> None:
     server = serve(containers, serve_image, models, "/models/int8")
     seconds = server.wait_healthy()
-    status, answer = post(f"{server.url}/predict", {"inputs": ["so good", "so bad"]})
+    status, answer = post(f"{server.url}/predict", {"inputs": [["so good"], ["so bad"]]})
     assert status == 200 and len(answer) == 2
     status, info, _ = get(f"{server.url}/info")
     assert status == 200
