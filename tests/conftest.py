@@ -40,6 +40,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.path.name.startswith(property_suites.SUITE_PREFIX):
             limit_s = property_suites.timeout_s(limit_s)
         item.add_marker(pytest.mark.timeout(limit_s, method="thread"), append=False)
+    run_containers_last(items)
+
+
+# A container test's fixtures may build an image from nothing (minutes on 2 cores).
+CONTAINER_TIMEOUT_S = 1800
+
+
+def run_containers_last(items: list[pytest.Item]) -> None:
+    """Tests on real containers run after all the others, so that the images `.ci/run` builds
+    in the background meanwhile are ready when they start; their time limit covers a build."""
+    on_containers = [item for item in items if "containers" in getattr(item, "fixturenames", ())]
+    for item in on_containers:
+        item.add_marker(pytest.mark.timeout(CONTAINER_TIMEOUT_S), append=False)
+        items.remove(item)
+    items.extend(on_containers)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

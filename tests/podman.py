@@ -10,6 +10,7 @@ a folder holding a torch wheel, that folder mounted into the build (an offline t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -17,6 +18,8 @@ import re
 import resource
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -225,15 +228,25 @@ def podman_session(work: Path) -> Iterator[Podman]:
         session.remove_all()
 
 
+@contextlib.contextmanager
+def building() -> Iterator[None]:
+    """One build at a time on this machine: a test waits for the builds `.ci/run` started
+    in the background (`python tests/podman.py`), then finds every layer cached."""
+    with open(Path(tempfile.gettempdir()) / "sentiment-pipeline-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def make_images(session: Podman, targets: tuple[str, ...]) -> dict[str, str]:
     """The images of `targets` built from this checkout (podman's layer cache makes a rebuild
     of an unchanged tree quick)."""
-    base = base_image(session.env, session.work)
     tags = {"serve": SERVE_IMAGE, "pipeline": PIPELINE_IMAGE}
     built = {}
     for target in targets:
-        log = session.work / f"build-{target}.log"
-        built[target] = build(session.env, target, tags[target], base, log)
+        with building():
+            base = base_image(session.env, session.work)
+            log = session.work / f"build-{target}.log"
+            built[target] = build(session.env, target, tags[target], base, log)
     return built
 
 
@@ -241,3 +254,17 @@ def require_root() -> None:
     """podman here runs containers as root only (the issue's facts); skip otherwise."""
     if os.geteuid() != 0:
         unavailable("needs root for podman on this machine")
+
+
+def main(targets: list[str]) -> None:
+    """Build the images ahead of the tests (`.ci/run` runs this while the other tests run)."""
+    work = Path(tempfile.mkdtemp(prefix="sp-images-"))
+    started = time.monotonic()
+    with podman_session(work) as session:
+        for target, tag in make_images(session, tuple(targets or ("serve", "pipeline"))).items():
+            print(f"built {target} as {tag} ({time.monotonic() - started:.0f} s)", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
