@@ -82,10 +82,18 @@ RUN pip install --no-deps --editable /project \
  && find /opt/venv /project -name __pycache__ -prune -exec rm -rf {} +
 
 FROM python AS pipeline
+# LightGBM's wheel links the system's OpenMP runtime (the other wheels carry their own); like
+# ca-certificates, whatever bookworm's suites carry now.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
 COPY --from=pipeline-build /opt/venv /opt/venv
 COPY --from=pipeline-build --chown=app:app /project /project
 WORKDIR /project
-RUN HOME=/tmp dvc init --no-scm --quiet && chown -R app:app /project/.dvc
+# /mlflow: the `mlflow server` store of compose.yaml; a named volume mounted there takes its
+# owner from the image (Docker makes a missing mount point root's).
+RUN HOME=/tmp dvc init --no-scm --quiet && chown -R app:app /project/.dvc \
+ && mkdir /mlflow && chown app:app /mlflow
 ENV HOME=/project
 USER app
 EXPOSE 5000

@@ -43,6 +43,12 @@ def report(line: str) -> None:
     REPORT.append(line)
 
 
+def readable(folder: Path) -> None:
+    """Let the images' user (uid 10001) read a host folder: the test's own tmp is root's 0700."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def podman() -> str:
     return need_program("podman", what="podman (apt-get install podman runc)")
 
@@ -53,9 +59,11 @@ def containers_conf(folder: Path) -> Path:
     refuses cgroups in hybrid mode)."""
     lines = ["[containers]"]
     limits = []
-    # caps found by trying: here an nproc of 50,000 is refused although the host allows 96,367
-    for name, which, cap in (("nofile", resource.RLIMIT_NOFILE, 16384),
-                             ("nproc", resource.RLIMIT_NPROC, 4096)):
+    # podman's conmon, the parent of every container, runs with nproc at the kernel's pid_max
+    # (32768 here): a higher nproc is refused as well.
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    for name, which, cap in (("nofile", resource.RLIMIT_NOFILE, 65536),
+                             ("nproc", resource.RLIMIT_NPROC, min(65536, pid_max))):
         soft, hard = resource.getrlimit(which)
         value = min(v for v in (soft, hard, cap) if v != resource.RLIM_INFINITY)
         limits.append(f'"{name}={value}:{value}"')
