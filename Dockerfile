@@ -94,7 +94,9 @@ WORKDIR /project
 # owner from the image (Docker makes a missing mount point root's).
 RUN HOME=/tmp dvc init --no-scm --quiet && chown -R app:app /project/.dvc \
  && mkdir /mlflow && chown app:app /mlflow
-ENV HOME=/project
+# MLflow asks git for the commit of every run; the image has no git, and says so quietly.
+ENV HOME=/project \
+    GIT_PYTHON_REFRESH=quiet
 USER app
 EXPOSE 5000
 ENTRYPOINT ["sentiment-pipeline"]
