@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -31,8 +32,10 @@ from services import need_program, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_IMAGE = "localhost/sentiment-pipeline-base:bookworm"
-SERVE_IMAGE = "localhost/sentiment-pipeline-serve:test"
-PIPELINE_IMAGE = "localhost/sentiment-pipeline:test"
+# Tagged per checkout: two checkouts on one machine must not run each other's builds.
+CHECKOUT_TAG = f"test-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}"
+SERVE_IMAGE = f"localhost/sentiment-pipeline-serve:{CHECKOUT_TAG}"
+PIPELINE_IMAGE = f"localhost/sentiment-pipeline:{CHECKOUT_TAG}"
 BASE_ENV = "SENTIMENT_PIPELINE_BASE_IMAGE"  # a bookworm image to build on instead
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 _names = itertools.count()
