@@ -235,6 +235,12 @@ def make_images(session: Podman, targets: tuple[str, ...]) -> dict[str, str]:
     return built
 
 
+def readable(folder: Path) -> None:
+    """Let the image's user (uid 10001) read a host folder: the test's own tmp is root's 0700."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def require_root() -> None:
     """podman here runs containers as root only (the issue's facts); skip otherwise."""
     if os.geteuid() != 0:

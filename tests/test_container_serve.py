@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from podman import Container, Podman, report
+from podman import Container, Podman, readable, report
 from server_process import begin_post, finish_post
 from tiny_sklearn import save_tiny_model
 
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow
 TRAINING_ONLY = ("torch", "transformers", "dvc", "optuna", "lightgbm", "matplotlib", "sqlalchemy",
                  "flask", "alembic")
 READ_ONLY = ("--read-only", "--tmpfs", "/tmp")
-
-
-def readable(folder: Path) -> None:
-    """Let the image's user (uid 10001) read a host folder: the test's own tmp is root's 0700."""
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 @pytest.fixture(scope="module")
