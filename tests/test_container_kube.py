@@ -119,9 +119,9 @@ def cpu_cores(quantity: str) -> float:
 
 
 def secret_ref(item: Doc) -> tuple[str, str]:
+    """The Secret and key of an environment variable, which must come from one."""
     assert "value" not in item, f"{item['name']} is written down"
     ref = item["valueFrom"]["secretKeyRef"]
-    assert ref.get("optional") is not True
     return ref["name"], ref["key"]
 
 
@@ -203,6 +203,7 @@ def test_the_service_is_probed_on_health_and_runs_locked_down() -> None:
     assert all("emptyDir" in volume for volume in writable.values())
 
     assert secret_ref(env[TOKEN_ENV]) == ("sentiment-serve", "api-token")
+    assert env[TOKEN_ENV]["valueFrom"]["secretKeyRef"].get("optional") is not True
     example = one(documents(SERVE / "secret.example.yaml"), "Secret", "sentiment-serve")
     assert "api-token" in example["stringData"]
     for source in spec["envFrom"]:
@@ -216,8 +217,8 @@ def test_the_service_is_probed_on_health_and_runs_locked_down() -> None:
 
 
 def test_the_cpu_limit_and_the_inference_threads_agree() -> None:
-    """One worker per pod with threads = usable cores // workers, the cores being the CPU
-    limit (a cgroup quota): as many threads as the pod has cores, no more."""
+    """One worker per pod (replicas scale out) with threads = usable cores // workers, the
+    cores being the CPU limit (a cgroup quota): as many threads as the pod has cores."""
     docs = serve_documents()
     deployment = one(docs, "Deployment")
     spec = container(docs, "Deployment", "serve")
@@ -227,6 +228,7 @@ def test_the_cpu_limit_and_the_inference_threads_agree() -> None:
     cores = math.ceil(limit)  # what machine.usable_cores reads from the quota
     assert cores == limit, "a whole number of cores, or a thread gets a fraction"
     workers = int(option(spec["args"], "--workers"))
+    assert workers == 1
     config = validate_tree(yaml.safe_load(mounted_params(deployment, spec, docs)), "ConfigMap")
     threads = worker_threads(config.serve, workers, cores=cores)
     assert threads * workers == cores, (threads, workers, cores)
@@ -272,6 +274,7 @@ def test_tuning_workers_are_a_work_queue_job_on_a_storage_from_a_secret() -> Non
     spec = container(docs, "Job", "tune")
     assert spec["args"][:2] == ["tune", "lightgbm"]
     assert secret_ref(env_of(spec)[STORAGE_ENV]) == ("sentiment-tune", "optuna-storage")
+    assert env_of(spec)[STORAGE_ENV]["valueFrom"]["secretKeyRef"].get("optional") is not True
     example = one(documents(TUNE / "secret.example.yaml"), "Secret", "sentiment-tune")
     assert example["stringData"]["optuna-storage"].startswith("postgresql")
     config = validate_tree(yaml.safe_load(mounted_params(job, spec, docs)), "ConfigMap")
