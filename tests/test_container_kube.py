@@ -82,6 +82,12 @@ def kustomized(folder: Path) -> list[str]:
     return yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
 
 
+def image_is_set_by_kustomization(folder: Path, spec: Doc) -> bool:
+    """`kustomize edit set image NAME=...` reaches the container (the name without its tag)."""
+    images = yaml.safe_load((folder / "kustomization.yaml").read_text())["images"]
+    return spec["image"].rsplit(":", 1)[0] in {image["name"] for image in images}
+
+
 def container(docs: list[Doc], kind: str, name: str) -> Doc:
     (first, *_) = pod_spec(one(docs, kind))["containers"]
     assert first["name"] == name
@@ -177,6 +183,7 @@ def test_the_service_is_probed_on_health_and_runs_locked_down() -> None:
     deployment = one(docs, "Deployment")
     spec = container(docs, "Deployment", "serve")
     ports = {port["name"]: port["containerPort"] for port in spec["ports"]}
+    assert image_is_set_by_kustomization(SERVE, spec)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         check = spec[probe]["httpGet"]
         assert check["path"] == "/health" and check["port"] in ports, probe
@@ -273,6 +280,7 @@ def test_tuning_workers_are_a_work_queue_job_on_a_storage_from_a_secret() -> Non
     assert "completions" not in job["spec"]
     spec = container(docs, "Job", "tune")
     assert spec["args"][:2] == ["tune", "lightgbm"]
+    assert image_is_set_by_kustomization(TUNE, spec)
     assert secret_ref(env_of(spec)[STORAGE_ENV]) == ("sentiment-tune", "optuna-storage")
     assert env_of(spec)[STORAGE_ENV]["valueFrom"]["secretKeyRef"].get("optional") is not True
     example = one(documents(TUNE / "secret.example.yaml"), "Secret", "sentiment-tune")
@@ -281,6 +289,7 @@ def test_tuning_workers_are_a_work_queue_job_on_a_storage_from_a_secret() -> Non
     assert config.train.lightgbm.n_trials >= job["spec"]["parallelism"]
     (prepare,) = pod_spec(job)["initContainers"]
     assert prepare["volumeMounts"] == spec["volumeMounts"]  # the same data and params
+    assert prepare["image"] == spec["image"]
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "OnFailure" and pod["securityContext"]["runAsNonRoot"]
 
