@@ -15,7 +15,7 @@ FROM ${BASE_IMAGE} AS python
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3=3.11.2-1+b1 python3-venv=3.11.2-1+b1 ca-certificates \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
  && useradd --system --uid 10001 --user-group --home-dir /srv --no-create-home \
         --shell /usr/sbin/nologin app
 ENV PATH=/opt/venv/bin:$PATH \
@@ -86,7 +86,7 @@ FROM python AS pipeline
 # ca-certificates, whatever bookworm's suites carry now.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb
 COPY --from=pipeline-build /opt/venv /opt/venv
 COPY --from=pipeline-build --chown=app:app /project /project
 WORKDIR /project
