@@ -177,10 +177,10 @@ def memory(pid: int) -> dict[str, Any]:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of `pid` and its living children."""
+def cpu_seconds(pids: list[int], children: bool = True) -> float:
+    """User and system CPU seconds of `pids` (and of their living children)."""
     total = 0
-    for process in descendants(pid):
+    for process in {p for pid in pids for p in (descendants(pid) if children else [pid])}:
         with contextlib.suppress(OSError):
             fields = (Path("/proc") / str(process) / "stat").read_text().rpartition(")")[2].split()
             total += int(fields[11]) + int(fields[12])
@@ -225,6 +225,7 @@ class Served:
     pid: int
     started_s: float  # the start command returned (for the container: `podman run -d`)
     healthy_s: float
+    runtime_pid: int | None = None  # the container's conmon (its output, its exit)
 
     def info(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://{HOST}:{self.port}/info", timeout=10) as response:
@@ -267,9 +268,10 @@ class Arms:
         try:
             until_healthy(container.port, container.running, container.logs)
             healthy = time.monotonic() - begin
-            state = self.session("inspect", "--format", "{{.State.Pid}}", container.name)
-            yield Served(label, container.name, container.port, int(state.stdout), started,
-                         healthy)
+            state = self.session("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}",
+                                 container.name)
+            pid, conmon = (int(value) for value in state.stdout.split())
+            yield Served(label, container.name, container.port, pid, started, healthy, conmon)
         finally:
             self.session("rm", "-f", "-t", "5", container.name, check=False)
 
@@ -405,18 +407,19 @@ def start_times(args, arms: Arms, name: str) -> dict[str, Any]:
 
 
 def one_round(served: Served, requests: list[bytes], seconds: float) -> dict[str, Any]:
-    busy, server, own = machine_busy_seconds(), cpu_seconds(served.pid), time.process_time()
+    runtime = [served.runtime_pid] if served.runtime_pid else []
+    busy, own = machine_busy_seconds(), time.process_time()
+    # conmon's children are the server: its own CPU only
+    server, helper = cpu_seconds([served.pid]), cpu_seconds(runtime, children=False)
     result = run_load(HOST, served.port, requests, concurrency=CONCURRENCY, seconds=seconds,
                       warmup_s=WARMUP_S)
     # The warm-up's CPU is in these deltas too, so they are per second of the whole call.
     wall = result.seconds + WARMUP_S
-    server_cores = (cpu_seconds(served.pid) - server) / wall
-    loadgen_cores = (time.process_time() - own) / wall
-    machine_cores = (machine_busy_seconds() - busy) / wall
-    return {**result.summary(1),
-            "server_cores": round(server_cores, 2),
-            "loadgen_cores": round(loadgen_cores, 2),
-            "other_cores": round(machine_cores - server_cores - loadgen_cores, 2),
+    cores = {"server_cores": (cpu_seconds([served.pid]) - server) / wall,
+             "runtime_cores": (cpu_seconds(runtime, children=False) - helper) / wall,
+             "loadgen_cores": (time.process_time() - own) / wall}
+    cores["other_cores"] = (machine_busy_seconds() - busy) / wall - sum(cores.values())
+    return {**result.summary(1), **{key: round(value, 3) for key, value in cores.items()},
             "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
@@ -442,8 +445,9 @@ def throughput(args, arms: Arms, name: str, texts: list[str]) -> dict[str, Any]:
                 row = one_round(served, predict_requests(texts, 1, served.port), args.seconds)
                 rounds[served.label].append(row)
                 print(f"  {name} round {index + 1} {served.label}: {row['requests_per_s']} req/s"
-                      f" (server {row['server_cores']} cores, loadgen {row['loadgen_cores']}, "
-                      f"others {row['other_cores']}; errors {row['errors']})", flush=True)
+                      f" (cores: server {row['server_cores']:.2f}, conmon "
+                      f"{row['runtime_cores']:.3f}, loadgen {row['loadgen_cores']:.2f}, others "
+                      f"{row['other_cores']:.2f}; errors {row['errors']})", flush=True)
     rates = {arm: [row["requests_per_s"] for row in rows] for arm, rows in rounds.items()}
     return {
         "batching": batching["bare"],
