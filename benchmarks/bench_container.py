@@ -256,14 +256,14 @@ class Arms:
             arm](name)
 
     @contextlib.contextmanager
-    def container(self, name: str, image: str | None = None, label: str = "container"
-                  ) -> Iterator[Served]:
+    def container(self, name: str, image: str | None = None, label: str = "container",
+                  options: tuple[str, ...] = ()) -> Iterator[Served]:
         """`podman run -d --read-only --tmpfs /tmp`, the models and params.yaml mounted."""
         begin = time.monotonic()
         container = self.session.start(
             image or self.image, *self.serve_args(f"/models/{name}"), "--host", "0.0.0.0",
             options=(*READ_ONLY, "-v", f"{self.models}:/models:ro",
-                     "-v", f"{self.params}:/srv/params.yaml:ro"))
+                     "-v", f"{self.params}:/srv/params.yaml:ro", *options))
         started = time.monotonic() - begin
         try:
             until_healthy(container.port, container.running, container.logs)
