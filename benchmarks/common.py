@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,16 @@ from sentiment_pipeline.config.manager import ConfigurationManager
 from sentiment_pipeline.paths import ProjectPaths
 
 REPO = Path(__file__).resolve().parents[1]
-AIRLINE = REPO.parent / "shared" / "data" / "airline_tweets.csv"
+
+
+def main_checkout() -> Path:
+    """The repository's main checkout: REPO itself, or the one a git worktree belongs to."""
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--path-format=absolute",
+                           "--git-common-dir"], capture_output=True, text=True)
+    return Path(done.stdout.strip()).parent if done.returncode == 0 else REPO
+
+
+AIRLINE = main_checkout().parent / "shared" / "data" / "airline_tweets.csv"
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / "benchmarks" / ".work"
 
