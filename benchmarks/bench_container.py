@@ -34,15 +34,9 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,313 +46,30 @@ from loadgen import run_load
 
 # The container helpers of the tests: podman as this machine runs it, the base, the builds.
 sys.path.insert(0, str(REPO / "tests"))
-from mlflow_server import free_port  # noqa: E402
-from podman import Podman, base_image, build, podman_session  # noqa: E402
-from test_container_serve import READ_ONLY, readable  # noqa: E402
-
-HOST = "127.0.0.1"
-BIN = Path(sys.executable).parent
-TAGS = {"serve": "localhost/sentiment-pipeline-serve:bench",
-        "pipeline": "localhost/sentiment-pipeline:bench"}
-SITE_PACKAGES = "/opt/venv/lib/python3*/site-packages"
-CONCURRENCY = 32
-WARMUP_S = 2.0
-ARMS = ("container", "bare", "image-chroot")
-BYTECODE = "container-bytecode"  # a diagnosis of the start time: see bytecode_image
-GOALS = {
-    "serve_image_gb_at_most": 1.2,
-    "int8_healthy_s_at_most": 5.0,  # median from `podman run` to GET /health 200
-    "container_vs_bare_at_least": 0.95,  # requests/s at concurrency 32, ratio of medians
-}
-
+from container_arms import Arms, Served, image_root  # noqa: E402
+from container_stats import (  # noqa: E402
+    ARMS,
+    BYTECODE,
+    CONCURRENCY,
+    GOALS,
+    HOST,
+    TAGS,
+    WARMUP_S,
+    bytecode_image,
+    cpu_seconds,
+    image_figures,
+    image_size,
+    machine_busy_seconds,
+    memory,
+)
+from podman import (  # noqa: E402
+    base_image,
+    build,
+    podman_session,
+    readable,  # noqa: E402
+)
 
 # --- images -----------------------------------------------------------------------------------
-
-def image_size(session: Podman, image: str) -> int:
-    return int(session("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
-
-
-def layers(session: Podman, image: str) -> list[dict[str, Any]]:
-    """The image's layers over 1 MB, oldest first, with the instruction that made each."""
-    history = json.loads(session("history", "--format", "json", image).stdout)
-    rows = [{"mb": round(entry["size"] / 1e6, 1), "created_by": " ".join(
-        entry.get("CreatedBy", entry.get("createdBy", "")).split())[:90]}
-        for entry in reversed(history)]
-    return [row for row in rows if row["mb"] >= 1]
-
-
-def du_mb(session: Podman, image: str, pattern: str) -> dict[str, float]:
-    """`du -sk` of the paths `pattern` names inside the image (as root, to read them all), in
-    MB; a file under two of them counts once, under the first."""
-    done = session("run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c",
-                   f"du -sk {pattern}")
-    sizes = {}
-    for line in done.stdout.splitlines():
-        kb, _, path = line.partition("\t")
-        sizes[path] = round(int(kb) * 1024 / 1e6, 1)
-    return sizes
-
-
-def largest_packages(session: Podman, image: str, top: int) -> list[dict[str, Any]]:
-    """The largest entries of the image's site-packages; a vendored `<name>.libs` folder of
-    shared libraries counts with its package."""
-    found = du_mb(session, image, f"{SITE_PACKAGES}/*")
-    sizes = {Path(path).name: mb for path, mb in found.items()}
-    for name in [name for name in sizes if name.endswith(".libs")]:
-        owner = name.removesuffix(".libs")
-        if owner in sizes:
-            sizes[owner] = round(sizes[owner] + sizes.pop(name), 1)
-    ranked = sorted(sizes.items(), key=lambda item: -item[1])[:top]
-    return [{"package": name, "mb": mb} for name, mb in ranked]
-
-
-def image_figures(session: Podman, images: dict[str, str], base: str) -> dict[str, Any]:
-    sizes = {name: image_size(session, tag) for name, tag in {**images, "base": base}.items()}
-    serve = images["serve"]
-    return {
-        "bytes": sizes,
-        "gb": {name: round(size / 1e9, 3) for name, size in sizes.items()},
-        "serve_over_base_gb": round((sizes["serve"] - sizes["base"]) / 1e9, 3),
-        "serve_layers": layers(session, serve),
-        "serve_folders_mb": du_mb(session, serve, "/opt/venv /usr /var/cache/apt /var /etc"),
-        "serve_largest_packages": largest_packages(session, serve, top=5),
-        "serve_site_packages_top10": largest_packages(session, serve, top=10),
-    }
-
-
-def bytecode_image(session: Podman, image: str, folder: Path) -> str:
-    """The image plus a layer with every module of its environment byte-compiled: the image
-    ships none (its build deletes __pycache__, and a read-only root keeps Python from writing
-    any), so each start compiles what it imports; this variant measures what that costs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Containerfile").write_text(
-        f"FROM {image}\nUSER root\nRUN python3 -m compileall -q -j 0 /opt/venv > /dev/null\n"
-        "USER app\n")
-    tag = f"{TAGS['serve']}-bytecode"
-    session("build", "--format", "docker", "-t", tag, str(folder), timeout=900)
-    return tag
-
-
-# --- processes: memory and CPU from the host's /proc -------------------------------------------
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                parent = int(stat.rpartition(")")[2].split()[1])
-                parents.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += parents.get(current, [])
-    return tree
-
-
-def proc_field(pid: int, name: str, field: str) -> float:
-    """A `Field: N kB` line of /proc/pid/<name>, in MB (0 once the process has gone)."""
-    with contextlib.suppress(OSError):
-        for line in (Path("/proc") / str(pid) / name).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / 1e6
-    return 0.0
-
-
-def memory(pid: int) -> dict[str, Any]:
-    """The RSS of the server and of any children it has (shared libraries included)."""
-    tree = descendants(pid)
-    return {"processes": len(tree),
-            "rss_mb": round(sum(proc_field(p, "status", "VmRSS") for p in tree), 1)}
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int], children: bool = True) -> float:
-    """User and system CPU seconds of `pids` (and of their living children)."""
-    total = 0
-    for process in {p for pid in pids for p in (descendants(pid) if children else [pid])}:
-        with contextlib.suppress(OSError):
-            fields = (Path("/proc") / str(process) / "stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle and iowait
-    return (sum(values[:8]) - idle) / TICK
-
-
-# --- the two servers --------------------------------------------------------------------------
-
-def until_healthy(port: int, alive: Callable[[], bool], why: Callable[[], str],
-                  timeout_s: float = 120.0) -> None:
-    """Poll GET /health every 50 ms until it answers 200 (both arms poll alike)."""
-    deadline = time.monotonic() + timeout_s
-    checked = time.monotonic()
-    while time.monotonic() < deadline:
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        if time.monotonic() - checked > 1.0:  # a liveness check costs a podman call
-            checked = time.monotonic()
-            if not alive():
-                raise SystemExit(f"the server on port {port} exited before it was healthy:\n"
-                                 f"{why()[-3000:]}")
-        time.sleep(0.05)
-    raise SystemExit(f"port {port} not healthy after {timeout_s:.0f} s:\n{why()[-3000:]}")
-
-
-@dataclass
-class Served:
-    """A server that answered /health: where it listens, its host PID, how long it took."""
-
-    label: str
-    name: str  # the container's, or the bare server's log file
-    port: int
-    pid: int
-    started_s: float  # the start command returned (for the container: `podman run -d`)
-    healthy_s: float
-    runtime_pid: int | None = None  # the container's conmon (its output, its exit)
-
-    def info(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://{HOST}:{self.port}/info", timeout=10) as response:
-            return json.loads(response.read())
-
-
-@dataclass(frozen=True)
-class Arms:
-    """What the arms serve from: the image, the model folders, the one params.yaml (its folder
-    is the bare server's working folder), the inference threads."""
-
-    session: Podman
-    image: str
-    bytecode_image: str  # the image with its modules byte-compiled (start times only)
-    models: Path  # holds int8/ and baseline/
-    params: Path
-    threads: int
-    root: Path  # the image's files, mounted read-write from a created container
-
-    def serve_args(self, model: str) -> list[str]:
-        return ["serve", "--model", model, "--workers", "1",
-                "--set", f"serve.threads={self.threads}", "--set", "serve.reload_interval_s=0"]
-
-    def start(self, arm: str, name: str):
-        if arm == BYTECODE:
-            return self.container(name, self.bytecode_image, label=BYTECODE)
-        return {"container": self.container, "bare": self.bare, "image-chroot": self.chroot}[
-            arm](name)
-
-    @contextlib.contextmanager
-    def container(self, name: str, image: str | None = None, label: str = "container",
-                  options: tuple[str, ...] = ()) -> Iterator[Served]:
-        """`podman run -d --read-only --tmpfs /tmp`, the models and params.yaml mounted."""
-        begin = time.monotonic()
-        container = self.session.start(
-            image or self.image, *self.serve_args(f"/models/{name}"), "--host", "0.0.0.0",
-            options=(*READ_ONLY, "-v", f"{self.models}:/models:ro",
-                     "-v", f"{self.params}:/srv/params.yaml:ro", *options))
-        started = time.monotonic() - begin
-        try:
-            until_healthy(container.port, container.running, container.logs)
-            healthy = time.monotonic() - begin
-            state = self.session("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}",
-                                 container.name)
-            pid, conmon = (int(value) for value in state.stdout.split())
-            yield Served(label, container.name, container.port, pid, started, healthy, conmon)
-        finally:
-            self.session("rm", "-f", "-t", "5", container.name, check=False)
-
-    @contextlib.contextmanager
-    def bare(self, name: str) -> Iterator[Served]:
-        """`sentiment-pipeline serve` from this environment on this checkout's src/, the model
-        trusted as in the image."""
-        port, folder = free_port(), self.params.parent
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1",
-               "SENTIMENT_PIPELINE_TRUST_ARTIFACTS": "true", "PYTHONDONTWRITEBYTECODE": "1"}
-        log_path = folder / f"bare-{name}-{port}.log"
-        begin = time.monotonic()
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [str(BIN / "sentiment-pipeline"), *self.serve_args(str(self.models / name)),
-                 "--host", HOST, "--port", str(port)],
-                cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        started = time.monotonic() - begin
-        try:
-            until_healthy(port, lambda: process.poll() is None, log_path.read_text)
-            yield Served("bare", log_path.name, port, process.pid, started,
-                         time.monotonic() - begin)
-        finally:
-            stop(process)
-
-    @contextlib.contextmanager
-    def chroot(self, name: str) -> Iterator[Served]:
-        """The image's own files (interpreter, packages, environment, user 10001) run without
-        a container: chroot in a private mount namespace with the models and params.yaml
-        bound as in the container, a tmpfs at /tmp, on the host's network."""
-        port, folder = free_port(), self.params.parent
-        environment = json.loads(self.session("image", "inspect", "--format",
-                                              "{{json .Config.Env}}", self.image).stdout)
-        root = self.root
-        script = " && ".join([
-            f"mount --bind {self.models} {root}/models",
-            f"mount -o remount,bind,ro {root}/models",
-            f"mount --bind {self.params} {root}/srv/params.yaml",
-            f"mount -t proc proc {root}/proc",
-            f"mount --rbind /sys {root}/sys",
-            f"mount --rbind /dev {root}/dev",
-            f"mount -t tmpfs tmpfs {root}/tmp",
-            f"exec chroot --userspec=10001:10001 {root} /usr/bin/env -i -C /srv "
-            + " ".join(environment) + " sentiment-pipeline "
-            + " ".join(self.serve_args(f"/models/{name}"))
-            + f" --host {HOST} --port {port}",
-        ])
-        log_path = folder / f"chroot-{name}-{port}.log"
-        begin = time.monotonic()
-        with log_path.open("w") as log:
-            # unshare, sh and chroot each exec the next: the PID is the server's
-            process = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        started = time.monotonic() - begin
-        try:
-            until_healthy(port, lambda: process.poll() is None, log_path.read_text)
-            yield Served("image-chroot", log_path.name, port, process.pid, started,
-                         time.monotonic() - begin)
-        finally:
-            stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-@contextlib.contextmanager
-def image_root(session: Podman, image: str) -> Iterator[Path]:
-    """The image's root file system, writable (a created, never started container's), with
-    the mount points the chroot arm binds onto."""
-    name = f"sp-bench-root-{os.getpid()}"
-    session("create", "--name", name, "--entrypoint", "true", image)
-    try:
-        root = Path(session("mount", name).stdout.strip())
-        (root / "srv" / "params.yaml").touch()
-        yield root
-    finally:
-        session("umount", name, check=False)
-        session("rm", "-f", name, check=False)
 
 
 def idle_memory(served: Served, settle_s: float) -> dict[str, Any]:
