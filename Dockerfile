@@ -81,7 +81,6 @@ RUN pip install -r /tmp/pipeline.txt
 COPY pyproject.toml README.md dvc.yaml params.yaml /project/
 COPY src /project/src
 RUN pip install --no-deps --editable /project \
- && python3 -m compileall -q -f -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
  && find /project -name __pycache__ -prune -exec rm -rf {} +
 
 FROM python AS pipeline
