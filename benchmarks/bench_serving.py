@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common import airline_project, load_split, minilm_path, print_table, write_result
+from common import airline_project, load_split, minilm_path, print_table, stop_group, write_result
 from loadgen import http_request, run_load
 
 HOST = "127.0.0.1"
@@ -82,13 +81,7 @@ def server(cmd: list[str], health: str, port: int, cwd: Path, env: dict[str, str
         wait_ready(f"http://{HOST}:{port}{health}", process)
         yield port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         log.close()
 
 

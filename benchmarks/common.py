@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -133,3 +134,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
         print("| " + " | ".join(cells) + " |")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM a server started with start_new_session=True and its children; SIGKILL after 30 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

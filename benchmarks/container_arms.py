@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import REPO
+from common import REPO, stop_group
 
 # The container helpers of the tests: podman as this machine runs it, the base, the builds.
 sys.path.insert(0, str(REPO / "tests"))
@@ -128,13 +127,7 @@ class Arms:
                  "--host", HOST, "--port", str(port)],
                 cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        started = time.monotonic() - begin
-        try:
-            until_healthy(port, lambda: process.poll() is None, log_path.read_text)
-            yield Served("bare", log_path.name, port, process.pid, started,
-                         time.monotonic() - begin)
-        finally:
-            stop(process)
+        yield from until_served("bare", process, port, log_path, begin)
 
     @contextlib.contextmanager
     def chroot(self, name: str) -> Iterator[Served]:
@@ -165,23 +158,18 @@ class Arms:
             process = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        started = time.monotonic() - begin
-        try:
-            until_healthy(port, lambda: process.poll() is None, log_path.read_text)
-            yield Served("image-chroot", log_path.name, port, process.pid, started,
-                         time.monotonic() - begin)
-        finally:
-            stop(process)
+        yield from until_served("image-chroot", process, port, log_path, begin)
 
 
-def stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+def until_served(kind: str, process: subprocess.Popen, port: int, log_path: Path,
+                 begin: float) -> Iterator[Served]:
+    """A server process just started (at `begin`) as `kind`: Served once healthy, stopped after."""
+    started = time.monotonic() - begin
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        until_healthy(port, lambda: process.poll() is None, log_path.read_text)
+        yield Served(kind, log_path.name, port, process.pid, started, time.monotonic() - begin)
+    finally:
+        stop_group(process)
 
 
 @contextlib.contextmanager
