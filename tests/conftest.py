@@ -174,6 +174,36 @@ def tiny_transformer_model(
 
 
 @pytest.fixture(scope="session")
+def tiny_pair_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ready pair (aspect) model folder: a tiny 2-layer BERT (segment ids), random weights,
+    manifest input "pair" with the aspect marked. Read-only for tests: copy it before changing it.
+    """
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+    from sentiment_pipeline.models.artifacts.transformers_model import save_transformers
+    from synthetic import LABELS
+    from tiny_transformer import build_tiny_transformer
+
+    checkpoint = build_tiny_transformer(
+        tmp_path_factory.mktemp("tiny-bert") / "model", architecture="bert"
+    )
+    target = tmp_path_factory.mktemp("tiny-pair-model") / "aspect_model"
+    manifest = ModelManifest(
+        name="aspects", kind="transformers", labels=list(LABELS), input="pair",
+        pair_style="marked", params={"max_length": 48},
+    )
+    save_transformers(
+        target,
+        AutoModelForSequenceClassification.from_pretrained(checkpoint),
+        AutoTokenizer.from_pretrained(checkpoint),
+        manifest,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
 def exported(tiny_transformer_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """(source, fp32, int8) folders: the tiny model copied, exported to ONNX once per run and
     quantised once (an export costs seconds; three test modules use it).

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sentiment_pipeline.errors import PipelineError, shortened
 from sentiment_pipeline.io import atomic_dir, read_json, to_jsonable
+from sentiment_pipeline.models.artifacts.pairs import PairStyle, check_pairs, pair_segments
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ class ModelManifest(BaseModel):
     source_hash: str | None = Field(
         None, description="content_hash of the model folder this one was exported from."
     )
+    input: Literal["text", "pair"] = Field(
+        "text",
+        description="What one example is: a text, or a (text, aspect) pair (an aspect model).",
+    )
+    pair_style: PairStyle | None = Field(
+        None, description="A pair model's first segment: the text as is, or its aspect marked."
+    )
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     files: dict[str, str] = Field(
         default_factory=dict, description="Role -> file name, relative to the model folder."
@@ -62,6 +70,8 @@ class ModelManifest(BaseModel):
             raise ValueError("kind 'placeholder' goes with status 'skipped', and only with it")
         if self.kind == "placeholder" and not self.reason:
             raise ValueError("a placeholder needs a reason")
+        if self.pair_style is not None and self.input != "pair":
+            raise ValueError("pair_style is for pair models (input 'pair') only")
         return self
 
 
@@ -117,7 +127,10 @@ class LabelledModel:
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(texts))
 
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+    def token_lengths(self, texts: Sequence[Any]) -> list[int]:
+        if self.manifest.input == "pair":
+            pairs = check_pairs(texts)
+            return [len(text.split()) + len(aspect.split()) + 3 for text, aspect in pairs]
         return [len(str(text).split()) + 2 for text in texts]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -214,10 +227,25 @@ class TokenizedModel(LabelledModel):
         self.max_length = max_length
         self.batch_size = batch_size
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(
-            [str(t) for t in texts], truncation=True, max_length=self.max_length
-        )["input_ids"]
+    def tokenize(self, items: Sequence[Any]) -> Any:
+        """The tokenizer's encodings of texts, or of (text, aspect) pairs for a pair model."""
+        if self.manifest.input == "pair":
+            firsts, seconds = pair_segments(items, self.manifest.pair_style)
+            return self.tokenizer(firsts, seconds, truncation=True, max_length=self.max_length)
+        return self.tokenizer([str(t) for t in items], truncation=True, max_length=self.max_length)
+
+    def encode(self, texts: Sequence[Any]) -> list[list[int]]:
+        return self.tokenize(texts)["input_ids"]
+
+    def padded(self, encoded: Any, index: Sequence[int]) -> Any:
+        """One batch of rows `index` of `encoded`, padded; a pair model's segment ids go along."""
+        names = ["input_ids"]
+        if self.manifest.input == "pair" and "token_type_ids" in encoded:
+            names.append("token_type_ids")
+        return self.tokenizer.pad(
+            {name: [encoded[name][i] for i in index] for name in names},
+            return_tensors=self.tensor_type,
+        )
 
     def logits(self, batch: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -227,14 +255,11 @@ class TokenizedModel(LabelledModel):
         out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)
         if not len(texts):
             return out
-        encoded = self.encode(texts)
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        encoded = self.tokenize(texts)
+        order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = self.tokenizer.pad(
-                {"input_ids": [encoded[i] for i in index]}, return_tensors=self.tensor_type
-            )
-            out[index] = self.logits(batch)
+            out[index] = self.logits(self.padded(encoded, index))
         return out
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:

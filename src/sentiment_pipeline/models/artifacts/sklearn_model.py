@@ -19,6 +19,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     resolve_file,
     write_manifest,
 )
+from sentiment_pipeline.models.artifacts.pairs import pair_documents
 
 SKOPS_FILE = "pipeline.skops"
 # Every type beyond skops' defaults that our own training stages write (TF-IDF +
@@ -43,8 +44,10 @@ class SklearnModel(LabelledModel):
         self.manifest = manifest
         self.estimator = estimator
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        proba = self.estimator.predict_proba(list(texts))
+    def predict_proba(self, texts: Sequence[Any]) -> np.ndarray:
+        # A pair model's pipeline was trained on pair_document strings of its (text, aspect) pairs.
+        inputs = pair_documents(texts) if self.manifest.input == "pair" else list(texts)
+        proba = self.estimator.predict_proba(inputs)
         # Columns in label-id order even when a class was missing from training.
         classes = list(self.estimator.classes_)
         out = np.zeros((len(texts), len(self.manifest.labels)), dtype=np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     read_manifest,
     write_manifest,
 )
+from sentiment_pipeline.models.artifacts.pairs import pair_segments
 from sentiment_pipeline.paths import ProjectPaths
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ SAMPLE_TEXTS = (
     "great crew, thank you!",
     "lost my bag again",
 )
+# A pair model's samples: each text with a term of it.
+SAMPLE_PAIRS = tuple(zip(SAMPLE_TEXTS, ("ok", "gate", "crew", "bag"), strict=True))
 
 
 def missing_dependencies() -> list[str]:
@@ -71,8 +74,29 @@ def check_source(source_dir: Path, manifest: ModelManifest) -> None:
         )
 
 
-def _logits_module(model: Any) -> Any:
-    """The torch module the exporter traces: (input_ids, attention_mask) -> logits."""
+def samples(source: Any) -> list[Any]:
+    """What the export is traced and checked on: texts, or (text, aspect) pairs."""
+    return list(SAMPLE_PAIRS if source.manifest.input == "pair" else SAMPLE_TEXTS)
+
+
+def segments(source: Any, items: Sequence[Any]) -> tuple[list[str], list[str] | None]:
+    """The tokenizer's first and (for a pair model) second segments of `items`."""
+    if source.manifest.input == "pair":
+        return pair_segments(items, source.manifest.pair_style)
+    return [str(item) for item in items], None
+
+
+def graph_inputs(source: Any) -> tuple[str, ...]:
+    """The graph's inputs: a pair model whose tokenizer gives segment ids takes them too."""
+    names = getattr(source.tokenizer, "model_input_names", ())
+    if source.manifest.input == "pair" and "token_type_ids" in names:
+        return (*INPUTS, "token_type_ids")
+    return INPUTS
+
+
+def _logits_module(model: Any, inputs: tuple[str, ...]) -> Any:
+    """The torch module the exporter traces: (input_ids, attention_mask[, token_type_ids]) ->
+    logits."""
     import torch
 
     class Logits(torch.nn.Module):
@@ -83,7 +107,14 @@ def _logits_module(model: Any) -> Any:
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
 
-    return Logits(model.to("cpu")).eval()
+    class PairLogits(Logits):
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+
+    module = PairLogits if "token_type_ids" in inputs else Logits
+    return module(model.to("cpu")).eval()
 
 
 @contextmanager
@@ -101,26 +132,32 @@ def _weight_bytes(model: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def _export_graph(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
+def _encoded(source: Any, items: Sequence[Any]) -> Any:
+    firsts, seconds = segments(source, items)
+    return source.tokenizer(firsts, seconds, padding=True, return_tensors="pt")
+
+
+def _export_graph(source: Any, target: Path, opset: int) -> None:
     """torch.onnx.export (dynamo) with dynamic batch and sequence axes into target/model.onnx."""
     import torch
 
-    sample = tokenizer(list(SAMPLE_TEXTS[1:3]), padding=True, return_tensors="pt")
+    inputs = graph_inputs(source)
+    sample = _encoded(source, samples(source)[1:3])
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    axes = {name: {0: batch, 1: sequence} for name in INPUTS}
+    axes = {name: {0: batch, 1: sequence} for name in inputs}
     # The exporter warns about torchvision ops it cannot register and about its own internals.
     with warnings.catch_warnings(), _logger_level("torch.onnx", logging.ERROR), torch.no_grad():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning, DeprecationWarning))
         torch.onnx.export(
-            _logits_module(model),
-            tuple(sample[name] for name in INPUTS),
+            _logits_module(source.model, inputs),
+            tuple(sample[name] for name in inputs),
             str(target / MODEL_FILE),
-            input_names=list(INPUTS),
+            input_names=list(inputs),
             output_names=["logits"],
             opset_version=opset,
             dynamo=True,
             dynamic_shapes=axes,
-            external_data=_weight_bytes(model) > SINGLE_FILE_LIMIT,
+            external_data=_weight_bytes(source.model) > SINGLE_FILE_LIMIT,
             verbose=False,
         )
 
@@ -135,19 +172,20 @@ def _strip_metadata(file: Path) -> None:
     onnx.save(graph, str(file))
 
 
-def _check_export(model: Any, tokenizer: Any, directory: Path) -> float:
-    """Largest |logit difference| to PyTorch on SAMPLE_TEXTS at batch 1 and all at once."""
+def _check_export(source: Any, directory: Path) -> float:
+    """Largest |logit difference| to PyTorch on the samples at batch 1 and all at once."""
     import torch
 
     from sentiment_pipeline.models.artifacts import onnx_model
 
     session = onnx_model.open_session(directory / MODEL_FILE, threads=1)
+    inputs = graph_inputs(source)
     worst = 0.0
-    for texts in [SAMPLE_TEXTS[:1], SAMPLE_TEXTS]:
-        encoded = tokenizer(list(texts), padding=True, return_tensors="pt")
+    for items in [samples(source)[:1], samples(source)]:
+        encoded = _encoded(source, items)
         with torch.inference_mode():
-            expected = model(**{k: encoded[k] for k in INPUTS}).logits.double().numpy()
-        feed = {k: encoded[k].numpy().astype(np.int64) for k in INPUTS}
+            expected = source.model(**{k: encoded[k] for k in inputs}).logits.double().numpy()
+        feed = {k: encoded[k].numpy().astype(np.int64) for k in inputs}
         worst = max(worst, float(np.abs(session.run(None, feed)[0] - expected).max()))
     if worst > EXPORT_TOLERANCE:
         raise ArtifactError(
@@ -171,15 +209,19 @@ def require_fast_tokenizer(source: Any) -> None:
 
 
 def check_tokenizer(source: Any, directory: Path) -> None:
-    """The tokenizer.json saved in `directory` encodes the sample texts as the source's does."""
-    texts = [*SAMPLE_TEXTS, " ".join(SAMPLE_TEXTS * 20)]
-    expected = source.tokenizer.pad(
-        source.tokenizer(texts, truncation=True, max_length=source.max_length),
-        return_tensors="np",
-    )
-    saved = fast_tokenizer.load_tokenizer(directory)
-    found = saved.pad(saved(texts, truncation=True, max_length=source.max_length))
-    if any(not np.array_equal(found[k], expected[k]) for k in ("input_ids", "attention_mask")):
+    """The tokenizer.json saved in `directory` encodes the samples as the source's does."""
+    long = " ".join(SAMPLE_TEXTS * 20)
+    items = [*samples(source), (long, "gate") if source.manifest.input == "pair" else long]
+    firsts, seconds = segments(source, items)
+    names = ["input_ids", *(["token_type_ids"] if "token_type_ids" in graph_inputs(source) else [])]
+
+    def padded(tokenizer: Any) -> Any:
+        encoded = tokenizer(firsts, seconds, truncation=True, max_length=source.max_length)
+        return tokenizer.pad({k: encoded[k] for k in names}, return_tensors="np")
+
+    expected = padded(source.tokenizer)
+    found = padded(fast_tokenizer.load_tokenizer(directory))
+    if any(not np.array_equal(found[k], expected[k]) for k in [*names, "attention_mask"]):
         raise ArtifactError(
             f"the {fast_tokenizer.TOKENIZER_FILE} saved for {source.manifest.name!r} encodes "
             "the sample texts unlike its transformers tokenizer; its tokenizer cannot be "
@@ -221,10 +263,10 @@ def export_transformers(
         }
     )
     with atomic_dir(target_dir) as tmp:
-        _export_graph(source.model, source.tokenizer, tmp, config.opset)
+        _export_graph(source, tmp, config.opset)
         _strip_metadata(tmp / MODEL_FILE)
         files = graph_files(tmp)
-        worst = _check_export(source.model, source.tokenizer, tmp)
+        worst = _check_export(source, tmp)
         source.tokenizer.save_pretrained(tmp)
         check_tokenizer(source, tmp)
         manifest = manifest.model_copy(update={"files": files})
