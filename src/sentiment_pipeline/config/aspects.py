@@ -42,6 +42,10 @@ class AspectsDataConfig(LabelledSourceConfig):
         "any other label is rejected); also maps an outside aspect model's label names to ours.",
     )
 
+    def columns(self) -> dict[str, tuple[str, str]]:
+        """The comments data's columns and the aspect (see LabelledSourceConfig.columns)."""
+        return {**super().columns(), "aspect": ("aspect_column", self.aspect_column)}
+
     @field_validator("source", "val_source", "test_source")
     @classmethod
     def _local_only(cls, value: str | None) -> str | None:

@@ -130,6 +130,13 @@ class LabelledSourceConfig(Frozen):
             seen[location] = key
         return self
 
+    def columns(self) -> dict[str, tuple[str, str]]:
+        """Each column of the raw contract -> (the key naming its source column, that column)."""
+        return {
+            "text": ("text_column", self.text_column),
+            "label": ("label_column", self.label_column),
+        }
+
     def sources(self) -> dict[str, str]:
         """The source and each predefined split that is set, by key (source first; none when
         the source is null)."""
