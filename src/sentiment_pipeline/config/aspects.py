@@ -7,7 +7,9 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
+from sentiment_pipeline.config.base import Frozen
 from sentiment_pipeline.config.data import LabelledSourceConfig
+from sentiment_pipeline.config.split import SplitConfig
 
 # The aspect model's classes, in their id order (data/processed/aspects/labels.json).
 ASPECT_CLASSES = ("negative", "neutral", "positive")
@@ -76,3 +78,10 @@ class AspectsDataConfig(LabelledSourceConfig):
                 "the training rows, or set the predefined splits to null too"
             )
         return self
+
+
+class PrepareAspectsConfig(Frozen):
+    """What prepare_aspects reads: the aspect data, and the split of the comments data."""
+
+    aspects: AspectsDataConfig = Field(default_factory=AspectsDataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
