@@ -85,9 +85,7 @@ def read_sources(config: AspectsDataConfig, paths: ProjectPaths) -> pd.DataFrame
     for key, location in config.sources().items():
         path = paths.resolve(location)
         where = f"{path} (aspects.{key})"
-        frame = tables.read_table(
-            path, config.format, encoding=config.encoding, options=OPTIONS, name=where
-        )
+        frame = tables.read_table(path, config.format, encoding=config.encoding, options=OPTIONS)
         raw = select_columns(frame, config, where)
         for column in ("text", "aspect"):
             raw[column] = map_values(raw[column], _normalised)
