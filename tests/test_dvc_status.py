@@ -21,8 +21,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PACKAGE = Path("src/sentiment_pipeline")
-# Runs on every `dvc repro` by design (it stamps the data source), so status always lists it.
-ALWAYS = {"source"}
+# Run on every `dvc repro` by design (they read a data source DVC cannot name), so status always
+# lists them.
+ALWAYS = {"source", "prepare_aspects"}
 DATA_STAGES = {"ingest", "validate", "prepare"}
 
 pytestmark = pytest.mark.slow  # git, dvc and a copy of the package per test

@@ -17,7 +17,7 @@ import pytest
 
 from http_source import DataServer
 from sentiment_pipeline.config.data import DataConfig
-from sentiment_pipeline.data import ingest, source, tables, validate
+from sentiment_pipeline.data import ingest, rows, source, tables, validate
 from sentiment_pipeline.errors import ConfigError, DataError
 from sentiment_pipeline.paths import ProjectPaths
 from synthetic import make_comments
@@ -122,7 +122,7 @@ def test_an_undecodable_label_rejects_the_row_as_bad_encoding(tmp_path: Path) ->
     path.write_bytes(b"text,label\nfine text,pos\xe9\nother text,positive\n")
 
     raw = ingest_file(path)
-    _, rejected, report = validate.validate_frame(raw, data_config(label_map={}))
+    _, rejected, report = rows.validate_frame(raw, data_config(label_map={}))
 
     assert raw["label"].tolist() == ["pos\\xe9", "positive"]
     assert rejected["reason"].tolist() == ["bad_encoding"]
@@ -138,7 +138,7 @@ def test_json_lines_with_a_bad_byte_or_a_lone_surrogate_reject_those_rows(tmp_pa
     )
 
     raw = ingest_file(path)
-    _, rejected, _ = validate.validate_frame(raw, data_config())
+    _, rejected, _ = rows.validate_frame(raw, data_config())
 
     assert raw["text"].tolist() == ["good one", "bad \\xff byte", "lone \\ud800 surrogate"]
     assert rejected["reason"].tolist() == ["bad_encoding", "bad_encoding"]
@@ -196,7 +196,7 @@ def test_nested_json_values_reach_validation_as_what_they_are(tmp_path: Path) ->
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
     raw = ingest_file(path)
-    _, rejected, report = validate.validate_frame(raw, data_config())
+    _, rejected, report = rows.validate_frame(raw, data_config())
 
     assert raw["text_type"].tolist()[:5] == ["string", "object", "array", "number", "boolean"]
     assert pd.isna(raw["text_type"].iloc[5])
@@ -218,7 +218,7 @@ def test_list_values_in_a_parquet_text_column_are_non_string_text(tmp_path: Path
     ).to_parquet(path)
 
     raw = ingest_file(path)
-    _, rejected, report = validate.validate_frame(raw, data_config())
+    _, rejected, report = rows.validate_frame(raw, data_config())
 
     assert raw["text"].tolist() == ['["good", "day"]', '["bad", "day"]', '["good", "day"]']
     assert rejected["reason"].tolist() == ["non_string_text"] * 3

@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 
 from property_suites import examples_per_test, outcome
 from sentiment_pipeline.config.data import DataConfig
-from sentiment_pipeline.data import ingest, validate
+from sentiment_pipeline.data import ingest
+from sentiment_pipeline.data import rows as row_rules
 from sentiment_pipeline.errors import DataError, PipelineError
 from sentiment_pipeline.io import write_parquet
 
@@ -212,7 +213,7 @@ def ingest_and_validate(path: Path, config: DataConfig) -> tuple[int, pd.DataFra
         raw = ingest.select_columns(frame, config, str(path))
         write_parquet(path.with_name("raw.parquet"), raw)  # what ingest writes
         raw = pd.read_parquet(path.with_name("raw.parquet"))  # what validate reads
-        good, rejected, report = validate.validate_frame(raw, config)
+        good, rejected, report = row_rules.validate_frame(raw, config)
         write_parquet(path.with_name("validated.parquet"), good)
         write_parquet(path.with_name("rejected.parquet"), rejected)
     except PipelineError as exc:
@@ -221,7 +222,7 @@ def ingest_and_validate(path: Path, config: DataConfig) -> tuple[int, pd.DataFra
     outcome()
     event(f"rows rejected: {'some' if len(rejected) else 'none'}")
     assert report["accepted"] + report["rejected"] == report["total"] == len(raw)
-    assert set(rejected["reason"]) <= set(validate.REASONS)
+    assert set(rejected["reason"]) <= set(row_rules.REASONS)
     assert all(isinstance(t, str) for t in good["text"])
     assert set(good["label"]) <= CLASSES
     # the files hold what the frames held: nothing was lost or changed on the way to disk
@@ -295,7 +296,7 @@ def test_validate_frame_handles_any_in_memory_values(rows, label_map, low, high)
     config = data_config(label_map=label_map, min_text_chars=min(low, high),
                          max_text_chars=max(low, high))
     try:
-        good, rejected, report = validate.validate_frame(frame, config)
+        good, rejected, report = row_rules.validate_frame(frame, config)
     except PipelineError as exc:
         outcome(exc, naming=["the raw dataset", "data."])
         return

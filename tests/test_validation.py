@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sentiment_pipeline.config.data import DataConfig
-from sentiment_pipeline.data import validate
+from sentiment_pipeline.data import rows, validate
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -46,9 +46,9 @@ def raw_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_every_reason_is_assigned_to_the_rows_it_applies_to() -> None:
-    good, rejected, report = validate.validate_frame(raw_frame(ROWS), CONFIG)
+    good, rejected, report = rows.validate_frame(raw_frame(ROWS), CONFIG)
 
-    expected_rejected = [r[2] for r in ROWS if r[2] in validate.REASONS]
+    expected_rejected = [r[2] for r in ROWS if r[2] in rows.REASONS]
     assert rejected["reason"].tolist() == expected_rejected
     assert list(rejected.columns) == ["text", "label", "reason"]
     assert rejected["text"].iloc[1:3].tolist() == ["42", "caf\\xe9 menu"]
@@ -59,7 +59,7 @@ def test_every_reason_is_assigned_to_the_rows_it_applies_to() -> None:
         {"text": "x" * 20, "label": "neutral"},
     ]
     assert report["reasons"] == {
-        name: expected_rejected.count(name) for name in validate.REASONS
+        name: expected_rejected.count(name) for name in rows.REASONS
     }
     assert (report["total"], report["accepted"], report["rejected"]) == (15, 4, 11)
     assert report["rejected_fraction"] == pytest.approx(11 / 15)
@@ -80,7 +80,7 @@ def test_the_marks_of_ingest_decide_non_string_text_and_bad_encoding() -> None:
         }
     )
 
-    good, rejected, report = validate.validate_frame(frame, CONFIG)
+    good, rejected, report = rows.validate_frame(frame, CONFIG)
 
     assert rejected.iloc[:4].to_dict("records") == [
         {"text": '{"a": 1}', "label": "1", "reason": "non_string_text"},
@@ -96,17 +96,17 @@ def test_the_marks_of_ingest_decide_non_string_text_and_bad_encoding() -> None:
 def test_report_lists_every_reason_even_when_nothing_is_rejected() -> None:
     frame = make_comments(30)
 
-    good, rejected, report = validate.validate_frame(frame, CONFIG.model_copy(
+    good, rejected, report = rows.validate_frame(frame, CONFIG.model_copy(
         update={"max_text_chars": 200}))
 
     assert len(good) == 30 and rejected.empty
-    assert report["reasons"] == dict.fromkeys(validate.REASONS, 0)
+    assert report["reasons"] == dict.fromkeys(rows.REASONS, 0)
 
 
 def test_empty_label_map_accepts_every_label_as_its_own_class() -> None:
     frame = raw_frame([("good text", "spam"), ("more text", "ham"), ("more text", "ham")])
 
-    good, rejected, _ = validate.validate_frame(frame, DataConfig(label_map={}))
+    good, rejected, _ = rows.validate_frame(frame, DataConfig(label_map={}))
 
     assert good["label"].tolist() == ["spam", "ham"]
     assert rejected["reason"].tolist() == ["duplicate"]
@@ -118,21 +118,21 @@ def test_missing_columns_are_a_schema_error() -> None:
     with pytest.raises(
         DataError, match=r"expected columns \['text', 'label'\] .*found \['body', 'label'\]"
     ):
-        validate.validate_frame(frame, CONFIG)
+        rows.validate_frame(frame, CONFIG)
 
 
 def test_a_non_string_text_column_is_a_schema_error() -> None:
     frame = pd.DataFrame({"text": [570306, 570301], "label": ["1", "0"]})
 
     with pytest.raises(DataError, match=r"has dtype int64, expected strings; .*data\.text_column"):
-        validate.validate_frame(frame, CONFIG)
+        rows.validate_frame(frame, CONFIG)
 
 
 def test_check_report_names_every_broken_threshold() -> None:
     frame = raw_frame([(f"text {i}", "1") for i in range(12)] + [(None, "0")] * 4)
-    _, _, report = validate.validate_frame(frame, DataConfig())
+    _, _, report = rows.validate_frame(frame, DataConfig())
 
-    problems = validate.check_report(report, DataConfig())
+    problems = rows.check_report(report, DataConfig())
 
     assert len(problems) == 2
     assert "4 of 16 rows rejected (25.0%) > data.max_rejected_fraction (0.2)" in problems[0]

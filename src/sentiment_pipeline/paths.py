@@ -69,6 +69,28 @@ class ProjectPaths:
         """Split sizes, where each split came from, and the rows dropped on the way."""
         return self.root / "reports" / "data_preparation.json"
 
+    # --- aspect data (prepare_aspects) -------------------------------------
+    @property
+    def aspects_dir(self) -> Path:
+        """The aspect model's splits and labels.json."""
+        return self.processed_dir / "aspects"
+
+    def aspects_split(self, name: str) -> Path:
+        return self.aspects_dir / f"{name}.parquet"
+
+    @property
+    def aspects_labels(self) -> Path:
+        return self.aspects_dir / "labels.json"
+
+    @property
+    def aspects_rejected(self) -> Path:
+        return self.root / "data" / "interim" / "aspects_rejected.parquet"
+
+    @property
+    def aspects_report(self) -> Path:
+        """Rows read, rejected (by reason), kept per split and class; or why it was skipped."""
+        return self.root / "reports" / "aspects_validation.json"
+
     # --- models ---------------------------------------------------------
     @property
     def models_dir(self) -> Path:

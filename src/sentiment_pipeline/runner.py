@@ -33,16 +33,23 @@ C = TypeVar("C", bound=BaseModel)
 class Stage(Generic[C]):
     """One DVC stage: its name in dvc.yaml (also its module's name), the params.yaml section it
     reads, that section's model, and `run(config, paths)`, which reads the stage's inputs,
-    writes its outputs and returns a small result."""
+    writes its outputs and returns a small result.
+
+    A stage that reads several top-level sections names them in a tuple; its model then has
+    one field per section, named as the section (e.g. ("aspects", "split")).
+    """
 
     name: str
-    section: str  # dotted params.yaml key, e.g. "train.lightgbm"
+    section: str | tuple[str, ...]  # dotted params.yaml key, e.g. "train.lightgbm"
     config: type[C]
     run: Callable[[C, ProjectPaths], Any]
 
     def read_config(self, params: Path = DEFAULT_PARAMS) -> C:
         """This stage's section of a params file, validated alone (DVC tracks only its keys)."""
         tree = load_params(params)
+        if isinstance(self.section, tuple):
+            parts = {name: subtree(tree, name) for name in self.section}
+            return validate_section(self.config, parts, str(params))
         return validate_section(self.config, subtree(tree, self.section), str(params),
                                 self.section)
 

@@ -19,6 +19,7 @@ STAGES: dict[str, str] = {
     "ingest": "sentiment_pipeline.data.ingest",
     "validate": "sentiment_pipeline.data.validate",
     "prepare": "sentiment_pipeline.data.prepare",
+    "prepare_aspects": "sentiment_pipeline.data.prepare_aspects",
     "train_baseline": "sentiment_pipeline.models.train_baseline",
     "train_lightgbm": "sentiment_pipeline.models.train_lightgbm",
     "train_distilbert": "sentiment_pipeline.models.train_distilbert",
@@ -36,4 +37,11 @@ def stage(name: str) -> Stage:
 def run_stage(name: str, config: PipelineConfig, paths: ProjectPaths) -> Any:
     """Run one stage in this process on its section of a validated configuration."""
     found = stage(name)
-    return found.run(section_of(config, found.section), paths)
+    return found.run(config_of(found, config), paths)
+
+
+def config_of(found: Stage, config: PipelineConfig) -> Any:
+    """A stage's configuration from the whole tree: its section, or its sections' model."""
+    if isinstance(found.section, tuple):
+        return found.config(**{name: section_of(config, name) for name in found.section})
+    return section_of(config, found.section)

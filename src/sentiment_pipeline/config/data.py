@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
@@ -21,23 +21,28 @@ PREDEFINED_SPLITS = {"val_source": "val", "test_source": "test"}
 ORIGIN = "origin"
 
 
-class DataConfig(Frozen):
-    """Where the raw data comes from and what a valid row is (ingest and validate stages)."""
+class LabelledSourceConfig(Frozen):
+    """A labelled table and what a valid row of it is: what the comments data (data) and the
+    aspect data (aspects) share. SECTION is the params.yaml section, as messages name keys."""
 
-    source: str = Field(REDDIT_URL, description="Local path or http(s) URL of the labelled data.")
+    SECTION: ClassVar[str] = "data"
+
+    source: str | None = Field(
+        None, description="Local path or http(s) URL of the labelled data (null: none)."
+    )
     val_source: str | None = Field(
         None,
         min_length=1,
         description="Optional predefined validation set (local path or http(s) URL), read and "
-        "validated like data.source and used as the val split as given (null: carved from "
-        "data.source).",
+        "validated like the source and used as the val split as given (null: carved from the "
+        "source).",
     )
     test_source: str | None = Field(
         None,
         min_length=1,
         description="Optional predefined test set (e.g. a benchmark's published test set), read "
-        "and validated like data.source and used as the test split as given (null: carved from "
-        "data.source).",
+        "and validated like the source and used as the test split as given (null: carved from "
+        "the source).",
     )
     format: Literal["auto", "csv", "tsv", "parquet", "jsonl"] = Field(
         "auto", description="File format; 'auto' picks it from the file extension."
@@ -48,13 +53,12 @@ class DataConfig(Frozen):
         description="Text encoding of CSV/TSV/JSON Lines: 'auto' reads UTF-8 (with or without a "
         "BOM) and rejects rows that do not decode (bad_encoding); or any Python codec name.",
     )
-    text_column: str = Field("clean_comment", min_length=1, description="Column holding the text.")
-    label_column: str = Field("category", min_length=1, description="Column holding the label.")
+    text_column: str = Field("text", min_length=1, description="Column holding the text.")
+    label_column: str = Field("label", min_length=1, description="Column holding the label.")
     label_map: dict[str, str] = Field(
-        default_factory=lambda: {"-1": "negative", "0": "neutral", "1": "positive"},
+        default_factory=lambda: {name: name for name in ("negative", "neutral", "positive")},
         description="Raw label -> class name. A raw label equal to a class name is kept as is.",
     )
-    download_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for a download.")
     min_text_chars: int = Field(1, ge=1, description="Shortest accepted text, in characters.")
     max_text_chars: int = Field(5000, ge=1, description="Longest accepted text, in characters.")
     max_rejected_fraction: float = Field(
@@ -104,28 +108,53 @@ class DataConfig(Frozen):
         return value
 
     @model_validator(mode="after")
-    def _check_lengths(self) -> DataConfig:
+    def _check_lengths(self) -> LabelledSourceConfig:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError(
-                f"data.min_text_chars ({self.min_text_chars}) must not exceed "
-                f"data.max_text_chars ({self.max_text_chars})"
+                f"{self.SECTION}.min_text_chars ({self.min_text_chars}) must not exceed "
+                f"{self.SECTION}.max_text_chars ({self.max_text_chars})"
             )
         return self
 
     @model_validator(mode="after")
-    def _check_distinct_sources(self) -> DataConfig:
+    def _check_distinct_sources(self) -> LabelledSourceConfig:
         seen: dict[str, str] = {}
+        section = self.SECTION
         for key, location in self.sources().items():
             if location in seen:
                 raise ValueError(
-                    f"data.{key} and data.{seen[location]} are both {location!r}; a predefined "
-                    "split must be another file than data.source and the other split (null: "
-                    "carve it from data.source)"
+                    f"{section}.{key} and {section}.{seen[location]} are both {location!r}; a "
+                    f"predefined split must be another file than {section}.source and the other "
+                    f"split (null: carve it from {section}.source)"
                 )
             seen[location] = key
         return self
 
+    def columns(self) -> dict[str, tuple[str, str]]:
+        """Each column of the raw contract -> (the key naming its source column, that column)."""
+        return {
+            "text": ("text_column", self.text_column),
+            "label": ("label_column", self.label_column),
+        }
+
     def sources(self) -> dict[str, str]:
-        """data.source and each predefined split that is set, by key (source first)."""
+        """The source and each predefined split that is set, by key (source first; none when
+        the source is null)."""
+        if self.source is None:
+            return {}
         given = {key: getattr(self, key) for key in PREDEFINED_SPLITS}
         return {"source": self.source, **{k: v for k, v in given.items() if v is not None}}
+
+
+class DataConfig(LabelledSourceConfig):
+    """Where the raw data comes from and what a valid row is (ingest and validate stages)."""
+
+    source: str = Field(REDDIT_URL, description="Local path or http(s) URL of the labelled data.")
+    text_column: str = Field("clean_comment", min_length=1, description="Column holding the text.")
+    label_column: str = Field("category", min_length=1, description="Column holding the label.")
+    label_map: dict[str, str] = Field(
+        default_factory=lambda: {"-1": "negative", "0": "neutral", "1": "positive"},
+        description="Raw label -> class name. A raw label equal to a class name is kept as is.",
+    )
+    download_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for a download.")
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from sentiment_pipeline.config.aspects import AspectsDataConfig
 from sentiment_pipeline.config.base import Frozen
 from sentiment_pipeline.config.baseline import BaselineConfig
 from sentiment_pipeline.config.data import DataConfig
@@ -32,6 +33,7 @@ class PipelineConfig(Frozen):
 
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    aspects: AspectsDataConfig = Field(default_factory=AspectsDataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     # `register` would shadow BaseModel's ABC method, hence the alias.

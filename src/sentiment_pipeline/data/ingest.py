@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,16 +21,8 @@ import pandas as pd
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.data import ORIGIN, DataConfig
 from sentiment_pipeline.data import stamps, tables
+from sentiment_pipeline.data.columns import select_columns
 from sentiment_pipeline.data.compression import COMPRESSIONS
-from sentiment_pipeline.data.values import (
-    as_text,
-    escape_undecodable,
-    has_undecodable,
-    is_missing,
-    is_number_text,
-    map_values,
-    value_type,
-)
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import atomic_path, write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -46,7 +37,6 @@ OPTIONS = tables.TableOptions(
     source="data.source",
     columns="data.text_column or data.label_column",
 )
-_INTEGRAL = re.compile(r"[+-]?\d+(\.0*)?")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -138,105 +128,6 @@ def fetch(stamp: Mapping[str, Any], folder: Path, timeout_s: float, key: str = "
         )
     write_json(record_path, {"source": url, **got, "size": target.stat().st_size})
     return target
-
-
-def label_string(value: object) -> str | None:
-    """A raw label as an exact string: -1, -1.0 and "-1" all give "-1"; missing stays None."""
-    if is_missing(value):
-        return None
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    text = str(value).strip()
-    if _INTEGRAL.fullmatch(text):
-        return str(int(text.split(".")[0]))
-    return text
-
-
-def select_columns(frame: pd.DataFrame, config: DataConfig, where: str) -> pd.DataFrame:
-    """The raw contract from the configured source columns, one row per source row.
-
-    `text`: the text; a value that is not a string as its JSON text, its type in `text_type`
-    ("string", "number", "object", "array", ...; null when missing). `label`: the label as an
-    exact string. `undecodable`: the text or label held bytes that data.encoding does not
-    decode, shown as \\xNN escapes. Validation rejects what is flagged here; nothing is dropped.
-    """
-    problems = [
-        f"expected a column {column!r} in {where}, found {list(frame.columns)}; set data.{key}"
-        for key, column in (
-            ("text_column", config.text_column),
-            ("label_column", config.label_column),
-        )
-        if column not in frame.columns
-    ]
-    if problems:
-        raise DataError("; ".join(problems))
-    frame = frame.reset_index(drop=True)  # row numbers in messages count from 0
-    values = frame[config.text_column]
-    _check_holds_text(values, config.text_column, where)
-    texts = map_values(values, as_text)
-    labels = map_values(frame[config.label_column], label_string)
-    undecodable = _undecodable(texts) | _undecodable(labels)
-    raw = pd.DataFrame(
-        {
-            "text": map_values(texts, _escaped).astype("str"),
-            "label": map_values(labels, _escaped).astype("str"),
-            "text_type": map_values(values, value_type).astype("str"),
-            "undecodable": undecodable.astype(bool),
-        }
-    )
-    _warn_flagged(raw, where, config.encoding)
-    return raw.reset_index(drop=True)
-
-
-def _undecodable(column: pd.Series) -> pd.Series:
-    return column.map(lambda v: isinstance(v, str) and has_undecodable(v)).astype(bool)
-
-
-def _escaped(value: object) -> str | None:
-    return escape_undecodable(value) if isinstance(value, str) else None
-
-
-def _check_holds_text(values: pd.Series, column: str, where: str) -> None:
-    """A text column of numbers only (an id or score column) is a configuration mistake."""
-    present = values[~values.map(is_missing).astype(bool)]
-    if present.empty:
-        return
-    numeric = present.map(
-        lambda v: value_type(v) in ("number", "boolean")
-        or (isinstance(v, str) and is_number_text(v))
-    ).astype(bool)
-    if numeric.all():
-        raise DataError(
-            f"the column {column!r} in {where} holds only numbers or booleans (e.g. "
-            f"{present.iloc[0]!r}), no text; check that data.text_column names the column "
-            "holding the text"
-        )
-
-
-def _warn_flagged(raw: pd.DataFrame, where: str, encoding: str) -> None:
-    """Say at ingest time what validation will reject: undecodable rows, non-string texts."""
-    bad = raw.index[raw["undecodable"]]
-    if len(bad):
-        example = raw.at[bad[0], "text"]  # shortened: a text may be megabytes long
-        logger.warning(
-            "%d rows of %s hold bytes that do not decode as %s (e.g. row %d: %r); validation "
-            "rejects them as bad_encoding; if the whole file is in another encoding, set "
-            "data.encoding",
-            len(bad), where, "UTF-8" if encoding == "auto" else encoding, bad[0],
-            example[:80] if isinstance(example, str) else example,
-        )
-    odd = raw.index[raw["text_type"].notna() & (raw["text_type"] != "string")]
-    if len(odd):
-        logger.warning(
-            "%d values of the text column in %s are not strings (e.g. row %d, %s %s); "
-            "validation rejects them as non_string_text",
-            len(odd), where, odd[0], raw.at[odd[0], "text_type"], raw.at[odd[0], "text"][:80],
-        )
 
 
 def read_source(

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,7 @@ import pandas as pd
 from sentiment_pipeline import runner
 from sentiment_pipeline.config.data import ORIGIN, PREDEFINED_SPLITS
 from sentiment_pipeline.config.split import SplitConfig
+from sentiment_pipeline.data.splits import KEY_OF, normalize_text, remove_overlap
 from sentiment_pipeline.errors import DataError
 from sentiment_pipeline.io import write_json, write_parquet
 from sentiment_pipeline.paths import ProjectPaths
@@ -30,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 DROPS = ("dropped_empty", "dropped_duplicates", "dropped_conflicting")
-KEY_OF = {split: key for key, split in PREDEFINED_SPLITS.items()}  # "test" -> "test_source"
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -46,11 +43,6 @@ class PrepareResult:
     given: tuple[str, ...] = ()  # the splits used as given (data.val_source, data.test_source)
     # rows dropped from the training side: data.* key -> key of the split holding the text -> n
     overlap_removed: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def normalize_text(text: str) -> str:
-    """Unicode NFC, whitespace runs collapsed to one space, stripped."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
 def normalize_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -152,35 +144,6 @@ def by_origin(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "rerun the validate stage"
         )
     return parts
-
-
-def remove_overlap(
-    pool: pd.DataFrame, given: Mapping[str, pd.DataFrame]
-) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, dict[str, int]]]:
-    """Drop from the training side every (normalised) text that a given split also holds.
-
-    The order is data.source < val < test: data.source's rows whose text is in a given val or
-    test split are dropped (before any split is carved from them), and so are a given val
-    split's rows whose text is in a given test split; a given test split is never changed.
-    Returns (pool, given, removed): removed counts the rows dropped, by the data.* key of
-    their source and then by the key of the split that holds their text (test before val).
-    """
-    given = dict(given)
-    removed: dict[str, dict[str, int]] = {}
-    if "val" in given and "test" in given:
-        hit = given["val"]["text"].isin(set(given["test"]["text"]))
-        removed["val_source"] = {"test_source": int(hit.sum())}
-        given["val"] = given["val"][~hit].reset_index(drop=True)
-    keep = pd.Series(True, index=pool.index)
-    counts = {}
-    for name in ("test", "val"):
-        if name in given:
-            hit = keep & pool["text"].isin(set(given[name]["text"]))
-            counts[KEY_OF[name]] = int(hit.sum())
-            keep &= ~hit
-    if counts:
-        removed = {"source": dict(sorted(counts.items(), reverse=True)), **removed}
-    return pool[keep].reset_index(drop=True), given, removed
 
 
 def check_given_labels(given: Mapping[str, pd.DataFrame], labels: Sequence[str]) -> None:
