@@ -69,6 +69,28 @@ class ProjectPaths:
         """Split sizes, where each split came from, and the rows dropped on the way."""
         return self.root / "reports" / "data_preparation.json"
 
+    # --- aspect data (prepare_aspects) -------------------------------------
+    @property
+    def aspects_dir(self) -> Path:
+        """The aspect model's splits and labels.json."""
+        return self.processed_dir / "aspects"
+
+    def aspects_split(self, name: str) -> Path:
+        return self.aspects_dir / f"{name}.parquet"
+
+    @property
+    def aspects_labels(self) -> Path:
+        return self.aspects_dir / "labels.json"
+
+    @property
+    def aspects_rejected(self) -> Path:
+        return self.root / "data" / "interim" / "aspects_rejected.parquet"
+
+    @property
+    def aspects_report(self) -> Path:
+        """Rows read, rejected (by reason), kept per split and class; or why it was skipped."""
+        return self.root / "reports" / "aspects_validation.json"
+
     # --- models ---------------------------------------------------------
     @property
     def models_dir(self) -> Path:
@@ -115,6 +137,29 @@ class ProjectPaths:
     def distilbert_onnx_int8(self) -> Path:
         """Its dynamically quantised int8 copy, by export_onnx."""
         return self.models_dir / "advanced" / "distilbert_onnx_int8"
+
+    # --- aspect models (train_aspects, train_aspect_baseline) -------------
+    @property
+    def aspect_models_dir(self) -> Path:
+        return self.models_dir / "aspects"
+
+    @property
+    def aspect_model(self) -> Path:
+        """The fine-tuned (text, aspect) pair classifier, by train_aspects."""
+        return self.aspect_models_dir / "aspect_model"
+
+    @property
+    def aspect_results(self) -> Path:
+        return self.aspect_models_dir / "aspect_results"
+
+    @property
+    def aspect_metrics(self) -> Path:
+        return self.aspect_models_dir / "aspect_metrics.json"
+
+    @property
+    def pair_baseline_model(self) -> Path:
+        """TF-IDF + LogisticRegression on pair documents, by train_aspect_baseline."""
+        return self.aspect_models_dir / "pair_baseline"
 
     def model_variants(self, name: str) -> dict[str, Path]:
         """The exports of a model named in evaluation.models, by serve.backend name."""
