@@ -292,10 +292,11 @@ def test_fine_tune_false_adopts_a_classifier_with_its_labels_mapped(
 # --- the pair baseline -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pair_baseline_trains_on_pair_documents(aspect_data, manager) -> None:
     config = manager(aspect_data).config.train.aspect_baseline
     manifest = ab.run(config, aspect_data)
-    model = load_model(aspect_data.pair_baseline_model)
+    model = load_model(aspect_data.pair_baseline_model, project=aspect_data)
     assert (model.manifest.kind, model.manifest.input) == ("sklearn", "pair")
     assert model.manifest.metrics["val_macro_f1"] == manifest.metrics["val_macro_f1"] > 0.3
     proba = model.predict_proba([("the audio is great", "audio"), ("the host is awful", "host")])

@@ -63,7 +63,7 @@ def adopt(
     found = {"macro_f1": None, "accuracy": None}
     if len(val):
         model = load_model(this.model_dir)
-        found = scores(val["label"], model.predict(pairs_of(val)), labels)
+        found = scores(val["label"], model.predict_proba(pairs_of(val)).argmax(axis=1), labels)
     with tracking.stage_run(STAGE.name, config, paths) as active:
         tracking.log_metrics({"val_macro_f1": found["macro_f1"],
                               "val_accuracy": found["accuracy"]})
