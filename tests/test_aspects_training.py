@@ -29,7 +29,9 @@ from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams  #
 from synthetic import LABELS  # noqa: E402
 
 ASPECTS = ["audio", "video", "battery", "screen", "host", "editing"]
-OPINIONS = {0: ["awful", "terrible", "bad"], 1: ["new", "here", "black"], 2: ["great", "good", "lovely"]}
+OPINIONS = {
+    0: ["awful", "terrible", "bad"], 1: ["new", "here", "black"], 2: ["great", "good", "lovely"]
+}
 
 
 def aspect_rows(n: int, seed: int) -> pd.DataFrame:
