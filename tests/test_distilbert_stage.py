@@ -19,6 +19,7 @@ from sentiment_pipeline.models import train_distilbert as dt  # noqa: E402
 from sentiment_pipeline.models.artifacts.loader import load_model  # noqa: E402
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder  # noqa: E402
 from sentiment_pipeline.models.distilbert import trainer as tr  # noqa: E402
+from sentiment_pipeline.models.distilbert import tuned  # noqa: E402
 from sentiment_pipeline.models.distilbert.params import DistilBERTTrialParams  # noqa: E402
 from sentiment_pipeline.tuning import best as bests  # noqa: E402
 from sentiment_pipeline.tuning import storage  # noqa: E402
@@ -162,7 +163,7 @@ def test_three_trials_on_the_cpu_keep_the_best_model_and_track_everything(
 def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on(
     processed, manager, tiny_transformer, monkeypatch
 ) -> None:
-    monkeypatch.setattr(dt, "make_pruner", lambda kind, schedule, floor: PruneTrial(2))
+    monkeypatch.setattr(tuned, "make_pruner", lambda kind, schedule, floor: PruneTrial(2))
     _fail_on_call(monkeypatch, 2, torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)"))
     config = _config(manager, processed, tiny_transformer, "train.distilbert.max_length=128")
     result = dt.run(config, processed)
@@ -183,7 +184,7 @@ def test_a_failed_trial_is_failed_a_pruned_trial_is_pruned_and_the_study_goes_on
 def test_pruners_count_in_evaluations_and_budget_for_the_longest_trial() -> None:
     from sentiment_pipeline.config.distilbert import DistilBERTConfig
 
-    schedule = dt.pruning_schedule(DistilBERTConfig(epochs=(1, 4), evals_per_epoch=3))
+    schedule = tuned.pruning_schedule(DistilBERTConfig(epochs=(1, 4), evals_per_epoch=3))
     # hyperband's budget: the reports of a 4-epoch trial ("auto" would take those of the
     # first finished trial); the chance floor waits one epoch, the median rule does not wait.
     assert (schedule.min_resource, schedule.max_resource) == (1, 12)

@@ -20,6 +20,7 @@ from sentiment_pipeline.models import train_distilbert as dt
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import read_manifest
 from sentiment_pipeline.models.distilbert import device as dv
+from sentiment_pipeline.models.distilbert import tuned
 from sentiment_pipeline.models.distilbert.trainer import effective_max_length
 from synthetic import LABELS
 
@@ -82,7 +83,7 @@ def test_search_space_stays_inside_the_configured_bounds_and_names_trainer_argum
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         trial = study.ask()
-        params = dt.search_space(trial, config)
+        params = tuned.search_space(trial, config)
         assert 1e-5 <= params.learning_rate <= 1e-4
         assert params.per_device_train_batch_size in (8, 16)
         assert params.num_train_epochs in (1, 2)
@@ -159,7 +160,7 @@ def test_unloadable_model_names_the_key_and_the_local_directory_fix(processed, m
 def test_missing_packages_write_placeholders_and_say_what_to_install(
     processed, manager, monkeypatch, caplog
 ) -> None:
-    monkeypatch.setattr(dt, "missing_dependencies", lambda: ["torch", "transformers"])
+    monkeypatch.setattr(tuned, "missing_dependencies", lambda: ["torch", "transformers"])
     config = manager(processed, "train.distilbert.enable=true").config.train.distilbert
 
     with caplog.at_level(logging.WARNING):
@@ -215,7 +216,7 @@ def test_the_seeded_search_still_proposes_the_trials_of_the_recorded_benchmark(r
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=42, n_startup_trials=5)
     )
     for curve in recorded["curves"][:5]:
-        params = dt.search_space(study.ask(), config).model_dump()
+        params = tuned.search_space(study.ask(), config).model_dump()
         expected = {names[k]: v for k, v in curve["params"].items()}
         assert params == pytest.approx(expected)
         study.tell(study.trials[-1].number, curve["values"][-1])

@@ -138,6 +138,29 @@ class ProjectPaths:
         """Its dynamically quantised int8 copy, by export_onnx."""
         return self.models_dir / "advanced" / "distilbert_onnx_int8"
 
+    # --- aspect models (train_aspects, train_aspect_baseline) -------------
+    @property
+    def aspect_models_dir(self) -> Path:
+        return self.models_dir / "aspects"
+
+    @property
+    def aspect_model(self) -> Path:
+        """The fine-tuned (text, aspect) pair classifier, by train_aspects."""
+        return self.aspect_models_dir / "aspect_model"
+
+    @property
+    def aspect_results(self) -> Path:
+        return self.aspect_models_dir / "aspect_results"
+
+    @property
+    def aspect_metrics(self) -> Path:
+        return self.aspect_models_dir / "aspect_metrics.json"
+
+    @property
+    def pair_baseline_model(self) -> Path:
+        """TF-IDF + LogisticRegression on pair documents, by train_aspect_baseline."""
+        return self.aspect_models_dir / "pair_baseline"
+
     def model_variants(self, name: str) -> dict[str, Path]:
         """The exports of a model named in evaluation.models, by serve.backend name."""
         if name == "distilbert":

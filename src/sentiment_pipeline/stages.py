@@ -23,6 +23,8 @@ STAGES: dict[str, str] = {
     "train_baseline": "sentiment_pipeline.models.train_baseline",
     "train_lightgbm": "sentiment_pipeline.models.train_lightgbm",
     "train_distilbert": "sentiment_pipeline.models.train_distilbert",
+    "train_aspect_baseline": "sentiment_pipeline.models.train_aspect_baseline",
+    "train_aspects": "sentiment_pipeline.models.train_aspects",
     "export_onnx": "sentiment_pipeline.models.export_onnx",
     "model_evaluation": "sentiment_pipeline.evaluation.model_evaluation",
     "register_model": "sentiment_pipeline.registry.register_model",

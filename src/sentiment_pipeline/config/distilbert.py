@@ -1,4 +1,4 @@
-"""train.distilbert: transformer fine-tuning tuned with Optuna (train_distilbert)."""
+"""train.distilbert: transformer fine-tuning tuned with Optuna (the keys train.aspects shares)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pydantic import Field, field_validator
 from sentiment_pipeline.config.base import Frozen, auto_or_count, ordered_pair
 
 
-class DistilBERTConfig(Frozen):
-    """Transformer fine-tuning tuned with Optuna (train_distilbert stage)."""
+class FineTuneConfig(Frozen):
+    """A transformer classifier fine-tuned and tuned with Optuna: what every such stage takes."""
 
     enable: bool = Field(True, description="false: skip training and write placeholders.")
     model_name_or_path: str = Field(
@@ -47,18 +47,6 @@ class DistilBERTConfig(Frozen):
     max_eval_samples: int | None = Field(None, ge=1, description="Use at most N validation rows.")
     eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation.")
     seed: int = Field(42, ge=0, description="Seed of the sampler, the trainer and subsampling.")
-    nproc_per_node: Literal["auto"] | int = Field(
-        1,
-        description="Data-parallel processes `python -m` (dvc repro) starts the stage in, under "
-        "torchrun on this node; 'auto': one per visible GPU. batch_size is per process. Ignored "
-        "when torchrun / accelerate launch started the stage.",
-    )
-
-    @field_validator("nproc_per_node", mode="before")
-    @classmethod
-    def _processes(cls, value: object) -> object:
-        return auto_or_count(value, most=1024)
-
     @field_validator("lr")
     @classmethod
     def _lr_bounds(cls, value: tuple[float, float]) -> tuple[float, float]:
@@ -84,3 +72,19 @@ class DistilBERTConfig(Frozen):
         if len(set(value)) != len(value):
             raise ValueError(f"batch sizes must be distinct, got {value}")
         return value
+
+
+class DistilBERTConfig(FineTuneConfig):
+    """Transformer fine-tuning tuned with Optuna (train_distilbert stage)."""
+
+    nproc_per_node: Literal["auto"] | int = Field(
+        1,
+        description="Data-parallel processes `python -m` (dvc repro) starts the stage in, under "
+        "torchrun on this node; 'auto': one per visible GPU. batch_size is per process. Ignored "
+        "when torchrun / accelerate launch started the stage.",
+    )
+
+    @field_validator("nproc_per_node", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> object:
+        return auto_or_count(value, most=1024)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sentiment_pipeline.config.aspects import AspectsDataConfig
+from sentiment_pipeline.config.aspects_train import AspectsTrainConfig
 from sentiment_pipeline.config.base import Frozen
 from sentiment_pipeline.config.baseline import BaselineConfig
 from sentiment_pipeline.config.data import DataConfig
@@ -26,6 +27,8 @@ class TrainConfig(Frozen):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     distilbert: DistilBERTConfig = Field(default_factory=DistilBERTConfig)
+    aspects: AspectsTrainConfig = Field(default_factory=AspectsTrainConfig)
+    aspect_baseline: BaselineConfig = Field(default_factory=BaselineConfig)
 
 
 class PipelineConfig(Frozen):

@@ -20,7 +20,7 @@ class TuningSummary(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    status: Literal["trained", "skipped"]
+    status: Literal["trained", "skipped", "adopted"]  # adopted: a model from elsewhere, as is
     reason: str | None = Field(None, description="Why the stage skipped training.")
     study_name: str | None = None
     storage: str | None = Field(None, description="The Optuna storage, password hidden.")

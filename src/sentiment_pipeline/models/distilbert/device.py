@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Literal
 
-from sentiment_pipeline.config.distilbert import DistilBERTConfig
+from sentiment_pipeline.config.distilbert import FineTuneConfig
 from sentiment_pipeline.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -30,13 +30,15 @@ def missing_dependencies() -> list[str]:
     return missing
 
 
-def resolve_device(config: DistilBERTConfig, cuda_available: bool) -> Device | None:
+def resolve_device(
+    config: FineTuneConfig, cuda_available: bool, section: str = "train.distilbert"
+) -> Device | None:
     """The device to train on, or None when the stage must skip (auto, no CUDA, no allow_cpu)."""
     if config.device == "cuda" and not cuda_available:
         raise ConfigError(
-            "train.distilbert.device is 'cuda' but no CUDA device is available "
+            f"{section}.device is 'cuda' but no CUDA device is available "
             "(torch.cuda.is_available() is False); use 'auto' (skips without CUDA, or trains "
-            "on the CPU with train.distilbert.allow_cpu=true) or 'cpu'"
+            f"on the CPU with {section}.allow_cpu=true) or 'cpu'"
         )
     if config.device == "cpu":
         return "cpu"
@@ -45,12 +47,14 @@ def resolve_device(config: DistilBERTConfig, cuda_available: bool) -> Device | N
     return "cpu" if config.allow_cpu else None
 
 
-def resolve_precision(setting: str, device: Device, bf16_supported: bool) -> Precision:
+def resolve_precision(
+    setting: str, device: Device, bf16_supported: bool, section: str = "train.distilbert"
+) -> Precision:
     """Mixed precision on CUDA (bf16 where supported, else fp16); fp32 on the CPU."""
     if device == "cpu":
         if setting in ("bf16", "fp16"):
             logger.warning(
-                "train.distilbert.mixed_precision=%s is ignored on the CPU; training in fp32",
+                "%s.mixed_precision=%s is ignored on the CPU; training in fp32", section,
                 setting,
             )
         return "fp32"
@@ -58,7 +62,7 @@ def resolve_precision(setting: str, device: Device, bf16_supported: bool) -> Pre
         return "bf16" if bf16_supported else "fp16"
     if setting == "bf16" and not bf16_supported:
         raise ConfigError(
-            "train.distilbert.mixed_precision is 'bf16' but this GPU does not support bf16; "
+            f"{section}.mixed_precision is 'bf16' but this GPU does not support bf16; "
             "use 'auto', 'fp16' or 'no'"
         )
     return "fp32" if setting == "no" else setting  # type: ignore[return-value]

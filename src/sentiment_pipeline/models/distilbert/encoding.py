@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from transformers import DataCollatorWithPadding
 
+from sentiment_pipeline.models.artifacts.pairs import PairStyle, pair_segments
 from sentiment_pipeline.models.distilbert.device import Precision
 
 
@@ -45,6 +46,17 @@ def encode(tokenizer: Any, frame: pd.DataFrame, max_length: int) -> EncodedDatas
         padding=False,
         return_token_type_ids=False,
     )
+    return EncodedDataset(dict(encodings), frame["label"].tolist())
+
+
+def encode_pairs(
+    tokenizer: Any, frame: pd.DataFrame, max_length: int, style: PairStyle
+) -> EncodedDataset:
+    """Tokenise a (text, aspect, label) frame once as the tokenizer's pairs, segment ids kept:
+    pair_segments makes the segments, as a pair model's inference does (truncation alike)."""
+    pairs = list(zip(frame["text"].astype(str), frame["aspect"].astype(str), strict=True))
+    firsts, seconds = pair_segments(pairs, style)
+    encodings = tokenizer(firsts, seconds, truncation=True, max_length=max_length, padding=False)
     return EncodedDataset(dict(encodings), frame["label"].tolist())
 
 

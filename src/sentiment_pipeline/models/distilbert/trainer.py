@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,10 @@ class TrainingSetup:
     evals_per_epoch: int = 1
     group_by_length: bool = True
     seed: int = 42
+    # Cross-entropy weights by class id (None: unweighted) and label smoothing of the loss.
+    class_weights: tuple[float, ...] | None = None
+    label_smoothing: float = 0.0
+    section: str = "train.distilbert"  # the params.yaml section messages name
 
 
 @dataclass
@@ -66,14 +70,16 @@ class TrialOutcome:
     evaluations: int
 
 
-def load_tokenizer(model_name_or_path: str) -> tuple[Any, int | None]:
+def load_tokenizer(
+    model_name_or_path: str, section: str = "train.distilbert"
+) -> tuple[Any, int | None]:
     """The tokenizer and the longest input (position embeddings) of the checkpoint."""
     try:
         model_config = AutoConfig.from_pretrained(model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
     except (OSError, ValueError, KeyError) as exc:  # hub, file-system and parsing errors
         raise PipelineError(
-            f"cannot load train.distilbert.model_name_or_path={model_name_or_path!r} "
+            f"cannot load {section}.model_name_or_path={model_name_or_path!r} "
             f"({type(exc).__name__}: {exc}). A hub id needs network access (or a filled hub "
             "cache); a local directory with config.json, the weights and the tokenizer files "
             "works the same way"
@@ -84,12 +90,14 @@ def load_tokenizer(model_name_or_path: str) -> tuple[Any, int | None]:
     return tokenizer, getattr(model_config, "max_position_embeddings", None)
 
 
-def effective_max_length(max_length: int, positions: int | None) -> int:
-    """train.distilbert.max_length, capped at what the model's position embeddings allow."""
+def effective_max_length(
+    max_length: int, positions: int | None, section: str = "train.distilbert"
+) -> int:
+    """<section>.max_length, capped at what the model's position embeddings allow."""
     if positions is not None and max_length > positions:
         logger.warning(
-            "train.distilbert.max_length=%d exceeds the model's %d positions; truncating at %d",
-            max_length, positions, positions,
+            "%s.max_length=%d exceeds the model's %d positions; truncating at %d",
+            section, max_length, positions, positions,
         )
         return positions
     return max_length
@@ -184,6 +192,26 @@ def load_classifier(model_name_or_path: str, labels: Sequence[str]) -> Any:
     )
 
 
+def weighted_loss(
+    class_weights: Sequence[float] | None, label_smoothing: float
+) -> Callable[..., torch.Tensor] | None:
+    """The Trainer's compute_loss_func: cross-entropy with class weights and label smoothing;
+    None (the model's own unweighted loss) when there are neither."""
+    if class_weights is None and label_smoothing == 0:
+        return None
+    weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+
+    def loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"]
+        weight = None if weights is None else weights.to(logits.device, logits.dtype)
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight,
+            label_smoothing=label_smoothing,
+        )
+
+    return loss
+
+
 def training_arguments(
     setup: TrainingSetup, params: DistilBERTTrialParams, output_dir: str
 ) -> TrainingArguments:
@@ -234,6 +262,7 @@ def build_trainer(
         eval_dataset=by_length(setup.val),  # 1.03-1.11 positions per real token, not 1.7
         processing_class=setup.tokenizer,
         compute_metrics=compute_metrics,
+        compute_loss_func=weighted_loss(setup.class_weights, setup.label_smoothing),
         callbacks=list(callbacks),
     )
     # With tqdm disabled the Trainer prints every log dict to stdout instead.
