@@ -16,6 +16,7 @@ import numpy as np
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights import analysis, files, language, report, youtube
+from sentiment_pipeline.insights.aspects import AspectScores, AspectSpec, score_aspects
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
@@ -25,10 +26,13 @@ from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import opening
+from sentiment_pipeline.registry.lookup import NotRegistered, RegistryUnavailable
 from sentiment_pipeline.registry.opening import LoadedModel
+from sentiment_pipeline.registry.specs import CHAMPION
 from sentiment_pipeline.service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+
 
 def open_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
@@ -36,6 +40,22 @@ def open_model(
     """`--model` opened as predict and serve do, and described for the result."""
     opened = opening.open_model(spec, model_name=model_name, paths=paths, trust=trust)
     return opened.model, model_info(opened)
+
+
+def open_aspect_model(
+    spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
+) -> SentimentModel | None:
+    """`--aspect-model` opened as `--model` is; None (the default): the registry's
+    `models:/<model_name>@champion`, or no aspect model when none is registered or the registry
+    is unreachable (asking for aspects then fails with no_aspect_model)."""
+    if spec is not None:
+        return opening.open_model(spec, model_name=model_name, paths=paths, trust=trust).model
+    champion = f"models:/{model_name}@{CHAMPION}"
+    try:
+        return opening.open_model(champion, model_name=model_name, paths=paths, trust=trust).model
+    except (NotRegistered, RegistryUnavailable) as exc:
+        logger.info("no aspect model: %s", exc)
+        return None
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:
@@ -96,12 +116,18 @@ def analyze_batch(
     config: InsightsConfig,
     *,
     charts: bool = False,
+    aspects: list[AspectSpec] | None = None,
+    discover_aspects: int = 0,
+    aspect_model: SentimentModel | None = None,
 ) -> AnalysisResult:
-    """Classify the batch with `model` and analyse it; elapsed_s covers all of it."""
+    """Classify the batch with `model`, its aspects' mentions with `aspect_model` (all pairs in
+    one call), and analyse it; elapsed_s covers all of it."""
     started = time.perf_counter()
     texts = [c.text for c in batch.comments]
+    scored = score_aspects(texts, aspects or [], discover_aspects, aspect_model, config)
     proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.labels)))
-    return finish(batch, proba, model.labels, model_info, config, charts=charts, started=started)
+    return finish(batch, proba, model.labels, model_info, config, charts=charts, started=started,
+                  aspects=scored)
 
 
 def finish(
@@ -113,10 +139,12 @@ def finish(
     *,
     charts: bool = False,
     started: float | None = None,
+    aspects: AspectScores | None = None,
 ) -> AnalysisResult:
     """The analysis of classified comments (language check, aggregates, charts if asked).
 
-    started: time.perf_counter() when the request began, so elapsed_s includes the model.
+    started: time.perf_counter() when the request began, so elapsed_s includes the model;
+    aspects: the scored aspect mentions (aspects.score_aspects), None when none were asked for.
     """
     started = time.perf_counter() if started is None else started
     texts = [c.text for c in batch.comments]
@@ -126,7 +154,8 @@ def finish(
         else []
     )
     result = analysis.analyze(
-        batch, proba, labels, model_info, config, languages, time.perf_counter() - started
+        batch, proba, labels, model_info, config, languages, time.perf_counter() - started,
+        aspects=aspects,
     )
     rendered = render_charts(result) if charts else None
     return result.model_copy(
