@@ -16,13 +16,16 @@ from aspect_fakes import FakePairModel
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import pipeline, shares
 from sentiment_pipeline.insights.aspect_analysis import excerpt
+from sentiment_pipeline.insights.aspect_report import mentions_csv
 from sentiment_pipeline.insights.aspects import (
     AspectSpec,
     discover,
     find_mentions,
     parse_aspect,
 )
+from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import Comment, CommentBatch, InsightsError
+from sentiment_pipeline.insights.report import render_html
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
 from serving_fakes import FakeModel
 
@@ -252,8 +255,6 @@ def test_the_result_is_strict_json_and_notes_the_aspect_model():
 def test_the_mentions_csv_has_a_row_per_comment_and_aspect_and_is_formula_safe():
     texts = ["=HYPERLINK(1) sound and video", "@cmd awful mic", "nothing"]
     result = analyse(texts, [AUDIO, VIDEO])
-    from sentiment_pipeline.insights.report import mentions_csv
-
     rows = list(csv.reader(io.StringIO(mentions_csv(result))))
     assert rows[0] == ["index", "id", "aspect", "term", "label", "confidence", "text"]
     assert [(r[0], r[2], r[3], r[4]) for r in rows[1:]] == [
@@ -264,8 +265,6 @@ def test_the_mentions_csv_has_a_row_per_comment_and_aspect_and_is_formula_safe()
 
 
 def test_the_report_escapes_comments_and_marks_the_aspect_from_its_offsets():
-    from sentiment_pipeline.insights.report import render_html
-
     xss = "<script>alert(1)</script> great sound <img src=x>"
     result = analyse([xss, "awful <b>audio</b>"], [AspectSpec(name="audio", terms=["sound"])])
     html = render_html(result)
@@ -274,3 +273,29 @@ def test_the_report_escapes_comments_and_marks_the_aspect_from_its_offsets():
             in html)
     assert "awful &lt;b&gt;<mark>audio</mark>&lt;/b&gt;" in html
     assert re.search(r"<h2>Aspects</h2>", html)
+
+
+def test_the_aspects_chart_ranks_by_net_sentiment_with_whiskers_and_only_with_aspects():
+    texts = ["great sound", "great sound", "awful video", "the picture", "awful mic"]
+    result = analyse(texts, [AUDIO, VIDEO, AspectSpec(name="host")])
+    svg = render_charts(result).aspects
+    assert svg is not None and svg.lstrip().startswith("<?xml")
+    assert svg.index("audio") < svg.index("host") < svg.index("video quality")
+    assert "net sentiment: positive share minus negative share" in svg
+    plain = analyse(texts, [])
+    assert render_charts(plain).aspects is None
+    assert set(render_charts(plain).model_dump()) == {"breakdown", "trend", "terms"}
+
+
+def test_the_summary_and_the_files_say_the_aspects(tmp_path):
+    result = analyse(["great sound", "awful video"], [AUDIO, VIDEO], discover_aspects=1,
+                     terms_min_count=1)
+    text = pipeline.summary(result)
+    assert "aspect audio: 1 comments (50.0 %), net +100 %" in text
+    assert "suggested aspects: awful (1)" in text
+    written = pipeline.write_outputs(result, aspects_csv=tmp_path / "m.csv",
+                                     html=tmp_path / "r.html")
+    assert written == [tmp_path / "m.csv", tmp_path / "r.html"]
+    assert (tmp_path / "m.csv").read_text().startswith("index,id,aspect,term")
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Aspects</h2>" in html and 'alt="Aspects by net sentiment chart"' in html

@@ -48,6 +48,7 @@ ErrorKind = Literal[
     "youtube_unavailable",  # YouTube answered 5xx or nonsense
     "youtube_unreachable",  # the network failed
     "youtube_error",  # another refusal of YouTube's
+    "no_aspect_model",  # aspects asked for, and no aspect (pair) model to read them
 ]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights import analysis, files, language, report, youtube
+from sentiment_pipeline.insights.aspect_report import mentions_csv
 from sentiment_pipeline.insights.aspects import AspectScores, AspectSpec, score_aspects
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
@@ -169,8 +170,10 @@ def write_outputs(
     html: Path | None = None,
     json_path: Path | None = None,
     csv: Path | None = None,
+    aspects_csv: Path | None = None,
 ) -> list[Path]:
-    """Write the report, the raw result (without charts) and the per-comment CSV, atomically."""
+    """Write the report, the raw result (without charts), the per-comment CSV and the
+    per-mention CSV of the aspects, atomically."""
     written = []
     if json_path is not None:
         write_text(json_path, result.as_json(indent=2, charts=False) + "\n")
@@ -178,6 +181,9 @@ def write_outputs(
     if csv is not None:
         write_text(csv, report.comments_csv(result))
         written.append(csv)
+    if aspects_csv is not None:
+        write_text(aspects_csv, mentions_csv(result))
+        written.append(aspects_csv)
     if html is not None:
         write_text(html, report.render_html(result, result.charts or render_charts(result)))
         written.append(html)
@@ -213,5 +219,15 @@ def summary(result: AnalysisResult) -> str:
             f"trend: {len(buckets)} {result.trend.period}s from {readable_time(buckets[0].start)}"
             f" to {readable_time(buckets[-1].start)}"
         )
+    for aspect in result.aspects:
+        kind = " (discovered)" if aspect.discovered else ""
+        lines.append(
+            f"aspect {aspect.name}{kind}: {aspect.count} comments ({100 * aspect.share:.1f} %), "
+            f"net {100 * aspect.net.value:+.0f} % (95 % CI {100 * aspect.net.ci_low:+.0f} to "
+            f"{100 * aspect.net.ci_high:+.0f} %)"
+        )
+    if result.discovered_aspects:
+        lines.append("suggested aspects: " + ", ".join(
+            f"{d.term} ({d.count})" for d in result.discovered_aspects))
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
