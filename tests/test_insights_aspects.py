@@ -10,9 +10,12 @@ import math
 import re
 from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from aspect_fakes import FakePairModel
+from sentiment_pipeline.cli import app
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights import pipeline, shares
 from sentiment_pipeline.insights.aspect_analysis import excerpt
@@ -27,7 +30,11 @@ from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import Comment, CommentBatch, InsightsError
 from sentiment_pipeline.insights.report import render_html
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
+from sentiment_pipeline.paths import ProjectPaths
+from sentiment_pipeline.registry import opening
+from sentiment_pipeline.registry.lookup import NotRegistered
 from serving_fakes import FakeModel
+from tiny_sklearn import save_tiny_model
 
 TINY = ModelInfo(name="tiny", version=None, kind="sklearn", backend="sklearn")
 AUDIO = AspectSpec(name="audio", terms=["sound", "mic"])
@@ -299,3 +306,80 @@ def test_the_summary_and_the_files_say_the_aspects(tmp_path):
     assert (tmp_path / "m.csv").read_text().startswith("index,id,aspect,term")
     html = (tmp_path / "r.html").read_text()
     assert "<h2>Aspects</h2>" in html and 'alt="Aspects by net sentiment chart"' in html
+
+
+# --- the command -------------------------------------------------------------------------------
+
+MODEL = ["--model", "models/baseline/logistic_baseline"]
+runner = CliRunner()
+
+
+@pytest.fixture
+def baseline(project):
+    save_tiny_model(project.baseline_model)
+    return project.baseline_model
+
+
+@pytest.fixture
+def comments_file(tmp_path):
+    path = tmp_path / "comments.csv"
+    texts = ["awful delayed flight, the crew was great", "great friendly crew", "=1+1 the gate",
+             "the gate agent was awful", "delayed again", "delayed flight"]
+    pd.DataFrame({"text": texts}).to_csv(path, index=False)
+    return path
+
+
+def test_analyze_reads_aspects_with_the_aspect_model_and_writes_the_mentions(
+    baseline, comments_file, tmp_path, monkeypatch
+):
+    model = FakePairModel()
+    opened = []
+
+    def open_aspect_model(spec, *, model_name, paths, trust=None):
+        opened.append((spec, model_name))
+        return model
+
+    monkeypatch.setattr(pipeline, "open_aspect_model", open_aspect_model)
+    out = tmp_path / "m.csv"
+    result = runner.invoke(app, [
+        "analyze", *MODEL, "--input", str(comments_file), "--aspect", "staff=crew,agent",
+        "--aspect", "gate", "--discover", "1", "--aspects-csv", str(out),
+        "--json", str(tmp_path / "r.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert opened == [(None, "aspect-classifier")] and len(model.calls) == 1
+    assert "aspect staff: 3 comments" in result.output
+    assert "suggested aspects: delayed (3)" in result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [a["name"] for a in data["aspects"]] == ["staff", "gate", "delayed"]
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["index"], r["aspect"], r["label"]) for r in rows][:3] == [
+        ("0", "staff", "positive"), ("0", "delayed", "negative"), ("1", "staff", "positive"),
+    ]
+    assert rows[3]["text"] == "'=1+1 the gate"
+
+
+def test_analyze_with_a_text_model_as_the_aspect_model_says_it_takes_no_pairs(
+    baseline, comments_file
+):
+    result = runner.invoke(app, ["analyze", *MODEL, "--input", str(comments_file), "--aspect",
+                                 "gate", "--aspect-model", str(baseline)])
+    assert result.exit_code == 1
+    assert "takes single texts, not (text, aspect) pairs" in result.output
+
+
+def test_analyze_refuses_a_malformed_aspect(baseline, comments_file):
+    result = runner.invoke(app, ["analyze", *MODEL, "--input", str(comments_file),
+                                 "--aspect", "=crew"])
+    assert result.exit_code == 1 and "--aspect '=crew' is not an aspect" in result.output
+
+
+def test_no_registered_aspect_model_means_none(monkeypatch, tmp_path):
+    def not_registered(spec, **_):
+        raise NotRegistered(f"{spec} is not registered")
+
+    monkeypatch.setattr(opening, "open_model", not_registered)
+    paths = ProjectPaths.at(tmp_path)
+    assert pipeline.open_aspect_model(None, model_name="a", paths=paths) is None
+    with pytest.raises(NotRegistered, match="models:/b@champion"):
+        pipeline.open_aspect_model("models:/b@champion", model_name="a", paths=paths)
