@@ -179,6 +179,17 @@ def check_model(model: SentimentModel | None) -> SentimentModel:
     return model
 
 
+def check_asked(
+    specs: Sequence[AspectSpec], discover_n: int, model: SentimentModel | None,
+    config: InsightsConfig,
+) -> SentimentModel | None:
+    """The aspect model a request needs (None when it asks for no aspect), or the error that
+    it cannot have: the limits (too_large), the model (no_aspect_model). Cheap: a server asks
+    before it spends a fetch on the comments."""
+    check_request(specs, discover_n, config)
+    return check_model(model) if specs or discover_n else None
+
+
 def score_aspects(
     texts: Sequence[str],
     specs: Sequence[AspectSpec],
@@ -189,10 +200,9 @@ def score_aspects(
     """Find the aspects' mentions (after discovering `discover_n` more) and classify every
     (comment, term) pair in one call of the model, which batches them itself; None when no
     aspect is asked for."""
-    check_request(specs, discover_n, config)
-    if not specs and not discover_n:
+    model = check_asked(specs, discover_n, model, config)
+    if model is None:
         return None
-    model = check_model(model)
     found = discover(texts, specs, discover_n, config.terms_min_count)
     every = [*specs, *(AspectSpec(name=term) for term, _ in found)]
     mentions = find_mentions(texts, every)
