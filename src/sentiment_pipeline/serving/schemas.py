@@ -18,20 +18,8 @@ from pydantic import (
 )
 
 from sentiment_pipeline.insights.aspects import AspectSpec
-from sentiment_pipeline.insights.comments import ErrorKind
+from sentiment_pipeline.insights.comments import NOT_BLANK, ErrorKind, not_blank
 from sentiment_pipeline.serving.errors import ErrorType
-
-# A character Python's str.strip() keeps (the readers skip a text without one as blank),
-# written out so that every JSON Schema regex engine agrees with not_blank.
-NOT_BLANK = "[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-
-
-def not_blank(text: str) -> str:
-    """`text`, if it has a character other than white space (the schema's NOT_BLANK)."""
-    if not text.strip():
-        raise ValueError("the text is blank; send a text with a character other than spaces")
-    return text
-
 
 # Checked in Python, not by pydantic's regex engine, which refuses a lone surrogate (JSON's
 # "\ud800") that the readers take.
