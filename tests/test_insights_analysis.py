@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sentiment_pipeline.config.insights import InsightsConfig
-from sentiment_pipeline.insights import analysis, terms, trend
+from sentiment_pipeline.insights import analysis, shares, terms, trend
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.files import read_comments
 from sentiment_pipeline.insights.language import UNCHECKED, Guess
@@ -57,18 +57,18 @@ def at(*args: int) -> datetime:
 def test_wilson_interval_of_9_in_15_matches_the_hand_computation():
     # p = .6, z^2/n = 3.841459/15; centre = (.6 + .128049)/1.256097 = .579612;
     # half = 1.959964/1.256097 * sqrt(.24/15 + 3.841459/900) = .222144
-    low, high = analysis.wilson_interval(9, 15)
+    low, high = shares.wilson_interval(9, 15)
     assert low == pytest.approx(0.357468, abs=1e-6)
     assert high == pytest.approx(0.801756, abs=1e-6)
 
 
 def test_wilson_interval_at_zero_and_all_stays_inside_0_1():
     # 0/n: (0, z^2/(n + z^2)); n/n: (n/(n + z^2), 1)
-    assert analysis.wilson_interval(0, 10) == pytest.approx((0.0, 3.841459 / 13.841459))
-    assert analysis.wilson_interval(10, 10) == pytest.approx((10 / 13.841459, 1.0))
-    low, high = analysis.wilson_interval(0, 10)
+    assert shares.wilson_interval(0, 10) == pytest.approx((0.0, 3.841459 / 13.841459))
+    assert shares.wilson_interval(10, 10) == pytest.approx((10 / 13.841459, 1.0))
+    low, high = shares.wilson_interval(0, 10)
     assert low == 0.0 and high < 1
-    assert analysis.wilson_interval(0, 0) == (0.0, 1.0)
+    assert shares.wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_breakdown_counts_shares_and_intervals():
@@ -385,6 +385,8 @@ def test_empty_and_normal_results_are_strict_json():
     full = run([Comment(text="great flight", published_at=at(2024, 5, 1))], [ONE_HOT[2]])
     assert set(full) == {
         "model", "source", "labels", "counts", "breakdown", "weighted_breakdown", "trend",
-        "top_comments", "uncertain", "terms", "comments", "notes", "elapsed_s",
+        "top_comments", "uncertain", "terms", "comments", "aspects", "discovered_aspects",
+        "notes", "elapsed_s",
     }
+    assert full["aspects"] == [] and full["discovered_aspects"] == []
     assert json.loads(json.dumps(full, allow_nan=False)) == full

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from conftest import SHARED_DATA
 from sentiment_pipeline.cli import app
 from sentiment_pipeline.config.insights import InsightsConfig
-from sentiment_pipeline.insights import analysis, charts, pipeline, report
+from sentiment_pipeline.insights import analysis, charts, markup, pipeline, report
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED
 from sentiment_pipeline.insights.result import (
@@ -139,7 +139,7 @@ def test_html_report_shows_the_figures_of_the_result():
     result = make_result(["negative", "neutral", "positive"])
     page = report.render_html(result, None)
     for row in result.breakdown:
-        low, high = report.percent(row.ci_low), report.percent(row.ci_high)
+        low, high = markup.percent(row.ci_low), markup.percent(row.ci_high)
         assert f"<td class=num>{low} to {high}</td>" in page
     assert "model tiny (version 3)" in page
     assert "a sklearn model run on the sklearn backend" in page
@@ -212,9 +212,9 @@ def test_csv_guards_cells_a_spreadsheet_would_run_as_formulas():
 
 
 def test_formula_guard_leaves_numbers_and_other_text_alone():
-    assert report.formula_safe(-3) == -3
-    assert report.formula_safe("a=b") == "a=b"
-    assert report.formula_safe("\tcmd") == "'\tcmd"
+    assert markup.formula_safe(-3) == -3
+    assert markup.formula_safe("a=b") == "a=b"
+    assert markup.formula_safe("\tcmd") == "'\tcmd"
 
 
 # --- the pipeline the server shares -------------------------------------------------------------

@@ -15,14 +15,10 @@ from fastapi.testclient import TestClient
 
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.config.serve import ServeConfig
+from sentiment_pipeline.insights.comments import NOT_BLANK, not_blank
 from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.serving.app import create_app
-from sentiment_pipeline.serving.schemas import (
-    NOT_BLANK,
-    TEXTS_PER_INPUT,
-    not_blank,
-    predict_request_model,
-)
+from sentiment_pipeline.serving.schemas import TEXTS_PER_INPUT, predict_request_model
 from serving_fakes import FakeModel, FakeProvider, folder_provider
 from tiny_sklearn import save_tiny_model
 

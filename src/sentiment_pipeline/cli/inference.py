@@ -194,6 +194,24 @@ def analyze(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write one row per comment as CSV here.")
     ] = None,
+    aspect: Annotated[
+        list[str] | None,
+        typer.Option("--aspect", help="An aspect to read, e.g. audio or \"video quality=video,"
+                     "picture\" (its name, then synonyms); repeat for more."),
+    ] = None,
+    discover: Annotated[
+        int, typer.Option("--discover", min=0, help="Also find this many aspects the comments "
+                          "mention most (at most insights.max_discover_aspects).")
+    ] = 0,
+    aspect_model: Annotated[
+        str | None,
+        typer.Option("--aspect-model", help=f"The aspect (pair) model: {SPEC_FORMS}; default: "
+                     "models:/<register.aspect_model_name>@champion when one is registered."),
+    ] = None,
+    aspects_csv: Annotated[
+        Path | None,
+        typer.Option("--aspects-csv", help="Write one row per comment and aspect as CSV here."),
+    ] = None,
     trust: TrustOpt = None,
     params: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
@@ -201,6 +219,7 @@ def analyze(
 ) -> None:
     """Analyse a video's comments (YouTube or a file): breakdown, trend, terms, report."""
     from sentiment_pipeline.insights import pipeline
+    from sentiment_pipeline.insights.aspects import parse_aspect
     from sentiment_pipeline.service_settings import get_service_settings
 
     configure_logging(verbose)
@@ -226,11 +245,21 @@ def analyze(
                 youtube or "", max_comments=max_comments, config=insights,
                 settings=get_service_settings(),
             )
+        aspects = [parse_aspect(text) for text in aspect or []]
         loaded, info = pipeline.open_model(
             model, model_name=register.model_name, paths=ProjectPaths.at("."), trust=trust
         )
-        result = pipeline.analyze_batch(batch, loaded, info, insights, charts=html is not None)
-        written = pipeline.write_outputs(result, html=html, json_path=json_out, csv=csv_out)
+        pairs = (
+            pipeline.open_aspect_model(aspect_model, model_name=register.aspect_model_name,
+                                       paths=ProjectPaths.at("."), trust=trust)
+            if aspects or discover else None
+        )
+        result = pipeline.analyze_batch(
+            batch, loaded, info, insights, charts=html is not None, aspects=aspects,
+            discover_aspects=discover, aspect_model=pairs,
+        )
+        written = pipeline.write_outputs(result, html=html, json_path=json_out, csv=csv_out,
+                                         aspects_csv=aspects_csv)
     except PipelineError as exc:
         raise fail(exc, verbose) from exc
     typer.echo(pipeline.summary(result))

@@ -52,6 +52,20 @@ class InsightsConfig(Frozen):
         "'…') in the answer, the JSON, the CSV and the report; the model reads them whole.",
     )
 
+    max_aspects: int = Field(
+        20, ge=0, description="Most aspects one analysis may ask about (413 beyond)."
+    )
+    max_discover_aspects: int = Field(
+        20, ge=0, description="Most aspects one analysis may ask to discover (413 beyond)."
+    )
+    max_aspect_mentions: int = Field(
+        50_000, ge=1,
+        description="Most (comment, aspect) mentions one analysis may classify (413 beyond).",
+    )
+    aspect_examples_n: int = Field(
+        3, ge=0, le=100, description="Example comments shown per aspect and class."
+    )
+
     @model_validator(mode="after")
     def _limits(self) -> InsightsConfig:
         if self.max_comments > self.max_comments_limit:

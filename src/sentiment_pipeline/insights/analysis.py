@@ -6,7 +6,6 @@ is written by hand.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,23 +13,16 @@ from datetime import UTC, datetime
 import numpy as np
 
 from sentiment_pipeline.config.insights import InsightsConfig
+from sentiment_pipeline.insights.aspect_analysis import aspect_results, discovered
+from sentiment_pipeline.insights.aspects import AspectScores
 from sentiment_pipeline.insights.comments import Comment, CommentBatch
 from sentiment_pipeline.insights.language import UNCHECKED, Guess
-from sentiment_pipeline.insights.result import (
-    AnalysisResult,
-    BreakdownRow,
-    CommentRow,
-    Counts,
-    ModelInfo,
-    WeightedRow,
-)
+from sentiment_pipeline.insights.result import AnalysisResult, CommentRow, Counts, ModelInfo
+from sentiment_pipeline.insights.shares import PROB_DIGITS, breakdown, weighted_breakdown
 from sentiment_pipeline.insights.terms import distinctive_terms
 from sentiment_pipeline.insights.trend import TimeCheck, check_times, iso, trend
-from sentiment_pipeline.insights.wording import plural, readable_time
+from sentiment_pipeline.insights.wording import cut, plural, readable_time
 from sentiment_pipeline.insights.youtube_links import comment_url
-
-Z95 = 1.959964  # the standard normal quantile of a two-sided 95 % interval
-PROB_DIGITS = 6  # per-comment scores are rounded: 10,000 rows stay a few MB of JSON
 
 
 @dataclass(frozen=True)
@@ -58,12 +50,14 @@ def analyze(
     languages: Sequence[Guess],
     elapsed: float,
     now: datetime | None = None,
+    aspects: AspectScores | None = None,
 ) -> AnalysisResult:
     """The analysis result (the JSON of /v1/analyze and `analyze --json`) of one batch.
 
     proba: the model's class probabilities, one row per comment in batch order; languages:
     language.detect of the texts (ignored when config.language is None); now: the time times
-    in the future are judged against (default: the clock's).
+    in the future are judged against (default: the clock's); aspects: the mentions the aspect
+    model scored (aspects.score_aspects), None when no aspect was asked for.
     """
     data = classify(batch, proba, labels, languages, config)
     times = check_times([c.published_at for c in data.comments], now or datetime.now(UTC))
@@ -87,7 +81,13 @@ def analyze(
             [c.text for c in kept], kept_ids, data.labels, config.terms_n, config.terms_min_count
         ),
         comments=rows,
-        notes=notes(batch, data, times, config),
+        aspects=aspect_results(
+            aspects, data.comments, data.included, times.usable,
+            examples_n=config.aspect_examples_n, max_chars=config.max_text_chars,
+            video_id=video["id"] if video else None,
+        ) if aspects else [],
+        discovered_aspects=discovered(aspects) if aspects else [],
+        notes=notes(batch, data, times, config) + (aspect_notes(aspects) if aspects else []),
         elapsed_s=round(float(elapsed), 4),
     )
 
@@ -141,50 +141,7 @@ def language_checked(text: str, config: InsightsConfig) -> bool:
     return config.language is not None and len(text.strip()) >= config.language_min_chars
 
 
-# --- counts, breakdowns ----------------------------------------------------------------------
-
-
-def wilson_interval(count: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion count/n; (0, 1) when n is 0 (nothing known)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = count / n
-    z2 = z * z
-    denominator = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def breakdown(predicted: np.ndarray, labels: Sequence[str]) -> list[BreakdownRow]:
-    """Count, share and 95 % Wilson interval of each predicted class."""
-    n = int(len(predicted))
-    totals = np.bincount(predicted, minlength=len(labels)) if n else np.zeros(len(labels), int)
-    result = []
-    for label, count in zip(labels, totals, strict=True):
-        low, high = wilson_interval(int(count), n)
-        share = int(count) / n if n else 0.0
-        result.append(
-            BreakdownRow(label=label, count=int(count), share=share, ci_low=low, ci_high=high)
-        )
-    return result
-
-
-def weighted_breakdown(
-    predicted: np.ndarray, likes: Sequence[int], labels: Sequence[str]
-) -> list[WeightedRow]:
-    """Each class's share when a comment weighs 1 + its likes (a liked opinion is shared)."""
-    weights = 1.0 + np.maximum(np.asarray(likes, dtype=np.float64).reshape(-1), 0.0)
-    totals = (
-        np.bincount(predicted, weights=weights, minlength=len(labels))
-        if len(predicted)
-        else np.zeros(len(labels))
-    )
-    whole = float(totals.sum())
-    return [
-        WeightedRow(label=label, weight=float(w), share=float(w) / whole if whole else 0.0)
-        for label, w in zip(labels, totals, strict=True)
-    ]
+# --- counts --------------------------------------------------------------------------------------
 
 
 def counts(
@@ -214,11 +171,6 @@ def counts(
 
 
 # --- comments --------------------------------------------------------------------------------
-
-
-def cut(text: str | None, max_chars: int) -> str | None:
-    """`text` as an answer shows it: at most `max_chars` characters, then '…' when cut."""
-    return text if text is None or len(text) <= max_chars else f"{text[:max_chars]}…"
 
 
 def comment_rows(
@@ -325,3 +277,11 @@ def notes(
         found.append(time_note(times))
     found.append("The like-weighted breakdown counts each comment as 1 + its likes.")
     return found
+
+
+def aspect_notes(aspects: AspectScores) -> list[str]:
+    """Which model read the aspects, and what a mention is."""
+    return [
+        f"Aspects were read by the aspect model {aspects.model_name}, once per comment that "
+        "mentions them (the first mention), with the term as it occurs in the comment."
+    ]

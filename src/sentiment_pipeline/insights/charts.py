@@ -16,7 +16,14 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-from sentiment_pipeline.insights.result import AnalysisResult, BreakdownRow, Charts, Term, Trend
+from sentiment_pipeline.insights.result import (
+    AnalysisResult,
+    AspectResult,
+    BreakdownRow,
+    Charts,
+    Term,
+    Trend,
+)
 
 PLAIN = {"parse_math": False, "usetex": False}  # text drawn as written
 NAMED_COLOURS = {"negative": "#d1495b", "neutral": "#8d99ae", "positive": "#2a9d8f"}
@@ -34,12 +41,14 @@ FAINTEST = 0.2  # opacity of a period's share bar with (almost) no comments
 
 
 def render_charts(result: AnalysisResult) -> Charts:
-    """The breakdown, trend and terms charts of an analysis result, as SVG documents."""
+    """The breakdown, trend and terms charts of an analysis result (and the aspects', when
+    there are aspects), as SVG documents."""
     colours = label_colours(result.labels)
     return Charts(
         breakdown=breakdown_chart(result.breakdown, colours),
         trend=trend_chart(result.trend, result.labels, colours),
         terms=terms_chart(result.terms, result.labels, colours),
+        aspects=aspects_chart(result.aspects) if result.aspects else None,
     )
 
 
@@ -194,4 +203,34 @@ def terms_chart(
         axes.invert_yaxis()
         axes.set_xlabel("how distinctive", **PLAIN)
     figure.suptitle("Words that set each sentiment apart", **PLAIN)
+    return to_svg(figure)
+
+
+def aspects_chart(aspects: Sequence[AspectResult]) -> str:
+    """The aspects from the best liked to the least, each at its net sentiment (positive share
+    minus negative share) with its 95 % interval, and its number of mentions."""
+    ranked = sorted(aspects, key=lambda a: (-a.net.value, -a.count, a.name))
+    figure = Figure(figsize=(6.4, 0.9 + 0.45 * max(len(ranked), 1)), layout="constrained")
+    axes = figure.add_subplot()
+    values = [a.net.value for a in ranked]
+    errors = [
+        [max(a.net.value - a.net.ci_low, 0) for a in ranked],
+        [max(a.net.ci_high - a.net.value, 0) for a in ranked],
+    ]
+    colours = [NAMED_COLOURS["positive" if v > 0 else "negative" if v < 0 else "neutral"]
+               for v in values]
+    axes.barh(range(len(ranked)), values, xerr=errors, capsize=4, ecolor="#333333",
+              color=[c if a.count else "#dddddd" for c, a in zip(colours, ranked, strict=True)])
+    for row, aspect in enumerate(ranked):
+        axes.text(1.02, row, f"{aspect.count:,}", transform=axes.get_yaxis_transform(),
+                  va="center", fontsize=8, color="#555555", **PLAIN)
+    label_rows(axes, [f"{a.name} *" if a.discovered else a.name for a in ranked])
+    axes.axvline(0, color="#333333", linewidth=0.8)
+    axes.set_xlim(-1, 1)
+    axes.invert_yaxis()
+    axes.xaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    axes.set_xlabel("net sentiment: positive share minus negative share (* discovered; right: "
+                    "comments)", **PLAIN)
+    axes.set_title("Aspects by net sentiment, with its likely range", **PLAIN)
+    axes.spines[["top", "right"]].set_visible(False)
     return to_svg(figure)

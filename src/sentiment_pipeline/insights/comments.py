@@ -8,6 +8,17 @@ from typing import Literal
 
 from sentiment_pipeline.errors import PipelineError
 
+# A character Python's str.strip() keeps (the readers skip a text without one as blank),
+# written out so that every JSON Schema regex engine agrees with not_blank.
+NOT_BLANK = "[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def not_blank(text: str) -> str:
+    """`text`, if it has a character other than white space (the schema's NOT_BLANK)."""
+    if not text.strip():
+        raise ValueError("the text is blank; send a text with a character other than spaces")
+    return text
+
 
 @dataclass(frozen=True)
 class Comment:
@@ -48,6 +59,7 @@ ErrorKind = Literal[
     "youtube_unavailable",  # YouTube answered 5xx or nonsense
     "youtube_unreachable",  # the network failed
     "youtube_error",  # another refusal of YouTube's
+    "no_aspect_model",  # aspects asked for, and no aspect (pair) model to read them
 ]
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.insights import analysis, files, language, report, youtube
+from sentiment_pipeline.insights.aspect_report import mentions_csv
+from sentiment_pipeline.insights.aspects import AspectScores, AspectSpec, score_aspects
 from sentiment_pipeline.insights.charts import render_charts
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.result import AnalysisResult, ModelInfo
@@ -25,10 +27,13 @@ from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import opening
+from sentiment_pipeline.registry.lookup import NotRegistered, RegistryUnavailable
 from sentiment_pipeline.registry.opening import LoadedModel
+from sentiment_pipeline.registry.specs import CHAMPION
 from sentiment_pipeline.service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+
 
 def open_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
@@ -36,6 +41,22 @@ def open_model(
     """`--model` opened as predict and serve do, and described for the result."""
     opened = opening.open_model(spec, model_name=model_name, paths=paths, trust=trust)
     return opened.model, model_info(opened)
+
+
+def open_aspect_model(
+    spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
+) -> SentimentModel | None:
+    """`--aspect-model` opened as `--model` is; None (the default): the registry's
+    `models:/<model_name>@champion`, or no aspect model when none is registered or the registry
+    is unreachable (asking for aspects then fails with no_aspect_model)."""
+    if spec is not None:
+        return opening.open_model(spec, model_name=model_name, paths=paths, trust=trust).model
+    champion = f"models:/{model_name}@{CHAMPION}"
+    try:
+        return opening.open_model(champion, model_name=model_name, paths=paths, trust=trust).model
+    except (NotRegistered, RegistryUnavailable) as exc:
+        logger.info("no aspect model: %s", exc)
+        return None
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:
@@ -96,12 +117,18 @@ def analyze_batch(
     config: InsightsConfig,
     *,
     charts: bool = False,
+    aspects: list[AspectSpec] | None = None,
+    discover_aspects: int = 0,
+    aspect_model: SentimentModel | None = None,
 ) -> AnalysisResult:
-    """Classify the batch with `model` and analyse it; elapsed_s covers all of it."""
+    """Classify the batch with `model`, its aspects' mentions with `aspect_model` (all pairs in
+    one call), and analyse it; elapsed_s covers all of it."""
     started = time.perf_counter()
     texts = [c.text for c in batch.comments]
+    scored = score_aspects(texts, aspects or [], discover_aspects, aspect_model, config)
     proba = model.predict_proba(texts) if texts else np.zeros((0, len(model.labels)))
-    return finish(batch, proba, model.labels, model_info, config, charts=charts, started=started)
+    return finish(batch, proba, model.labels, model_info, config, charts=charts, started=started,
+                  aspects=scored)
 
 
 def finish(
@@ -113,10 +140,12 @@ def finish(
     *,
     charts: bool = False,
     started: float | None = None,
+    aspects: AspectScores | None = None,
 ) -> AnalysisResult:
     """The analysis of classified comments (language check, aggregates, charts if asked).
 
-    started: time.perf_counter() when the request began, so elapsed_s includes the model.
+    started: time.perf_counter() when the request began, so elapsed_s includes the model;
+    aspects: the scored aspect mentions (aspects.score_aspects), None when none were asked for.
     """
     started = time.perf_counter() if started is None else started
     texts = [c.text for c in batch.comments]
@@ -126,7 +155,8 @@ def finish(
         else []
     )
     result = analysis.analyze(
-        batch, proba, labels, model_info, config, languages, time.perf_counter() - started
+        batch, proba, labels, model_info, config, languages, time.perf_counter() - started,
+        aspects=aspects,
     )
     rendered = render_charts(result) if charts else None
     return result.model_copy(
@@ -140,8 +170,10 @@ def write_outputs(
     html: Path | None = None,
     json_path: Path | None = None,
     csv: Path | None = None,
+    aspects_csv: Path | None = None,
 ) -> list[Path]:
-    """Write the report, the raw result (without charts) and the per-comment CSV, atomically."""
+    """Write the report, the raw result (without charts), the per-comment CSV and the
+    per-mention CSV of the aspects, atomically."""
     written = []
     if json_path is not None:
         write_text(json_path, result.as_json(indent=2, charts=False) + "\n")
@@ -149,6 +181,9 @@ def write_outputs(
     if csv is not None:
         write_text(csv, report.comments_csv(result))
         written.append(csv)
+    if aspects_csv is not None:
+        write_text(aspects_csv, mentions_csv(result))
+        written.append(aspects_csv)
     if html is not None:
         write_text(html, report.render_html(result, result.charts or render_charts(result)))
         written.append(html)
@@ -184,5 +219,15 @@ def summary(result: AnalysisResult) -> str:
             f"trend: {len(buckets)} {result.trend.period}s from {readable_time(buckets[0].start)}"
             f" to {readable_time(buckets[-1].start)}"
         )
+    for aspect in result.aspects:
+        kind = " (discovered)" if aspect.discovered else ""
+        lines.append(
+            f"aspect {aspect.name}{kind}: {aspect.count} comments ({100 * aspect.share:.1f} %), "
+            f"net {100 * aspect.net.value:+.0f} % (95 % CI {100 * aspect.net.ci_low:+.0f} to "
+            f"{100 * aspect.net.ci_high:+.0f} %)"
+        )
+    if result.discovered_aspects:
+        lines.append("suggested aspects: " + ", ".join(
+            f"{d.term} ({d.count})" for d in result.discovered_aspects))
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)

@@ -9,13 +9,13 @@ links lead to YouTube comments, built from the video and comment ids (comment_ur
 from __future__ import annotations
 
 import base64
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 
+from sentiment_pipeline.insights.aspect_report import NET, NET_NOTE, aspects_section
+from sentiment_pipeline.insights.markup import csv_text, note_mark, percent, section, table
 from sentiment_pipeline.insights.result import (
     AnalysisResult,
     BreakdownRow,
@@ -36,12 +36,11 @@ from sentiment_pipeline.insights.wording import plural, readable_time
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # The only place a link may lead (a result read back from JSON could hold any URL).
 YOUTUBE = "https://www.youtube.com/watch?"
-# A cell starting with one of these is read as a formula by spreadsheet programs.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CHART_TITLES = {
     "breakdown": "How people feel",
     "trend": "Over time",
     "terms": "Words that set each sentiment apart",
+    "aspects": "Aspects by net sentiment",
 }
 # The technical terms behind the figures, said once at the foot of the page; the tables and
 # the text above point here with the footnote's number.
@@ -77,6 +76,7 @@ figure { margin: 1rem 0; background: #fff; border: 1px solid #dde1e8; border-rad
            gap: 1rem; }
 .comment { background: #fff; border: 1px solid #dde1e8; border-radius: 6px; padding: .4rem .6rem;
            margin: .4rem 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.comment mark { background: #ffe08a; padding: 0 .1em; }
 .comment small { display: block; color: #5b6475; white-space: normal; }
 .notes li { margin: .3rem 0; }
 .footnotes { color: #5b6475; font-size: .9rem; }
@@ -97,25 +97,24 @@ def render_html(result: AnalysisResult, charts: Charts | None = None) -> str:
         section("Charts", chart_figures(charts or result.charts)),
         section("Over time", trend_table(result.trend, labels)),
         section("Words that set each sentiment apart", terms_tables(result.terms, labels)),
+        *([section("Aspects", aspects_section(result))] if result.aspects else []),
         section("Most liked comments per sentiment", top_comments(result.top_comments, labels)),
         section("Comments the model was least sure of", comment_list(result.uncertain, labels)),
         section("Notes", bullet_list(result.notes, "notes")),
         section("Source", source_table(result.source)),
-        section("About these figures", footnotes(result.model)),
+        section("About these figures", footnotes(result.model, bool(result.aspects))),
     ]
     return page(f"Audience insights: {source_title(result.source)}", body)
 
 
-def note_mark(number: int) -> str:
-    """A footnote's number, linked to it at the foot of the page."""
-    return f'<sup><a href="#note-{number}">{number}</a></sup>'
-
-
-def footnotes(model: ModelInfo) -> str:
-    """The technical terms behind the figures, and the model's technical description."""
+def footnotes(model: ModelInfo, aspects: bool = False) -> str:
+    """The technical terms behind the figures, and the model's technical description (and net
+    sentiment's, when there are aspects)."""
     version = f" version {model.version}" if model.version else ""
     notes = {**FOOTNOTES, MODEL: f"The model: {model.name}{version}, a {model.kind} model run "
                                  f"on the {model.backend} backend."}
+    if aspects:
+        notes[NET] = NET_NOTE
     items = "".join(f'<li id="note-{number}">{escape(text)}</li>'
                     for number, text in sorted(notes.items()))
     return f'<ol class="footnotes">{items}</ol>'
@@ -132,10 +131,6 @@ def page(title: str, body: Iterable[str]) -> str:
     )
 
 
-def section(title: str, content: str) -> str:
-    return f"<section>\n<h2>{escape(title)}</h2>\n{content}\n</section>"
-
-
 def source_title(source: Source) -> str:
     """A short name for where the comments came from."""
     if isinstance(source, YouTubeSource):
@@ -148,10 +143,6 @@ def source_title(source: Source) -> str:
 def model_line(model: ModelInfo) -> str:
     version = f" (version {model.version})" if model.version else ""
     return f"Read by the model {model.name}{version}"
-
-
-def percent(value: float) -> str:
-    return f"{100 * value:.1f} %"
 
 
 def summary_figures(counts: Counts, rows: Sequence[BreakdownRow]) -> str:
@@ -167,25 +158,6 @@ def summary_figures(counts: Counts, rows: Sequence[BreakdownRow]) -> str:
         figures.append((f"{top.label} (the largest group)", percent(top.share)))
     items = "".join(f"<li><b>{escape(str(v))}</b>{escape(name)}</li>" for name, v in figures)
     return f'<ul class="figures">{items}</ul>'
-
-
-def table(
-    header: Sequence[str | tuple[str, int]], rows: Iterable[Sequence[tuple[str, bool]]]
-) -> str:
-    """An HTML table; a header is text or (text, footnote number), each cell (text, numeric);
-    every text is escaped here."""
-    head = "".join(
-        f"<th>{escape(h)}</th>" if isinstance(h, str)
-        else f"<th>{escape(h[0])}{note_mark(h[1])}</th>"
-        for h in header
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(f'<td{" class=num" if num else ""}>{escape(text)}</td>' for text, num in row)
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def breakdown_table(rows: Sequence[BreakdownRow], weighted: Sequence[WeightedRow]) -> str:
@@ -329,13 +301,6 @@ def source_table(source: Source) -> str:
 # --- CSV ---------------------------------------------------------------------------------------
 
 
-def formula_safe(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula, prefixed with ' (shown, not run)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def comments_csv(result: AnalysisResult) -> str:
     """Every comment with its prediction, one row each, in input order.
 
@@ -347,14 +312,12 @@ def comments_csv(result: AnalysisResult) -> str:
         "index", "id", "published_at", "author", "likes", "is_reply", "text", "label",
         "confidence", *(f"p_{label}" for label in labels), "language", "other_language",
     ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([formula_safe(h) for h in header])
-    for row in result.comments:
-        cells = [
+    rows = (
+        [
             row.index, row.id, row.published_at, row.author, row.likes, row.is_reply, row.text,
             row.label, row.confidence, *(row.scores[label] for label in labels), row.language,
             row.other_language,
         ]
-        writer.writerow(["" if c is None else formula_safe(c) for c in cells])
-    return buffer.getvalue()
+        for row in result.comments
+    )
+    return csv_text(header, rows)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 Period = Literal["hour", "day", "week", "month"]
 
@@ -142,12 +148,84 @@ class Term(Part):
     count: int = Field(ge=0, description="Its occurrences in the class's comments.")
 
 
+class DiscoveredAspect(Part):
+    """A word or two-word phrase many comments mention: a suggested aspect."""
+
+    term: str = Field(description="The word or phrase, lower-cased.")
+    count: int = Field(ge=0, description="Comments that mention it (before the language check).")
+
+
+class AspectMention(Part):
+    """One comment's mention of an aspect, as the aspect model read it."""
+
+    index: int = Field(ge=0, description="The comment's index (its row in comments).")
+    term: str = Field(description="The aspect's term as it occurs in the comment (its first).")
+    label: str = Field(description="The aspect model's class for the aspect in this comment.")
+    confidence: float = Field(ge=0, le=1, description="That class's probability.")
+
+
+class AspectExample(Part):
+    """A comment that mentions an aspect, with the aspect's place in it."""
+
+    index: int = Field(ge=0, description="The comment's index (its row in comments).")
+    id: str | None = Field(description="The comment's id, as in its row.")
+    url: str | None = Field(description="The comment on YouTube; null for other sources.")
+    text: str = Field(description="The comment, or the part of it around the aspect when it "
+                      "is longer than insights.max_text_chars ('…' where it is cut).")
+    start: int = Field(ge=0, description="Where the aspect's term begins in text (a character "
+                       "offset, in Unicode code points).")
+    end: int = Field(ge=0, description="Where it ends (exclusive).")
+    label: str = Field(description="The aspect model's class.")
+    confidence: float = Field(ge=0, le=1, description="That class's probability.")
+    likes: int = Field(ge=0, description="The comment's likes.")
+
+
+class NetSentiment(Part):
+    """Positive share minus negative share, with its 95 % interval."""
+
+    value: float = Field(ge=-1, le=1, description="positive share - negative share.")
+    ci_low: float = Field(ge=-1, le=1, description="Lower end of the 95 % interval (MOVER).")
+    ci_high: float = Field(ge=-1, le=1, description="Upper end of the 95 % interval.")
+
+
+class AspectResult(Part):
+    """How the analysed comments that mention one aspect feel about it."""
+
+    name: str = Field(description="The aspect's name.")
+    terms: list[str] = Field(description="Its terms, the name first.")
+    discovered: bool = Field(description="Discovered in the comments, not asked for.")
+    count: int = Field(ge=0, description="Analysed comments that mention it.")
+    share: float = Field(ge=0, le=1, description="count / analysed comments (0 when none).")
+    breakdown: list[BreakdownRow] = Field(description="Share of each aspect class among them.")
+    weighted_breakdown: list[WeightedRow] = Field(
+        description="The same with each comment weighing 1 + its likes."
+    )
+    net: NetSentiment = Field(description="Positive share minus negative share.")
+    trend: Trend = Field(description="The aspect's class shares over time.")
+    examples: dict[str, list[AspectExample]] = Field(
+        description="Each class's most liked mentions (ties: the more confident first)."
+    )
+    mentions: list[AspectMention] = Field(description="Every mention, in comment order.")
+
+
 class Charts(Part):
     """The charts as SVG documents (only when asked for)."""
 
     breakdown: str = Field(description="Share per class with its interval (SVG).")
     trend: str = Field(description="Class shares and comment counts per period (SVG).")
     terms: str = Field(description="Each class's distinctive terms (SVG).")
+    aspects: str | None = Field(
+        None, description="Aspects by net sentiment with intervals (SVG); absent without aspects."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler):
+        # An analysis without aspects answers with the three charts it always had. No return
+        # annotation: with one, pydantic would publish that type as the JSON schema.
+        data = handler(self)
+        if self.aspects is None:
+            data.pop("aspects", None)
+        return data
 
 
 class AnalysisResult(Part):
@@ -168,6 +246,13 @@ class AnalysisResult(Part):
     uncertain: list[CommentRow] = Field(description="The least confident predictions first.")
     terms: dict[str, list[Term]] = Field(description="Each class's distinctive terms.")
     comments: list[CommentRow] = Field(description="Every comment's prediction, input order.")
+    aspects: list[AspectResult] = Field(
+        default_factory=list,
+        description="Each aspect asked for, then each discovered one (empty when none).",
+    )
+    discovered_aspects: list[DiscoveredAspect] = Field(
+        default_factory=list, description="The suggested aspects with their counts, most first."
+    )
     notes: list[str] = Field(description="Caveats a reader needs (source, languages, times).")
     elapsed_s: float = Field(ge=0, description="Seconds the analysis took, the model included.")
     charts: Charts | None = Field(

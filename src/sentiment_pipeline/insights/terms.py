@@ -47,14 +47,25 @@ STOP_WORDS = frozenset(
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words without URLs, @mentions, numbers and English stop words."""
-    text = MENTION.sub(" ", URL.sub(" ", text.lower().replace("\u2019", "'")))
-    words = []
-    for word in WORD.findall(text):
-        word = word.removesuffix("'s")
-        if (1 < len(word) <= MAX_WORD_CHARS and word not in STOP_WORDS
-                and word.split("'")[0] not in STOP_WORDS):
-            words.append(word)
-    return words
+    return [word for run in content_runs(text) for word in run]
+
+
+def content_runs(text: str) -> list[list[str]]:
+    """The lower-case content words of `text` in runs of neighbours: words only spaces apart,
+    split wherever a stop word, a URL, an @mention, a number or punctuation came between."""
+    text = MENTION.sub("\0", URL.sub("\0", text.lower().replace("\u2019", "'")))
+    runs: list[list[str]] = [[]]
+    end = 0
+    for match in WORD.finditer(text):
+        word = match.group().removesuffix("'s")
+        content = (1 < len(word) <= MAX_WORD_CHARS and word not in STOP_WORDS
+                   and word.split("'")[0] not in STOP_WORDS)
+        if runs[-1] and (not content or text[end:match.start()].strip(" ")):
+            runs.append([])
+        if content:
+            runs[-1].append(word)
+        end = match.end()
+    return [run for run in runs if run]
 
 
 def log_odds_z(

@@ -16,3 +16,8 @@ def readable_time(moment: datetime | str) -> str:
         moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def cut(text: str | None, max_chars: int) -> str | None:
+    """`text` as an answer shows it: at most `max_chars` characters, then '…' when cut."""
+    return text if text is None or len(text) <= max_chars else f"{text[:max_chars]}…"

@@ -41,6 +41,7 @@ INSIGHTS_STATUS: dict[ErrorKind, int] = {
     "youtube_unavailable": 503,
     "youtube_unreachable": 502,
     "youtube_error": 502,
+    "no_aspect_model": 409,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -18,6 +18,12 @@ from starlette.responses import Response
 
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.data.tables import FORMATS
+from sentiment_pipeline.insights.aspects import (
+    AspectScores,
+    AspectSpec,
+    check_asked,
+    score_aspects,
+)
 from sentiment_pipeline.insights.comments import CommentBatch, InsightsError
 from sentiment_pipeline.insights.files import comments_from_frame, read_comments
 from sentiment_pipeline.insights.pipeline import finish, model_info
@@ -59,13 +65,17 @@ ANALYSIS_ERRORS = error_responses(
     [(400, "validation", "A multipart body that cannot be parsed."), *SERVICE_ERRORS],
     kinds={"bad_file": "A file that cannot be read as asked, or without text in its text "
                        "column.",
-           "too_large": "Too many comments, or an upload too large (as sent or decoded)."},
+           "too_large": "Too many comments, an upload too large (as sent or decoded), or too "
+                        "many aspects or aspect mentions.",
+           "no_aspect_model": "Aspects asked for, and the server has no aspect model."},
 )
 YOUTUBE_ERRORS = error_responses(
     [(413, "validation", "A body over serve.max_body_bytes."),
      (429, "rate_limited", "This client's YouTube analyses are over the rate limit."),
      *SERVICE_ERRORS],
-    kinds={"too_large": "max_comments over insights.max_comments_limit.",
+    kinds={"too_large": "max_comments over insights.max_comments_limit, or too many aspects or "
+                        "aspect mentions.",
+           "no_aspect_model": "Aspects asked for, and the server has no aspect model.",
            "bad_video": "Not a YouTube video link or id.",
            "video_not_found": "No such video (private, deleted or mistyped).",
            "comments_disabled": "The video's comments are turned off.",
@@ -122,6 +132,15 @@ YOUTUBE_BODY = {
 }
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What a request asks for besides its comments."""
+
+    charts: bool = False
+    aspects: list[AspectSpec] = field(default_factory=list)
+    discover_aspects: int = 0
+
+
 def get_youtube(request: Request) -> YouTubeClient:
     """A YouTube client with the server's key and base URL; tests may override it."""
     return client_from_settings(request.app.state.settings)
@@ -150,28 +169,36 @@ def parse_body(model: Any, body: bytes, expected: str) -> Any:
 
 
 def analysis_json(batch: CommentBatch, proba: np.ndarray, labels: list[str], info: ModelInfo,
-                  config: InsightsConfig, charts: bool, started: float) -> bytes:
+                  config: InsightsConfig, charts: bool, started: float,
+                  aspects: AspectScores | None = None) -> bytes:
     """The analysis as the answer's JSON (in a parse process: `started` is perf_counter's,
     a clock the processes of one machine share)."""
-    result = finish(batch, proba, labels, info, config, charts=charts, started=started)
+    result = finish(batch, proba, labels, info, config, charts=charts, started=started,
+                    aspects=aspects)
     return result.as_json().encode()
 
 
 async def analysed(
-    request: Request, service: Service, batch: CommentBatch, charts: bool
+    request: Request, service: Service, batch: CommentBatch, asked: Asked
 ) -> Response:
-    """The batch's predictions (the service's batched model calls), then the analysis in the
+    """The aspects' mentions read by the aspect model (all pairs in one call, in a thread),
+    the batch's predictions (the service's batched model calls), then the analysis in the
     parse pool, so the event loop keeps serving meanwhile."""
     config: InsightsConfig = request.app.state.insights
     pool: ParsePool = request.app.state.pool
     info = current_model(service)
-    scored = await service.score([comment.text for comment in batch.comments])
+    texts = [comment.text for comment in batch.comments]
+    aspects = await run_in_threadpool(
+        score_aspects, texts, asked.aspects, asked.discover_aspects,
+        getattr(request.app.state, "aspect_model", None), config,
+    )
+    scored = await service.score(texts)
     proba = softmax(scored.scores)
     if np.isnan(proba).any():
         raise ServingError(424, "backend", "the model returned NaN scores")
     started = request.scope.get(START, time.perf_counter())
-    answer = await pool.run(analysis_json, batch, proba, scored.labels, info, config, charts,
-                            started)
+    answer = await pool.run(analysis_json, batch, proba, scored.labels, info, config,
+                            asked.charts, started, aspects)
     return Response(answer, media_type="application/json")
 
 
@@ -192,10 +219,11 @@ async def analyze(request: Request, service: Service = Depends(get_service)) -> 
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == MULTIPART:
         batch, charts = await uploaded_batch(request, config)
+        asked = Asked(charts=charts)
     else:
         body = await request.body()
-        batch, charts = await pool.parse(len(body), json_comments, body, config)
-    return await analysed(request, service, batch, charts)
+        batch, asked = await pool.parse(len(body), json_comments, body, config)
+    return await analysed(request, service, batch, asked)
 
 
 async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[CommentBatch, bool]:
@@ -226,10 +254,11 @@ async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[Comm
     return batch, charts
 
 
-def json_comments(body: bytes, config: InsightsConfig) -> tuple[CommentBatch, bool]:
-    """The comments of a JSON /v1/analyze body, and whether it asks for charts."""
+def json_comments(body: bytes, config: InsightsConfig) -> tuple[CommentBatch, Asked]:
+    """The comments of a JSON /v1/analyze body, and what else it asks for."""
     request = parse_body(AnalyzeRequest, body, JSON_EXAMPLE)
-    return json_batch(request, config), request.charts
+    return json_batch(request, config), Asked(request.charts, request.aspects,
+                                              request.discover_aspects)
 
 
 def json_batch(body: AnalyzeRequest, config: InsightsConfig) -> CommentBatch:
@@ -286,13 +315,16 @@ async def youtube_analyze(
             f"{config.max_comments_limit:,}",
             setting="insights.max_comments_limit",
         )
+    check_asked(body.aspects, body.discover_aspects,
+                getattr(request.app.state, "aspect_model", None), config)
     if not youtube.api_key:
         raise InsightsError("youtube_not_configured",
                             f"this server has no YouTube API key; {KEY_HINT} on the server")
     take_token(request)
     batch = await run_in_threadpool(youtube.fetch, video_id, max_comments,
                                     body.order or config.order)
-    return await analysed(request, service, batch, body.charts)
+    return await analysed(request, service, batch,
+                          Asked(body.charts, body.aspects, body.discover_aspects))
 
 
 def client_key(request: Request) -> str:

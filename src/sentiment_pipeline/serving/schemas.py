@@ -17,20 +17,9 @@ from pydantic import (
     create_model,
 )
 
-from sentiment_pipeline.insights.comments import ErrorKind
+from sentiment_pipeline.insights.aspects import AspectSpec
+from sentiment_pipeline.insights.comments import NOT_BLANK, ErrorKind, not_blank
 from sentiment_pipeline.serving.errors import ErrorType
-
-# A character Python's str.strip() keeps (the readers skip a text without one as blank),
-# written out so that every JSON Schema regex engine agrees with not_blank.
-NOT_BLANK = "[^\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-
-
-def not_blank(text: str) -> str:
-    """`text`, if it has a character other than white space (the schema's NOT_BLANK)."""
-    if not text.strip():
-        raise ValueError("the text is blank; send a text with a character other than spaces")
-    return text
-
 
 # Checked in Python, not by pydantic's regex engine, which refuses a lone surrogate (JSON's
 # "\ud800") that the readers take.
@@ -45,6 +34,17 @@ def whole(value: Any) -> Any:
 
 # An integer as JSON Schema's: 4 or 4.0, never "4" or true (the models are strict).
 Integer = Annotated[int, BeforeValidator(whole)]
+# Aspects to read and aspects to discover: the same two fields in both analysis requests.
+ASPECTS_FIELD = Field(
+    default_factory=list, description="Aspects to read, each a name and its synonyms, e.g. "
+    '{"name": "audio", "terms": ["sound", "mic"]} (at most insights.max_aspects: 413 beyond; '
+    "409 no_aspect_model when the server has no aspect model).",
+)
+DiscoverCount = Annotated[int, Field(ge=0), BeforeValidator(whole)]
+DISCOVER_FIELD = Field(
+    0, description="Also find and read this many aspects the comments mention most (at most "
+    "insights.max_discover_aspects: 413 beyond).",
+)
 # Every model kind served today classifies one text; an aspect model will take a text pair.
 TEXTS_PER_INPUT = 1
 
@@ -348,6 +348,8 @@ class AnalyzeRequest(BaseModel):
         None, description="strftime format of published_at, when not ISO 8601 or epoch seconds."
     )
     charts: bool = Field(False, description="Also render the three charts as SVG.")
+    aspects: list[AspectSpec] = ASPECTS_FIELD
+    discover_aspects: DiscoverCount = DISCOVER_FIELD
 
 
 class YouTubeAnalyzeRequest(BaseModel):
@@ -375,3 +377,5 @@ class YouTubeAnalyzeRequest(BaseModel):
         None, description="Newest first, or YouTube's relevance (default insights.order)."
     )
     charts: bool = Field(False, description="Also render the three charts as SVG.")
+    aspects: list[AspectSpec] = ASPECTS_FIELD
+    discover_aspects: DiscoverCount = DISCOVER_FIELD
