@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +14,11 @@ from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.insights.comments import NOT_BLANK, InsightsError, not_blank
 from sentiment_pipeline.insights.terms import content_runs
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
+from sentiment_pipeline.models.artifacts.pairs import term_pattern
 
 MAX_TERM_CHARS = 60
 MAX_TERMS = 30  # synonyms of one aspect
-# The classes net sentiment is made of; an aspect model names its classes so (aspects.label_map).
+# The classes net sentiment is made of (train.aspects.label_map maps an adopted model's names).
 POSITIVE, NEGATIVE = "positive", "negative"
 # Not blank as a comment is not (checked in Python, stated as a pattern every JSON Schema engine
 # reads alike); any other character may be a term: "c++" is matched whole too.
@@ -66,16 +66,6 @@ def parse_aspect(text: str) -> AspectSpec:
             f"synonyms (e.g. \"video quality=video,picture\"), each 1 to {MAX_TERM_CHARS} "
             f"characters, at most {MAX_TERMS} synonyms ({exc})",
         ) from exc
-
-
-def term_pattern(terms: Sequence[str]) -> re.Pattern[str]:
-    """Any of `terms`, whole (no letter or digit just before or after), case-insensitive; the
-    words of a multi-word term may be split by any whitespace. Longer terms are tried first."""
-    alternatives = [
-        r"\s+".join(re.escape(word) for word in term.split())
-        for term in sorted(terms, key=len, reverse=True)
-    ]
-    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -164,15 +154,14 @@ def check_model(model: SentimentModel | None) -> SentimentModel:
     if model is None:
         raise InsightsError("no_aspect_model", f"aspects were asked for but no aspect model is "
                             f"loaded; {HOW_TO_GET}")
-    # A manifest written before pair models has no input: it takes single texts.
-    if getattr(model.manifest, "input", "text") != "pair":
+    if model.manifest.input != "pair":
         raise InsightsError("no_aspect_model", f"the aspect model {model.manifest.name!r} takes "
                             f"single texts, not (text, aspect) pairs; {HOW_TO_GET}")
     missing = [c for c in (NEGATIVE, POSITIVE) if c not in model.labels]
     if missing:
         raise InsightsError("no_aspect_model", f"the aspect model {model.manifest.name!r} has the "
                             f"classes {model.labels}, without {missing}; map its labels to "
-                            "negative / neutral / positive (aspects.label_map)")
+                            "negative / neutral / positive (train.aspects.label_map)")
     return model
 
 

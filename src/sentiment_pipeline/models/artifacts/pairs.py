@@ -16,14 +16,15 @@ NEAR_WORDS = 4
 WORD = re.compile(r"\w+(?:'\w+)?")
 
 
-def term_pattern(term: str) -> re.Pattern[str]:
-    """`term` as a case-insensitive pattern on word boundaries (inner whitespace: any run)."""
-    words = [re.escape(word) for word in term.split()]
-    # \b only beside a word character: a term that starts or ends with punctuation ("c++",
-    # '"sales" team') still matches where it stands.
-    start = r"\b" if re.match(r"\w", term.strip()[:1]) else ""
-    end = r"\b" if re.match(r"\w", term.strip()[-1:]) else ""
-    return re.compile(start + r"\s+".join(words) + end, re.IGNORECASE)
+def term_pattern(terms: Sequence[str]) -> re.Pattern[str]:
+    """Any of `terms`, whole (no letter or digit just before or after), case-insensitive; the
+    words of a multi-word term may be split by any whitespace. Longer terms are tried first, and
+    a term may start or end with punctuation ("c++", '"sales" team')."""
+    alternatives = [
+        r"\s+".join(re.escape(word) for word in term.split())
+        for term in sorted(terms, key=len, reverse=True)
+    ]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)", re.IGNORECASE)
 
 
 def find_term(text: str, term: str) -> tuple[int, int] | None:
@@ -35,7 +36,7 @@ def find_term(text: str, term: str) -> tuple[int, int] | None:
     """
     if not term.strip():
         return None
-    found = term_pattern(term).search(text)
+    found = term_pattern([term]).search(text)
     if found:
         return found.start(), found.end()
     at = text.lower().find(term.strip().lower())
