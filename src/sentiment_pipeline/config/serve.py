@@ -17,6 +17,12 @@ class ServeConfig(Frozen):
         description="Model directory or models:/<name>@<alias> | models:/<name>/<version>; "
         "null: models:/<register.model_name>@champion, else the evaluation's champion folder.",
     )
+    aspect_model: str | None = Field(
+        None,
+        description="The aspect (pair) model served beside it, as a model spec; null: "
+        "models:/<register.aspect_model_name>@champion when one is registered, else none; "
+        "'none': no aspect model.",
+    )
     backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto",
         description="Transformer runtime; 'auto': int8 ONNX where exported, then fp32 ONNX, "

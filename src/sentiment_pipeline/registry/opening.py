@@ -17,10 +17,14 @@ from sentiment_pipeline.models.artifacts.placeholder import refuse_placeholder
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import resolve
 from sentiment_pipeline.registry.cache import VARIANTS
+from sentiment_pipeline.registry.lookup import NotRegistered, RegistryUnavailable
 from sentiment_pipeline.registry.resolve import Folder, ResolvedModel
+from sentiment_pipeline.registry.specs import CHAMPION, RegistrySpec
 
 logger = logging.getLogger(__name__)
 
+# serve.aspect_model (and --aspect-model): load no aspect model.
+NO_ASPECT_MODEL = "none"
 # serve.backend: auto tries these in order.
 AUTO_ORDER = ("onnx-int8", "onnx", "torch")
 BACKENDS = ("auto", *reversed(AUTO_ORDER))
@@ -164,4 +168,43 @@ def open_model(
     )
     opened = load(resolved, backend, threads=threads, project=paths)
     logger.info("using %s (%s) on %s", resolved.source, opened.path, opened.backend)
+    return opened
+
+
+def open_aspect_model(
+    spec: str | None,
+    *,
+    model_name: str,
+    paths: ProjectPaths,
+    trust: bool | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    timeout_s: float = 10.0,
+) -> LoadedModel | None:
+    """The aspect (pair) model `spec` names, opened as open_model opens `--model`.
+
+    spec: a model spec; None: `models:/<model_name>@champion`, or no aspect model (None) when
+    none is registered or the registry cannot be asked; NO_ASPECT_MODEL: none. A model that
+    takes single texts is an ArtifactError.
+    """
+    if spec == NO_ASPECT_MODEL:
+        return None
+    if spec is None:
+        champion = str(RegistrySpec(model_name, alias=CHAMPION))
+        try:
+            opened = open_model(champion, model_name=model_name, paths=paths, trust=trust,
+                                backend=backend, threads=threads, timeout_s=timeout_s)
+        except (NotRegistered, RegistryUnavailable) as exc:
+            logger.info("no aspect model: %s", exc)
+            return None
+    else:
+        opened = open_model(spec, model_name=model_name, paths=paths, trust=trust,
+                            backend=backend, threads=threads, timeout_s=timeout_s)
+    if opened.model.manifest.input != "pair":
+        raise ArtifactError(
+            f"the aspect model {opened.resolved.source} ({opened.resolved.name}) takes single "
+            f"texts (its manifest's input is {opened.model.manifest.input!r}); an aspect model "
+            "takes (text, aspect) pairs (input 'pair'): name one with serve.aspect_model, or "
+            f"set it to {NO_ASPECT_MODEL!r}"
+        )
     return opened

@@ -36,12 +36,13 @@ from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.provider import ModelProvider
 from sentiment_pipeline.serving.ratelimit import RateLimiter
 from sentiment_pipeline.serving.routes import router
-from sentiment_pipeline.serving.service import Service
+from sentiment_pipeline.serving.service import ServedModel, Service
 
 TITLE = "sentiment-pipeline"
 DESCRIPTION = (
     "Sentiment classification over HTTP. `POST /predict` speaks Hugging Face "
-    "text-embeddings-inference's protocol, `POST /invocations` MLflow's scoring protocol. "
+    "text-embeddings-inference's protocol, `POST /invocations` MLflow's scoring protocol; a "
+    "pair model takes (text, aspect) pairs on both (`GET /info` lists the models loaded). "
     "TEI's aliases `POST /` and `POST /invocations` for /predict are not honoured. Limits per "
     "request: {max_texts_per_request} texts (serve.max_texts_per_request), "
     "{max_text_chars} characters per text (serve.max_text_chars; longer: cut with truncate, "
@@ -74,14 +75,18 @@ def create_app(
     config: ServeConfig,
     provider: ModelProvider,
     *,
+    aspect_provider: ModelProvider | None = None,
     insights: InsightsConfig | None = None,
     settings: ServiceSettings | None = None,
     pool: ParsePool | None = None,
 ) -> FastAPI:
-    """The service: the provider's model is loaded, warmed up and batched in the lifespan.
+    """The service: the provider's model is loaded, warmed up and batched in the lifespan, and
+    beside it the aspect (pair) model of `aspect_provider`, if any, the same way.
 
     Start-up raises what loading or the warm-up raised, so a server that cannot serve never
     starts. `provider` is the seam for tests (a model directory, a fake, a reloading one).
+    The aspect model is app.state.aspect_model (a ServedModel, None without one), its
+    Service app.state.aspect_service.
     `insights` (params.yaml insights:) sets the /v1 routes' limits; `settings` (default
     get_service_settings()) the API token, the CORS origins, the YouTube key and the rate limit;
     `pool` (default: serve.max_parse_workers processes) parses, reads uploads and analyses.
@@ -100,13 +105,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        service = Service(config, provider, metrics, in_flight)
-        await service.start()
-        app.state.service = service
+        services = [Service(config, provider, metrics, in_flight)]
+        if aspect_provider is not None:
+            services.append(Service(config, aspect_provider, metrics, in_flight, role="aspect"))
         try:
+            for service in services:
+                await service.start()
+            app.state.service = services[0]
+            if aspect_provider is not None:
+                app.state.aspect_service = services[1]
+                app.state.aspect_model = ServedModel(services[1], asyncio.get_running_loop())
             yield {DEADLINES: deadlines}
         finally:
-            await service.stop()
+            for service in reversed(services):
+                await service.stop()
             await asyncio.to_thread(pool.close)
 
     app = FastAPI(
@@ -121,6 +133,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    app.state.aspect_service = None
+    app.state.aspect_model = None
     app.state.pool = pool
     # Per process: each worker (and each replica) keeps its own buckets.
     app.state.youtube_limiter = RateLimiter(

@@ -84,6 +84,12 @@ class ServingMetrics:
             "te_model_reload", "Model reloads by result (success, failure)", ["result"],
             registry=registry,
         )
+        self.queues: dict[str, int] = {}  # texts waiting, per model served
+
+    def report_queue(self, model: str, size: int) -> None:
+        """`size` texts wait for the model `model` (te_queue_size: all models' together)."""
+        self.queues[model] = size
+        self.queue_size.set(sum(self.queues.values()))
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()

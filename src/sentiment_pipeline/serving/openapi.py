@@ -85,15 +85,18 @@ def openapi_schema(
     app: FastAPI, config: ServeConfig, insights: InsightsConfig, *, token: bool
 ) -> dict[str, Any]:
     """FastAPI's document plus the request bodies the routes read themselves (in the shapes
-    and limits this server takes), the error bodies, and the token when one is set."""
+    and limits this server takes: a pair model's /predict takes pairs), the error bodies, and
+    the token when one is set."""
     if app.openapi_schema:
         return app.openapi_schema
+    service = getattr(app.state, "service", None)
+    per_input = 2 if service is not None and service.takes_pairs else TEXTS_PER_INPUT
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     models: tuple[type[BaseModel], ...] = (
-        predict_request_model(TEXTS_PER_INPUT, config.max_texts_per_request),
+        predict_request_model(per_input, config.max_texts_per_request),
         invocations_request_model(config.max_texts_per_request),
         AnalyzeRequest, YouTubeAnalyzeRequest, ErrorResponse, MlflowError,
     )

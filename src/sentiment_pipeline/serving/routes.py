@@ -14,6 +14,7 @@ from sentiment_pipeline.models.artifacts.manifest import softmax
 from sentiment_pipeline.serving.batcher import Scored
 from sentiment_pipeline.serving.errors import ServingError
 from sentiment_pipeline.serving.guard import START
+from sentiment_pipeline.serving.info import InfoResponse, loaded_info
 from sentiment_pipeline.serving.inputs import (
     invocation_texts,
     predict_input,
@@ -23,7 +24,6 @@ from sentiment_pipeline.serving.pool import ParsePool
 from sentiment_pipeline.serving.schemas import (
     Batching,
     HealthResponse,
-    InfoResponse,
     InvocationsResponse,
     Limits,
     PredictResponse,
@@ -44,7 +44,8 @@ TIMEOUT = (408, "timeout", "The body did not arrive within serve.body_timeout_s.
 TEI_ERRORS = error_responses([
     (400, "empty", "An empty batch."),
     (413, "validation", "Beyond a limit: texts, characters or bytes."),
-    (422, "validation", "Malformed: not JSON, wrong types, a text pair."),
+    (422, "validation", "Malformed: not JSON, wrong types, or inputs of the wrong kind (a "
+     "text pair for a model of single texts, a text alone for a pair model)."),
     TIMEOUT,
     (424, "backend", "The model call failed."),
     (429, "overloaded", "Too many requests in flight, or the parse workers' queue is full."),
@@ -126,10 +127,13 @@ def json_response(payload: Any, headers: dict[str, str]) -> Response:
 )
 async def predict(request: Request, service: Service = Depends(get_service)) -> Response:
     """TEI's request and response: one text gives a list of {label, score}; a batch
-    [["t1"], ["t2"]] a list of such lists. Softmax probabilities unless raw_scores."""
+    [["t1"], ["t2"]] a list of such lists. A pair model takes (text, aspect) pairs instead, as
+    TEI's pair classifiers do: one pair ["text", "aspect"], or a batch [["t1", "a1"], ...].
+    Softmax probabilities unless raw_scores."""
     pool: ParsePool = request.app.state.pool
     body = await request.body()
-    texts, single, raw_scores = await pool.parse(len(body), predict_input, body, service.config)
+    texts, single, raw_scores = await pool.parse(len(body), predict_input, body, service.config,
+                                                 service.takes_pairs)
     scored = await service.score(texts)
     scores = finite(scored.scores if raw_scores else softmax(scored.scores))
     rows = [ranked(row, scored.labels) for row in scores]
@@ -150,11 +154,13 @@ async def predict(request: Request, service: Service = Depends(get_service)) -> 
 async def invocations(request: Request, service: Service = Depends(get_service)) -> Response:
     """MLflow's `mlflow models serve` protocol: a JSON body with exactly one of
     dataframe_split, dataframe_records, instances or inputs (a `text` column, or the only
-    column), or a text/csv body with a header row. Parquet bodies are not taken."""
+    column), or a text/csv body with a header row; a pair model takes the columns `text` and
+    `aspect` (or, in instances / inputs, [text, aspect] pairs). Parquet bodies are not taken."""
     pool: ParsePool = request.app.state.pool
     body = await request.body()
     texts = await pool.parse(len(body), invocation_texts, body,
-                             request.headers.get("content-type"), service.config)
+                             request.headers.get("content-type"), service.config,
+                             service.takes_pairs)
     scored = await service.score(texts)
     proba = finite(softmax(scored.scores))
     labels = scored.labels
@@ -180,13 +186,16 @@ async def health(request: Request) -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/info", summary="The model served, its runtime, limits and test metrics",
+@router.get("/info", summary="The models served, their runtime, limits and test metrics",
             responses=error_responses([UNHEALTHY]))
-async def info(service: Service = Depends(get_service)) -> InfoResponse:
+async def info(request: Request, service: Service = Depends(get_service)) -> InfoResponse:
+    """The primary model's name, runtime, limits, batching and test metrics; `models` lists
+    every model loaded (the primary, and the aspect model when serve.aspect_model loads one)."""
     loaded = service.current
     assert loaded is not None  # get_service checked that the service is ready
     config = service.config
     manifest = loaded.model.manifest
+    served = [service, getattr(request.app.state, "aspect_service", None)]
     return InfoResponse(
         model_name=loaded.resolved.name,
         model_version=loaded.resolved.version,
@@ -203,6 +212,8 @@ async def info(service: Service = Depends(get_service)) -> InfoResponse:
         ),
         metrics=json_safe(manifest.metrics),
         loaded_at=loaded.loaded_at.isoformat(),
+        models=[loaded_info(s.role, s.current) for s in served
+                if s is not None and s.current is not None],
     )
 
 

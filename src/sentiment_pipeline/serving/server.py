@@ -22,7 +22,7 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.logs import configure_logging
 from sentiment_pipeline.machine import usable_cores
 from sentiment_pipeline.paths import ProjectPaths
-from sentiment_pipeline.registry.opening import LoadedModel, open_model
+from sentiment_pipeline.registry.opening import LoadedModel, open_aspect_model, open_model
 from sentiment_pipeline.registry.resolve import ResolvedModel
 from sentiment_pipeline.service_settings import get_service_settings
 from sentiment_pipeline.serving.app import create_app
@@ -41,7 +41,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Launch(BaseModel):
-    """The resolved model and the serve and insights configs, from run_server to every worker."""
+    """The resolved models (the primary and the aspect model, if any) and the serve and insights
+    configs, from run_server to every worker."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
@@ -52,22 +53,37 @@ class Launch(BaseModel):
     threads: int | None
     trust: bool | None = None  # serve --trust, for the versions a registry alias moves to
     resolved: ResolvedModel
+    aspect_model_name: str = "aspect-classifier"
+    aspect: ResolvedModel | None = None  # the aspect (pair) model served beside it, if any
 
     @classmethod
     def of(
         cls, resolved: ResolvedModel, serve: ServeConfig, *, model_name: str,
         paths: ProjectPaths, threads: int | None, insights: InsightsConfig | None = None,
-        trust: bool | None = None,
+        trust: bool | None = None, aspect: ResolvedModel | None = None,
+        aspect_model_name: str = "aspect-classifier",
     ) -> Launch:
         return cls(
             serve=serve, insights=insights or InsightsConfig(), model_name=model_name,
             project_root=str(paths.root), threads=threads, trust=trust, resolved=resolved,
+            aspect=aspect, aspect_model_name=aspect_model_name,
         )
 
     def provider(self, opened: LoadedModel | None = None) -> RegistryProvider:
         """The worker's provider; `opened`: the model this process opened already."""
+        return self.provider_of(self.resolved, self.model_name, opened)
+
+    def aspect_provider(self, opened: LoadedModel | None = None) -> RegistryProvider | None:
+        """The worker's provider of the aspect model (None without one); `opened` as above."""
+        if self.aspect is None:
+            return None
+        return self.provider_of(self.aspect, self.aspect_model_name, opened)
+
+    def provider_of(
+        self, resolved: ResolvedModel, model_name: str, opened: LoadedModel | None
+    ) -> RegistryProvider:
         return RegistryProvider(
-            resolved=self.resolved, backend=self.serve.backend, model_name=self.model_name,
+            resolved=resolved, backend=self.serve.backend, model_name=model_name,
             paths=ProjectPaths.at(self.project_root), threads=self.threads, trust=self.trust,
             opened=opened,
         )
@@ -132,34 +148,45 @@ def run_server(
     """Serve until SIGINT/SIGTERM; requests in flight then finish (up to GRACEFUL_SHUTDOWN_S).
 
     The model is opened here, once (open_model, with `trust` as predict takes it), so a bad
-    --model, an untrusted folder or a serve.backend it lacks fails before any worker starts.
-    One worker serves that model; several each load it again (one model per process) with
-    their share of the cores as inference threads.
+    --model, an untrusted folder or a serve.backend it lacks fails before any worker starts;
+    so is the aspect model of serve.aspect_model (open_aspect_model: a model of single texts
+    there fails too). One worker serves them; several each load them again (one copy per
+    process) with their share of the cores as inference threads.
     """
     import uvicorn
 
     serve = config.serve
+    names = config.register_
     threads = worker_threads(serve, workers)
     opened = open_model(
-        model or serve.model, model_name=config.register_.model_name, paths=paths,
+        model or serve.model, model_name=names.model_name, paths=paths,
         trust=trust, backend=serve.backend, threads=threads,
     )
+    aspect = open_aspect_model(
+        serve.aspect_model, model_name=names.aspect_model_name, paths=paths, trust=trust,
+        backend=serve.backend, threads=threads,
+    )
     launch = Launch.of(
-        opened.resolved, serve, model_name=config.register_.model_name, paths=paths,
+        opened.resolved, serve, model_name=names.model_name, paths=paths,
         threads=threads, insights=config.insights, trust=trust,
+        aspect=aspect.resolved if aspect is not None else None,
+        aspect_model_name=names.aspect_model_name,
     )
     settings = get_service_settings()
     host = host or settings.host
     port = port if port is not None else settings.port
-    logger.info("serving %s on http://%s:%d with %d worker(s), %d inference thread(s) each",
-                opened.resolved.source, host, port, workers, launch.threads)
+    logger.info("serving %s%s on http://%s:%d with %d worker(s), %d inference thread(s) each",
+                opened.resolved.source,
+                f" and the aspect model {aspect.resolved.source}" if aspect is not None else "",
+                host, port, workers, launch.threads)
     if settings.api_token is None and host not in LOOPBACK:
         logger.warning("no SENTIMENT_PIPELINE_API_TOKEN: anyone who reaches %s:%d may use the "
                        "model and this server's YouTube quota", host, port)
     with launch_environment(launch, workers), sigterm_exits_cleanly():
         # Several workers are fresh processes: each builds the app from LAUNCH_ENV (FACTORY).
         app = FACTORY if workers > 1 else create_app(
-            serve, launch.provider(opened), insights=config.insights
+            serve, launch.provider(opened), aspect_provider=launch.aspect_provider(aspect),
+            insights=config.insights,
         )
         gc.freeze()  # see app_from_environment
         # uvicorn's own h11 protocol with the header and body deadlines it lacks.
@@ -179,7 +206,8 @@ def app_from_environment() -> FastAPI:
             f"{LAUNCH_ENV} is missing or invalid ({exc}); start the server with "
             "`sentiment-pipeline serve`, which sets it"
         ) from exc
-    app = create_app(launch.serve, launch.provider(), insights=launch.insights)
+    app = create_app(launch.serve, launch.provider(), aspect_provider=launch.aspect_provider(),
+                     insights=launch.insights)
     # What start-up made (the libraries, the model) lives as long as the process: out of the
     # cyclic collector's rounds, a full collection while a request runs does not walk it (one
     # over 440,000 objects held the event loop for 0.7 s on a busy 2-core machine).
