@@ -366,7 +366,7 @@ def test_analyze_with_a_text_model_as_the_aspect_model_says_it_takes_no_pairs(
     result = runner.invoke(app, ["analyze", *MODEL, "--input", str(comments_file), "--aspect",
                                  "gate", "--aspect-model", str(baseline)])
     assert result.exit_code == 1
-    assert "takes single texts, not (text, aspect) pairs" in result.output
+    assert "takes single texts (its manifest's input is 'text')" in result.output
 
 
 def test_analyze_refuses_a_malformed_aspect(baseline, comments_file):

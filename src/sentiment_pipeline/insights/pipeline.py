@@ -27,9 +27,7 @@ from sentiment_pipeline.io import atomic_path
 from sentiment_pipeline.models.artifacts.manifest import SentimentModel
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import opening
-from sentiment_pipeline.registry.lookup import NotRegistered, RegistryUnavailable
 from sentiment_pipeline.registry.opening import LoadedModel
-from sentiment_pipeline.registry.specs import CHAMPION
 from sentiment_pipeline.service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -46,17 +44,12 @@ def open_model(
 def open_aspect_model(
     spec: str | None, *, model_name: str, paths: ProjectPaths, trust: bool | None = None
 ) -> SentimentModel | None:
-    """`--aspect-model` opened as `--model` is; None (the default): the registry's
+    """`--aspect-model` opened as the service opens serve.aspect_model
+    (registry.opening.open_aspect_model): None, the default, is the registry's
     `models:/<model_name>@champion`, or no aspect model when none is registered or the registry
     is unreachable (asking for aspects then fails with no_aspect_model)."""
-    if spec is not None:
-        return opening.open_model(spec, model_name=model_name, paths=paths, trust=trust).model
-    champion = f"models:/{model_name}@{CHAMPION}"
-    try:
-        return opening.open_model(champion, model_name=model_name, paths=paths, trust=trust).model
-    except (NotRegistered, RegistryUnavailable) as exc:
-        logger.info("no aspect model: %s", exc)
-        return None
+    opened = opening.open_aspect_model(spec, model_name=model_name, paths=paths, trust=trust)
+    return None if opened is None else opened.model
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:
