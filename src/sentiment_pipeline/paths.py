@@ -130,6 +130,66 @@ class ProjectPaths:
             "distilbert": self.distilbert_model,
         }[name]
 
+    # --- aspects (pair models) -------------------------------------------
+    @property
+    def aspects_processed_dir(self) -> Path:
+        """prepare_aspects' splits ({train,val,test}.parquet: text, aspect, label) and labels.json."""
+        return self.processed_dir / "aspects"
+
+    def aspect_split(self, name: str) -> Path:
+        return self.aspects_processed_dir / f"{name}.parquet"
+
+    @property
+    def aspect_labels(self) -> Path:
+        return self.aspects_processed_dir / "labels.json"
+
+    @property
+    def aspects_dir(self) -> Path:
+        return self.models_dir / "aspects"
+
+    @property
+    def aspect_model(self) -> Path:
+        """The fine-tuned pair classifier, by train_aspects."""
+        return self.aspects_dir / "aspect_model"
+
+    @property
+    def aspect_results(self) -> Path:
+        return self.aspects_dir / "aspect_results"
+
+    @property
+    def aspect_metrics(self) -> Path:
+        return self.aspects_dir / "aspect_metrics.json"
+
+    @property
+    def pair_baseline(self) -> Path:
+        """The TF-IDF + logistic-regression pair baseline, by train_aspect_baseline."""
+        return self.aspects_dir / "pair_baseline"
+
+    @property
+    def aspect_onnx(self) -> Path:
+        """The aspect model exported to ONNX (fp32), by export_aspects_onnx."""
+        return self.aspects_dir / "aspect_onnx"
+
+    @property
+    def aspect_onnx_int8(self) -> Path:
+        """Its dynamically quantised int8 copy, by export_aspects_onnx."""
+        return self.aspects_dir / "aspect_onnx_int8"
+
+    @property
+    def aspect_evaluation_dir(self) -> Path:
+        """evaluate_aspects' report; beside reports/evaluation, since DVC refuses an out inside
+        another stage's out (model_evaluation's)."""
+        return self.root / "reports" / "aspects_evaluation"
+
+    @property
+    def aspect_best_model(self) -> Path:
+        """The aspect champion record, by evaluate_aspects, read by register_aspects."""
+        return self.aspects_dir / "best_model.json"
+
+    @property
+    def aspect_registration(self) -> Path:
+        return self.root / "reports" / "aspects_registration.json"
+
     # --- evaluation and registry ----------------------------------------
     @property
     def evaluation_dir(self) -> Path:
