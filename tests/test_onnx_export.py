@@ -102,7 +102,7 @@ def test_quantize_false_leaves_an_int8_placeholder(
     calls = []
     monkeypatch.setattr(export_folders, "missing_dependencies", lambda: [])
     monkeypatch.setattr(
-        export_onnx, "export_transformers",
+        export_folders, "export_transformers",
         lambda source, target, config, project: calls.append((source, target)) or
         save_tiny_model(target) or read_manifest(target),  # stands in for the real export
     )
