@@ -133,7 +133,7 @@ class ProjectPaths:
     # --- aspects (pair models) -------------------------------------------
     @property
     def aspects_processed_dir(self) -> Path:
-        """prepare_aspects' splits ({train,val,test}.parquet: text, aspect, label) and labels.json."""
+        """prepare_aspects' splits ({train,val,test}.parquet) and labels.json."""
         return self.processed_dir / "aspects"
 
     def aspect_split(self, name: str) -> Path:

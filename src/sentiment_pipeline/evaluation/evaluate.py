@@ -1,4 +1,4 @@
-"""One evaluation, whichever models it covers: score each on the test split, report, pick the best."""
+"""One evaluation of any set of models: score each on the test split, report, pick the best."""
 
 from __future__ import annotations
 

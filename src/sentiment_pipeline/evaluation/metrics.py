@@ -17,6 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+
 @dataclass(frozen=True)
 class LabelledSplit:
     """A labelled test split as the models take it: texts (or (text, aspect) pairs) and ids."""

@@ -1,4 +1,4 @@
-"""The export stages' one body: a transformers folder to ONNX fp32 and int8 folders, or placeholders."""
+"""The export stages' one body: a transformers folder to ONNX fp32 and int8, or placeholders."""
 
 from __future__ import annotations
 
