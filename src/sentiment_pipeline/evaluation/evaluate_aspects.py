@@ -1,4 +1,4 @@
-"""evaluate_aspects stage: the pair models, their exports and the majority on the aspect test set."""
+"""evaluate_aspects stage: pair models, their exports and the majority on the aspect test set."""
 
 from __future__ import annotations
 

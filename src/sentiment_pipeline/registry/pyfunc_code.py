@@ -33,9 +33,10 @@ class SentimentPyfunc(PythonModel):
         columns = input_columns(self.model.manifest)
         missing = [c for c in columns if c not in model_input.columns]
         if missing:
+            wanted = " and ".join(f"a column {c!r}" for c in missing)
             raise PipelineError(
-                f"expected the columns {columns} in the model input, found "
-                f"{list(model_input.columns)} (missing {missing})"
+                f"expected {wanted} in the model input, found {list(model_input.columns)} "
+                f"(a {self.model.manifest.input} model takes the columns {columns})"
             )
         values = [model_input[c].fillna("").astype(str).tolist() for c in columns]
         inputs = values[0] if len(values) == 1 else list(zip(*values, strict=True))
