@@ -107,7 +107,6 @@ def one_round(model: Any, aspect_model: Any, source: Path, config: Any,
 
 def analysis(int8: Path, rounds: int) -> list[dict[str, Any]]:
     from bench_insights import models, sample_file
-
     from sentiment_pipeline.config.insights import InsightsConfig
     from sentiment_pipeline.insights import language
     from sentiment_pipeline.insights.aspects import parse_aspect

@@ -54,7 +54,7 @@ def aspect_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 def write_aspect_data(paths, train: int = 48, val: int = 24, status: str = "ok") -> None:
-    paths.aspects_dir.mkdir(parents=True, exist_ok=True)
+    paths.aspect_data_dir.mkdir(parents=True, exist_ok=True)
     for name, n, seed in (("train", train, 0), ("val", val, 1), ("test", val, 2)):
         aspect_rows(n, seed).to_parquet(paths.aspects_split(name), index=False)
     paths.aspects_labels.write_text(json.dumps(LABELS))
@@ -298,7 +298,7 @@ def test_fine_tune_false_adopts_a_classifier_with_its_labels_mapped(
 def test_pair_baseline_trains_on_pair_documents(aspect_data, manager) -> None:
     config = manager(aspect_data).config.train.aspect_baseline
     manifest = ab.run(config, aspect_data)
-    model = load_model(aspect_data.pair_baseline_model, project=aspect_data)
+    model = load_model(aspect_data.pair_baseline, project=aspect_data)
     assert (model.manifest.kind, model.manifest.input) == ("sklearn", "pair")
     assert model.manifest.metrics["val_macro_f1"] == manifest.metrics["val_macro_f1"] > 0.3
     proba = model.predict_proba([("the audio is great", "audio"), ("the host is awful", "host")])
@@ -309,7 +309,7 @@ def test_pair_baseline_trains_on_pair_documents(aspect_data, manager) -> None:
 def test_pair_baseline_placeholder_without_aspect_data(project, manager) -> None:
     write_aspect_data(project, train=0, val=0, status="skipped")
     ab.run(manager(project).config.train.aspect_baseline, project)
-    manifest = load_model(project.pair_baseline_model).manifest
+    manifest = load_model(project.pair_baseline).manifest
     assert (manifest.kind, manifest.reason) == (
         "placeholder", "no aspect data configured (aspects.source is null)"
     )

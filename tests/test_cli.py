@@ -205,6 +205,29 @@ def test_run_says_why_the_champion_was_not_registered_and_how_to_serve_it(projec
         "Next: sentiment-pipeline serve --model models/baseline/logistic_baseline")
 
 
+def test_run_says_which_aspect_model_it_has_or_why_none(project, monkeypatch):
+    from sentiment_pipeline.cli.run_summary import aspect_line
+    from sentiment_pipeline.io import write_json
+
+    assert aspect_line(project).startswith("Aspect model: not evaluated")
+    project.aspect_models_dir.mkdir(parents=True, exist_ok=True)
+    write_json(project.aspect_best_model, {"status": "skipped", "reason": "no aspect data"})
+    write_json(project.aspect_registration, {"registered": False, "reason": "no champion"})
+    assert aspect_line(project) == "Aspect model: none (no aspect data)"
+    write_json(project.aspect_best_model, {
+        "name": "aspect_model", "path": "models/aspects/aspect_model", "primary_metric":
+        "macro_f1", "score": 0.7512})
+    write_json(project.aspect_registration, {
+        "registered": True, "model_uri": "models:/aspect-classifier@champion"})
+    assert aspect_line(project) == (
+        "Aspect model: aspect_model (macro_f1 0.7512), in models/aspects/aspect_model, "
+        "registered as models:/aspect-classifier@champion")
+    monkeypatch.setattr("sentiment_pipeline.cli.pipeline.subprocess.call", fake_dvc(project, {}))
+    (project.root / "dvc.yaml").write_text("stages: {}\n")
+    result = runner.invoke(app, ["run"])
+    assert "Aspect model: aspect_model (macro_f1 0.7512)" in result.output
+
+
 def test_run_outside_a_project(project):
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1

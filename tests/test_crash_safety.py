@@ -31,7 +31,7 @@ from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import content_hash
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.registry import register_model
-from sentiment_pipeline.registry.register_model import RegistrationResult
+from sentiment_pipeline.registry.registration import RegistrationResult
 from sentiment_pipeline.tuning import best as bests
 from sentiment_pipeline.tuning.results import TuningSummary
 from synthetic import LABELS

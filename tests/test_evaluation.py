@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from sentiment_pipeline.config.evaluation import EvaluationConfig
 from sentiment_pipeline.errors import DataError, PipelineError
 from sentiment_pipeline.evaluation import metrics, model_evaluation
+from sentiment_pipeline.evaluation.evaluate import select_champion
 from sentiment_pipeline.models.artifacts.manifest import ArtifactError
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
 from synthetic import LABELS
@@ -133,19 +134,19 @@ def test_champion_tie_break_is_deterministic():
         "distilbert": {"macro_f1": 0.8, "accuracy": 0.84, "roc_auc_ovr": 0.9},
     }
     # full tie on metrics: alphabetical, whatever the insertion order
-    assert model_evaluation.select_champion(scores, "macro_f1") == "baseline"
-    assert model_evaluation.select_champion(dict(reversed(scores.items())), "macro_f1") == (
+    assert select_champion(scores, "macro_f1") == "baseline"
+    assert select_champion(dict(reversed(scores.items())), "macro_f1") == (
         "baseline"
     )
     scores["lightgbm"]["accuracy"] = 0.86  # tie on macro-F1 broken by accuracy
-    assert model_evaluation.select_champion(scores, "roc_auc_ovr") == "lightgbm"
+    assert select_champion(scores, "roc_auc_ovr") == "lightgbm"
     scores["distilbert"]["macro_f1"] = 0.81  # then macro-F1 before accuracy
-    assert model_evaluation.select_champion(scores, "roc_auc_ovr") == "distilbert"
+    assert select_champion(scores, "roc_auc_ovr") == "distilbert"
     scores["baseline"]["roc_auc_ovr"] = 0.95  # the primary metric first
-    assert model_evaluation.select_champion(scores, "roc_auc_ovr") == "baseline"
+    assert select_champion(scores, "roc_auc_ovr") == "baseline"
     # an undefined score ranks below any number
     scores = {"a": {"roc_auc_ovr": None, "macro_f1": 0.9}, "b": {"roc_auc_ovr": 0.1}}
-    assert model_evaluation.select_champion(scores, "roc_auc_ovr") == "b"
+    assert select_champion(scores, "roc_auc_ovr") == "b"
 
 
 def test_classification_metrics():

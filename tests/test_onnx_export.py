@@ -19,7 +19,7 @@ from sentiment_pipeline.models.artifacts.manifest import (
     read_manifest,
 )
 from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
-from sentiment_pipeline.models.conversion import command, int8, onnx_export
+from sentiment_pipeline.models.conversion import command, export_folders, int8, onnx_export
 from sentiment_pipeline.stages import run_stage
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -83,7 +83,7 @@ def test_missing_packages_give_placeholders_that_say_what_to_install(
     project, tiny_transformer_model, monkeypatch
 ) -> None:
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
-    monkeypatch.setattr(export_onnx, "missing_dependencies", lambda: ["onnxscript"])
+    monkeypatch.setattr(export_folders, "missing_dependencies", lambda: ["onnxscript"])
 
     result = export_onnx.run(OnnxExportConfig(), project)
 
@@ -100,9 +100,9 @@ def test_quantize_false_leaves_an_int8_placeholder(
 ) -> None:
     shutil.copytree(tiny_transformer_model, project.distilbert_model)
     calls = []
-    monkeypatch.setattr(export_onnx, "missing_dependencies", lambda: [])
+    monkeypatch.setattr(export_folders, "missing_dependencies", lambda: [])
     monkeypatch.setattr(
-        export_onnx, "export_transformers",
+        export_folders, "export_transformers",
         lambda source, target, config, project: calls.append((source, target)) or
         save_tiny_model(target) or read_manifest(target),  # stands in for the real export
     )

@@ -16,7 +16,7 @@ from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.evaluation.best_model import BestModel
 from sentiment_pipeline.io import write_json
 from sentiment_pipeline.models.artifacts.manifest import content_hash
-from sentiment_pipeline.registry import pyfunc_code, register_model
+from sentiment_pipeline.registry import pyfunc_code, register_model, registration
 from sentiment_pipeline.settings import get_settings
 from synthetic import LABELS
 from tiny_sklearn import save_tiny_model
@@ -177,7 +177,7 @@ def test_the_same_champion_registered_twice_is_one_version(store, processed, cap
     experiment = client.get_experiment_by_name("sentiment-pipeline/register_model")
     runs = len(client.search_runs([experiment.experiment_id]))
 
-    with caplog.at_level(logging.INFO, logger=register_model.__name__):
+    with caplog.at_level(logging.INFO, logger=registration.__name__):
         second = register_model.run(config, processed)
 
     assert second.registered and second.already_registered and not first.already_registered
@@ -194,7 +194,7 @@ def test_the_same_champion_registered_twice_is_one_version(store, processed, cap
 
     # evaluated anew with another score: still the same version, with a warning that says so
     _write_record(processed, 0.95)
-    with caplog.at_level(logging.INFO, logger=register_model.__name__):
+    with caplog.at_level(logging.INFO, logger=registration.__name__):
         third = register_model.run(config, processed)
     assert third.already_registered and third.version == first.version and third.score == 0.95
     assert "was registered with macro_f1 0.9, this evaluation scores it 0.95" in caplog.text

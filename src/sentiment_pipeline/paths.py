@@ -71,16 +71,16 @@ class ProjectPaths:
 
     # --- aspect data (prepare_aspects) -------------------------------------
     @property
-    def aspects_dir(self) -> Path:
+    def aspect_data_dir(self) -> Path:
         """The aspect model's splits and labels.json."""
         return self.processed_dir / "aspects"
 
     def aspects_split(self, name: str) -> Path:
-        return self.aspects_dir / f"{name}.parquet"
+        return self.aspect_data_dir / f"{name}.parquet"
 
     @property
     def aspects_labels(self) -> Path:
-        return self.aspects_dir / "labels.json"
+        return self.aspect_data_dir / "labels.json"
 
     @property
     def aspects_rejected(self) -> Path:
@@ -138,29 +138,6 @@ class ProjectPaths:
         """Its dynamically quantised int8 copy, by export_onnx."""
         return self.models_dir / "advanced" / "distilbert_onnx_int8"
 
-    # --- aspect models (train_aspects, train_aspect_baseline) -------------
-    @property
-    def aspect_models_dir(self) -> Path:
-        return self.models_dir / "aspects"
-
-    @property
-    def aspect_model(self) -> Path:
-        """The fine-tuned (text, aspect) pair classifier, by train_aspects."""
-        return self.aspect_models_dir / "aspect_model"
-
-    @property
-    def aspect_results(self) -> Path:
-        return self.aspect_models_dir / "aspect_results"
-
-    @property
-    def aspect_metrics(self) -> Path:
-        return self.aspect_models_dir / "aspect_metrics.json"
-
-    @property
-    def pair_baseline_model(self) -> Path:
-        """TF-IDF + LogisticRegression on pair documents, by train_aspect_baseline."""
-        return self.aspect_models_dir / "pair_baseline"
-
     def model_variants(self, name: str) -> dict[str, Path]:
         """The exports of a model named in evaluation.models, by serve.backend name."""
         if name == "distilbert":
@@ -174,6 +151,54 @@ class ProjectPaths:
             "lightgbm": self.lightgbm_model,
             "distilbert": self.distilbert_model,
         }[name]
+
+    # --- aspect models (train_aspects ... register_aspects) ------------
+    @property
+    def aspect_models_dir(self) -> Path:
+        return self.models_dir / "aspects"
+
+    @property
+    def aspect_model(self) -> Path:
+        """The fine-tuned pair classifier, by train_aspects."""
+        return self.aspect_models_dir / "aspect_model"
+
+    @property
+    def aspect_results(self) -> Path:
+        return self.aspect_models_dir / "aspect_results"
+
+    @property
+    def aspect_metrics(self) -> Path:
+        return self.aspect_models_dir / "aspect_metrics.json"
+
+    @property
+    def pair_baseline(self) -> Path:
+        """The TF-IDF + logistic-regression pair baseline, by train_aspect_baseline."""
+        return self.aspect_models_dir / "pair_baseline"
+
+    @property
+    def aspect_onnx(self) -> Path:
+        """The aspect model exported to ONNX (fp32), by export_aspects_onnx."""
+        return self.aspect_models_dir / "aspect_onnx"
+
+    @property
+    def aspect_onnx_int8(self) -> Path:
+        """Its dynamically quantised int8 copy, by export_aspects_onnx."""
+        return self.aspect_models_dir / "aspect_onnx_int8"
+
+    @property
+    def aspect_evaluation_dir(self) -> Path:
+        """evaluate_aspects' report; beside reports/evaluation, since DVC refuses an out inside
+        another stage's out (model_evaluation's)."""
+        return self.root / "reports" / "aspects_evaluation"
+
+    @property
+    def aspect_best_model(self) -> Path:
+        """The aspect champion record, by evaluate_aspects, read by register_aspects."""
+        return self.aspect_models_dir / "best_model.json"
+
+    @property
+    def aspect_registration(self) -> Path:
+        return self.root / "reports" / "aspects_registration.json"
 
     # --- evaluation and registry ----------------------------------------
     @property

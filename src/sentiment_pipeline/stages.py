@@ -28,6 +28,9 @@ STAGES: dict[str, str] = {
     "export_onnx": "sentiment_pipeline.models.export_onnx",
     "model_evaluation": "sentiment_pipeline.evaluation.model_evaluation",
     "register_model": "sentiment_pipeline.registry.register_model",
+    "export_aspects_onnx": "sentiment_pipeline.models.export_aspects_onnx",
+    "evaluate_aspects": "sentiment_pipeline.evaluation.evaluate_aspects",
+    "register_aspects": "sentiment_pipeline.registry.register_aspects",
 }
 
 

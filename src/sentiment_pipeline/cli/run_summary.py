@@ -37,6 +37,7 @@ def closing_summary(paths: ProjectPaths) -> str:
         )
     else:
         lines.append(f"Not registered: {registration.get('reason')}")
+    lines.append(aspect_line(paths))
     if registration is not None and registration.get("registered"):
         settings = get_service_settings()
         lines.append(
@@ -46,6 +47,24 @@ def closing_summary(paths: ProjectPaths) -> str:
     else:
         lines.append(f"Next: sentiment-pipeline serve --model {best.path}")
     return "\n".join(lines)
+
+
+def aspect_line(paths: ProjectPaths) -> str:
+    """The aspect model's line: its champion and registration, or why there is none."""
+    try:
+        best = read_json(paths.aspect_best_model)
+        registration = read_json(paths.aspect_registration)
+    except (OSError, ValueError):
+        return "Aspect model: not evaluated (run the aspect stages: dvc repro register_aspects)"
+    if not isinstance(best, dict) or best.get("status") == "skipped" or "name" not in best:
+        reason = best.get("reason") if isinstance(best, dict) else None
+        return f"Aspect model: none ({reason or 'no champion'})"
+    line = (f"Aspect model: {best['name']} ({best.get('primary_metric')} "
+            f"{score(best.get('score'))}), in {best.get('path')}")
+    if isinstance(registration, dict) and registration.get("registered"):
+        return f"{line}, registered as {registration.get('model_uri')}"
+    reason = registration.get("reason") if isinstance(registration, dict) else None
+    return f"{line}, not registered: {reason}"
 
 
 def model_lines(paths: ProjectPaths, best: BestModel) -> list[str]:

@@ -12,7 +12,7 @@ class RegisterConfig(Frozen):
 
     model_name: str = Field("sentiment-classifier", min_length=1, description="Registry name.")
     aspect_model_name: str = Field(
-        "aspect-classifier", min_length=1, description="Registry name of the aspect model."
+        "aspect-classifier", min_length=1, description="Registry name of the aspect champion."
     )
     min_score: float = Field(
         0.6, ge=0, le=1, description="Register only when the champion's test metric reaches this."

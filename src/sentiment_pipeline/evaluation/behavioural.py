@@ -1,13 +1,16 @@
-"""CheckList-style behavioural tests: negation, invariance and intensifier cases from templates."""
+"""CheckList-style behavioural tests: the sentiment suite from templates, and the one runner."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-TestType = Literal["negation", "invariance", "intensifier"]
-TEST_TYPES: tuple[TestType, ...] = ("negation", "invariance", "intensifier")
+from sentiment_pipeline.models.artifacts.pairs import Pair
+
+# A model's input: a text, or a (text, aspect) pair for a pair model.
+Input = str | Pair
+TEST_TYPES: tuple[str, ...] = ("negation", "invariance", "intensifier")
 MAX_FAILURES = 5
 
 _SUBJECTS = ["the flight", "the crew", "the service", "the food", "my seat", "the check-in"]
@@ -29,14 +32,15 @@ _PERTURBATIONS: dict[str, Callable[[str], str]] = {
 
 @dataclass(frozen=True)
 class Case:
-    """One behavioural check. `reference` is the sentence whose prediction must be kept;
-    `forbidden` is a label the text must not get."""
+    """One behavioural check of `text` (one of): `reference` is the input whose prediction must
+    be kept; `forbidden` is a label it must not get; `expected` is the label it must get."""
 
-    test: TestType
-    text: str
-    reference: str | None = None
+    test: str
+    text: Input
+    reference: Input | None = None
     forbidden: str | None = None
     variant: str = ""
+    expected: str | None = None
 
 
 def build_suite(labels: Sequence[str]) -> list[Case]:
@@ -65,16 +69,21 @@ def build_suite(labels: Sequence[str]) -> list[Case]:
     return cases
 
 
-def run_suite(predict: Callable[[list[str]], list[str]], cases: Sequence[Case]) -> dict[str, Any]:
-    """Pass rate and failing examples per test type, plus the overall pass rate.
+def run_suite(
+    predict: Callable[[list[Any]], list[str]],
+    cases: Sequence[Case],
+    test_types: Sequence[str] = TEST_TYPES,
+) -> dict[str, Any]:
+    """Pass rate and failing examples per test type (`test_types`), plus the overall pass rate.
 
-    `predict` maps texts to label names; every text is predicted in one call.
+    `predict` maps inputs (texts, or pairs for a pair model) to label names; every input is
+    predicted in one call. The rates inform: no rate fails a stage.
     """
     texts = sorted({c.text for c in cases} | {c.reference for c in cases if c.reference})
     predicted = dict(zip(texts, predict(texts), strict=True))
     tests: dict[str, Any] = {}
     n_passed_total = 0
-    for test in TEST_TYPES:
+    for test in test_types:
         selected = [c for c in cases if c.test == test]
         failures = []
         for case in selected:
@@ -82,6 +91,9 @@ def run_suite(predict: Callable[[list[str]], list[str]], cases: Sequence[Case]) 
             if case.forbidden is not None:
                 ok = got != case.forbidden
                 expected = f"not {case.forbidden}"
+            elif case.expected is not None:
+                expected = case.expected
+                ok = got == expected
             else:
                 expected = predicted[case.reference]
                 ok = got == expected

@@ -1,8 +1,8 @@
-"""The champion record model_evaluation writes and register_model reads (best_model.json)."""
+"""The champion record an evaluation stage writes and its registration reads (best_model.json)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,3 +25,13 @@ class BestModel(BaseModel):
     # Exports of the champion that passed their checks, by serve.backend name
     # ("onnx", "onnx-int8") -> project-relative folder.
     variants: dict[str, str] = {}
+
+
+class NoChampion(BaseModel):
+    """best_model.json of an evaluation with nothing to evaluate (no data, only placeholders)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: Literal["skipped"] = "skipped"
+    reason: str
+    skipped: dict[str, str] = {}

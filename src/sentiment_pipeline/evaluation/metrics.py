@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,16 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
     roc_auc_score,
 )
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    """A labelled test split as the models take it: texts (or (text, aspect) pairs) and ids."""
+
+    inputs: list[Any]
+    y_true: np.ndarray
+    labels: list[str]
+
 
 # Metrics where higher is better; the champion is chosen by one of them.
 RANKABLE = ("macro_f1", "weighted_f1", "accuracy", "roc_auc_ovr")
@@ -70,8 +81,8 @@ def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> float | None:
 
 
 def latency_ms_per_1000(
-    predict_proba: Callable[[list[str]], np.ndarray],
-    texts: Sequence[str],
+    predict_proba: Callable[[list[Any]], np.ndarray],
+    texts: Sequence[Any],
     batch_size: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> float | None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from sentiment_pipeline.config.evaluation import EvaluationConfig
-from sentiment_pipeline.evaluation.metrics import classification_metrics, latency_ms_per_1000
+from sentiment_pipeline.evaluation.metrics import (
+    LabelledSplit,
+    classification_metrics,
+    latency_ms_per_1000,
+)
 from sentiment_pipeline.models.artifacts.loader import load_model
 from sentiment_pipeline.models.artifacts.manifest import (
     ArtifactError,
@@ -56,8 +59,8 @@ class VariantReport:
         return "passed" if self.failure is None else "failed"
 
 
-def scores_of(model: SentimentModel, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(raw scores, probabilities) of a model on `texts`, from one pass over them."""
+def scores_of(model: SentimentModel, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(raw scores, probabilities) of a model on `texts` (or pairs), from one pass over them."""
     if model.manifest.kind in ("transformers", "onnx"):
         raw = model.raw_scores(texts)
         return raw, softmax(raw)
@@ -119,7 +122,11 @@ def _short(digest: str | None) -> str:
 
 
 def _load(
-    report: VariantReport, labels: Sequence[str], paths: ProjectPaths, source_hash: str
+    report: VariantReport,
+    labels: Sequence[str],
+    paths: ProjectPaths,
+    source_hash: str,
+    export_stage: str,
 ) -> SentimentModel | None:
     """The variant's model, or None with report.skipped_reason / failure set."""
     try:
@@ -135,7 +142,7 @@ def _load(
     if manifest.source_hash != source_hash:
         report.failure = (
             f"stale: exported from {_short(manifest.source_hash)}, but {report.source} is "
-            f"now {_short(source_hash)}; run the export_onnx stage again"
+            f"now {_short(source_hash)}; run the {export_stage} stage again"
         )
         return None
     return model
@@ -144,33 +151,34 @@ def _load(
 def evaluate_variants(
     source: str,
     source_dir: Path,
+    variant_dirs: Mapping[str, Path],
+    test: LabelledSplit,
     source_scores: np.ndarray,
     source_metrics: dict[str, Any],
-    frame: pd.DataFrame,
-    labels: Sequence[str],
     config: EvaluationConfig,
     paths: ProjectPaths,
+    export_stage: str,
 ) -> list[VariantReport]:
-    """Score every export of `source` that exists on the test split and check it.
+    """Score every export of `source` (`variant_dirs`, by backend) that exists on `test`, check it.
 
     A variant that is not there is left out; a placeholder is skipped; one that cannot be
-    loaded, was exported from another model, or fails its check is reported as failed.
+    loaded, was exported from another model (run `export_stage` again), or fails its check is
+    reported as failed.
     """
     reports = []
     source_hash = content_hash(source_dir)
-    texts = frame["text"].tolist()
-    for backend, directory in paths.model_variants(source).items():
+    for backend, directory in variant_dirs.items():
         if not directory.exists():
             continue
         report = VariantReport(backend, source, directory)
         reports.append(report)
-        model = _load(report, labels, paths, source_hash)
+        model = _load(report, test.labels, paths, source_hash, export_stage)
         if model is None:
             continue
-        scores, proba = scores_of(model, texts)
-        report.metrics = classification_metrics(frame["label"].to_numpy(), proba, model.labels)
+        scores, proba = scores_of(model, test.inputs)
+        report.metrics = classification_metrics(test.y_true, proba, model.labels)
         report.metrics["latency_ms_per_1000"] = latency_ms_per_1000(
-            model.predict_proba, texts, config.latency_batch_size
+            model.predict_proba, test.inputs, config.latency_batch_size
         )
         report.parity = {
             **parity(source_scores, scores),

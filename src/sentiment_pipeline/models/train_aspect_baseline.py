@@ -10,16 +10,16 @@ from sklearn.pipeline import Pipeline
 
 from sentiment_pipeline import runner, tracking
 from sentiment_pipeline.config.baseline import BaselineConfig
-from sentiment_pipeline.models.artifacts.manifest import ModelManifest
-from sentiment_pipeline.models.artifacts.pairs import pair_documents
-from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
-from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
-from sentiment_pipeline.models.aspect_data import (
+from sentiment_pipeline.data.aspect_contract import (
     pairs_of,
     read_aspect_labels,
     read_aspect_split,
     skipped_reason,
 )
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest
+from sentiment_pipeline.models.artifacts.pairs import pair_documents
+from sentiment_pipeline.models.artifacts.placeholder import save_placeholder
+from sentiment_pipeline.models.artifacts.sklearn_model import save_sklearn
 from sentiment_pipeline.models.text_features import make_tfidf, plain_vocabulary, scores
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.runner import Stage
@@ -46,10 +46,11 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> ModelManifest:
     if reason is None:
         train, val = (read_aspect_split(paths, name, labels) for name in ("train", "val"))
         if train.empty or val.empty:
-            reason = f"no aspect rows in {paths.aspects_dir} (train {len(train)}, val {len(val)})"
+            reason = (f"no aspect rows in {paths.aspect_data_dir} (train {len(train)}, "
+                      f"val {len(val)})")
     if reason is not None:
         logger.info("%s writes a placeholder: %s", STAGE.name, reason)
-        return save_placeholder(paths.pair_baseline_model, MODEL_NAME, labels, reason,
+        return save_placeholder(paths.pair_baseline, MODEL_NAME, labels, reason,
                                 params=config.model_dump(mode="json"))
     start = time.perf_counter()
     pipeline = build_pipeline(config).fit(pair_documents(pairs_of(train)), train["label"])
@@ -67,7 +68,7 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> ModelManifest:
             name=MODEL_NAME, kind="sklearn", labels=labels, input="pair", metrics=metrics,
             params=config.model_dump(mode="json"), mlflow_run_id=active.info.run_id,
         )
-        return save_sklearn(paths.pair_baseline_model, pipeline, manifest)
+        return save_sklearn(paths.pair_baseline, pipeline, manifest)
 
 
 STAGE = Stage("train_aspect_baseline", "train.aspect_baseline", BaselineConfig, run)

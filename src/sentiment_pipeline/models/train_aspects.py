@@ -7,13 +7,13 @@ import time
 
 from sentiment_pipeline import runner, tracking
 from sentiment_pipeline.config.aspects_train import AspectsTrainConfig
-from sentiment_pipeline.io import atomic_dir, write_json
-from sentiment_pipeline.models.aspect_data import (
+from sentiment_pipeline.data.aspect_contract import (
     pairs_of,
     read_aspect_labels,
     read_aspect_split,
     skipped_reason,
 )
+from sentiment_pipeline.io import atomic_dir, write_json
 from sentiment_pipeline.models.distilbert import tuned
 from sentiment_pipeline.paths import ProjectPaths
 from sentiment_pipeline.runner import Stage

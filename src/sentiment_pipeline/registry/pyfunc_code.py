@@ -10,8 +10,13 @@ from mlflow.pyfunc import PythonModel
 
 from sentiment_pipeline.errors import PipelineError
 from sentiment_pipeline.models.artifacts.loader import load_model
-from sentiment_pipeline.models.artifacts.manifest import SentimentModel
+from sentiment_pipeline.models.artifacts.manifest import ModelManifest, SentimentModel
 from sentiment_pipeline.registry.cache import MODEL_DIR
+
+
+def input_columns(manifest: ModelManifest) -> list[str]:
+    """The columns of the pyfunc's input: the text, and the aspect for a pair model."""
+    return ["text", "aspect"] if manifest.input == "pair" else ["text"]
 
 
 class SentimentPyfunc(PythonModel):
@@ -25,12 +30,17 @@ class SentimentPyfunc(PythonModel):
         self.model: SentimentModel = load_model(context.artifacts[MODEL_DIR], trust=True)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        if "text" not in model_input.columns:
+        columns = input_columns(self.model.manifest)
+        missing = [c for c in columns if c not in model_input.columns]
+        if missing:
+            wanted = " and ".join(f"a column {c!r}" for c in missing)
             raise PipelineError(
-                f"expected a column 'text' in the model input, found {list(model_input.columns)}"
+                f"expected {wanted} in the model input, found {list(model_input.columns)} "
+                f"(a {self.model.manifest.input} model takes the columns {columns})"
             )
-        texts = model_input["text"].fillna("").astype(str).tolist()
-        proba = self.model.predict_proba(texts)
+        values = [model_input[c].fillna("").astype(str).tolist() for c in columns]
+        inputs = values[0] if len(values) == 1 else list(zip(*values, strict=True))
+        proba = self.model.predict_proba(inputs)
         out = pd.DataFrame({"label": [self.model.labels[i] for i in proba.argmax(axis=1)]})
         for i, label in enumerate(self.model.labels):
             out[f"p_{label}"] = proba[:, i]

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sentiment_pipeline import tracking
-from sentiment_pipeline.evaluation.best_model import BestModel
+from sentiment_pipeline.evaluation.best_model import BestModel, NoChampion
 from sentiment_pipeline.io import read_json
 from sentiment_pipeline.models.artifacts.loader import trusted_folder
 from sentiment_pipeline.models.artifacts.manifest import (
@@ -58,17 +58,28 @@ class ResolvedModel(BaseModel):
 # --- folders and best_model.json -------------------------------------------------------------
 
 
-def read_best_model(paths: ProjectPaths) -> BestModel:
-    """The evaluation's champion record; a missing or damaged one is an ArtifactError."""
-    if not paths.best_model.is_file():
-        raise ArtifactError(f"no {paths.best_model}; run the model_evaluation stage first")
+def read_champion(path: Path, stage: str) -> BestModel | NoChampion:
+    """The champion record `stage` wrote at `path` (or why it has none); a missing or damaged
+    one is an ArtifactError."""
+    if not path.is_file():
+        raise ArtifactError(f"no {path}; run the {stage} stage first")
     try:
-        return BestModel.model_validate(read_json(paths.best_model))
+        found = read_json(path)
+        if isinstance(found, dict) and found.get("status") == "skipped":
+            return NoChampion.model_validate(found)
+        return BestModel.model_validate(found)
     except (ValueError, ValidationError) as exc:
         raise ArtifactError(
-            f"{paths.best_model} is not a champion record written by model_evaluation ({exc}); "
-            "rerun the model_evaluation stage"
+            f"{path} is not a champion record written by {stage} ({exc}); rerun the {stage} stage"
         ) from exc
+
+
+def read_best_model(paths: ProjectPaths) -> BestModel:
+    """The evaluation's champion record; a missing or damaged one is an ArtifactError."""
+    best = read_champion(paths.best_model, "model_evaluation")
+    if isinstance(best, NoChampion):
+        raise ArtifactError(f"{paths.best_model} names no champion: {best.reason}")
+    return best
 
 
 def real_folder(folder: Path, paths: ProjectPaths) -> Folder:

@@ -1,4 +1,4 @@
-"""The aspect stages' view of prepare_aspects' outputs: labels, (text, aspect, label) splits."""
+"""prepare_aspects' outputs as the aspect stages read them: labels, (text, aspect, label) splits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sentiment_pipeline.errors import DataError
-from sentiment_pipeline.models.artifacts.pairs import Pair
 from sentiment_pipeline.paths import ProjectPaths
 
 FIX = "rerun the prepare_aspects stage"
@@ -81,6 +80,6 @@ def read_aspect_split(paths: ProjectPaths, name: str, labels: Sequence[str]) -> 
     }).reset_index(drop=True)
 
 
-def pairs_of(frame: pd.DataFrame) -> list[Pair]:
+def pairs_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The (text, aspect) pairs of a split's rows."""
     return list(zip(frame["text"].tolist(), frame["aspect"].tolist(), strict=True))
