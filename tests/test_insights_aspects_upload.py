@@ -66,4 +66,5 @@ def test_upload_aspects_without_a_model_are_409_and_over_the_limit_413(model_dir
     with started(model_dir, None, max_aspects=1, max_discover_aspects=2) as client:
         error(upload(client, aspects=AUDIO), 409, "no_aspect_model", "no aspect model is loaded")
         error(upload(client, discover_aspects="3"), 413, "too_large")
+        error(upload(client, discover_aspects="9" * 5000), 413, "too_large")
         assert upload(client).status_code == 200

@@ -115,9 +115,11 @@ ANALYZE_BODY = {
                                      "description": "A Python codec name; auto: UTF-8."},
                         "charts": {"type": "boolean", "default": False,
                                    "description": "Sent as true or false."},
-                        "aspects": {"type": "string",
+                        "aspects": {"type": "string", "contentMediaType": "application/json",
+                                    "contentSchema": {"type": "array", "items": {
+                                        "$ref": "#/components/schemas/AspectSpec"}},
                                     "description": "The JSON request's aspects as a JSON "
-                                    f"string, e.g. {ASPECTS_FORM}."},
+                                    f"string, e.g. {ASPECTS_FORM}; not such a list: 422."},
                         "discover_aspects": {"type": "integer", "minimum": 0, "default": 0,
                                              "description": "As in the JSON request."},
                     },
@@ -282,10 +284,11 @@ def form_count(value: str | None, field: str) -> int:
     """A whole-number form field, 0 or more (absent: 0)."""
     if value is None:
         return 0
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
+    if not value.isascii() or not value.isdigit():
         raise ServingError(422, "validation", f"form field {field} is {value[:40]!r}; send a "
                            "whole number, 0 or more")
-    return int(value)
+    # Beyond 18 digits every count is over its limit alike (and int() refuses 4,300 digits).
+    return int(value) if len(value) <= 18 else 10**18
 
 
 def json_comments(body: bytes, config: InsightsConfig) -> tuple[CommentBatch, Asked]:
