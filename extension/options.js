@@ -1,10 +1,11 @@
-// The options page: service URL, token and comment count; asks for permission to the service's origin.
+// The options page: service URL, token, comment count, aspects; asks for permission to the service's origin.
 
+import { formatAspects } from "./lib/aspects.js";
 import { checkHealth } from "./lib/api.js";
 import { DEFAULT_MAX_COMMENTS, parseServiceUrl, validateOptions } from "./lib/settings.js";
 
 const form = document.getElementById("options");
-const fields = ["serviceUrl", "token", "maxComments"];
+const fields = ["serviceUrl", "token", "maxComments", "aspects"];
 const status = document.getElementById("status");
 const insecure = document.getElementById("insecure");
 
@@ -29,6 +30,7 @@ async function load() {
   form.serviceUrl.value = typeof stored.serviceUrl === "string" ? stored.serviceUrl : "";
   form.token.value = typeof stored.token === "string" ? stored.token : "";
   form.maxComments.value = String(stored.maxComments ?? DEFAULT_MAX_COMMENTS);
+  form.aspects.value = formatAspects(stored.aspects);
   updateInsecure();
   const service = parseServiceUrl(form.serviceUrl.value);
   if (service.ok && !(await chrome.permissions.contains({ origins: [service.pattern] }))) {
@@ -47,8 +49,10 @@ async function dropOldPermission(previousUrl, service) {
 async function save(checked, granted) {
   const { serviceUrl: previousUrl } = await chrome.storage.local.get("serviceUrl");
   await chrome.storage.local.set(checked.settings);
+  if (!checked.settings.aspects) await chrome.storage.local.remove("aspects");
   await dropOldPermission(previousUrl, checked.service);
   form.serviceUrl.value = checked.settings.serviceUrl;
+  form.aspects.value = formatAspects(checked.settings.aspects);
   const { origin, base } = checked.service;
   if (!granted) {
     setStatus(
@@ -69,6 +73,7 @@ form.addEventListener("submit", (event) => {
     serviceUrl: form.serviceUrl.value,
     token: form.token.value,
     maxComments: form.maxComments.value,
+    aspects: form.aspects.value,
   });
   showErrors(checked.ok ? {} : checked.errors);
   if (!checked.ok) {

@@ -1,4 +1,4 @@
-// The popup: the active tab's video -> the configured service -> the breakdown and trend.
+// The popup: the active tab's video -> the configured service -> the breakdown, trend and aspects.
 
 import { analyzeVideo } from "./lib/api.js";
 import { renderMessage, renderView } from "./lib/render.js";
@@ -24,7 +24,9 @@ async function activeTabUrl() {
 }
 
 async function main() {
-  const settings = readStoredSettings(await chrome.storage.local.get(["serviceUrl", "token", "maxComments"]));
+  const settings = readStoredSettings(
+    await chrome.storage.local.get(["serviceUrl", "token", "maxComments", "aspects"]),
+  );
   if (!settings.configured) {
     const message = settings.reason === "missing" ? MESSAGES.notConfigured : MESSAGES.invalidSettings(settings.message);
     showMessage(message, "warning");
@@ -43,7 +45,7 @@ async function main() {
   showMessage(MESSAGES.loading(videoId), "loading");
   const videoUrl = watchUrl(videoId);
   const outcome = await analyzeVideo(
-    { base: service.base, token: settings.token, maxComments: settings.maxComments },
+    { base: service.base, token: settings.token, maxComments: settings.maxComments, aspects: settings.aspects },
     videoUrl,
     { fetchImpl: (url, init) => fetch(url, init) },
   );

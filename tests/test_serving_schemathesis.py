@@ -50,7 +50,8 @@ ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "413", "429"]
 
 def content_refusal(case: Any, response: Any) -> bool:
     """A refusal of what a JSON Schema cannot describe: a file's content (bad_file), whether a
-    text is a YouTube link (bad_video), a CSV table, and a split row's values by column."""
+    text is a YouTube link (bad_video), the JSON in the upload's aspects field, a CSV table, and
+    a split row's values by column."""
     try:
         body = json.loads(response.content)
     except ValueError:
@@ -58,6 +59,9 @@ def content_refusal(case: Any, response: Any) -> bool:
     if not isinstance(body, dict):
         return False
     if body.get("error_type") in ("bad_file", "bad_video"):
+        return True
+    # The upload's `aspects` field is a string of JSON: its contentSchema is an annotation.
+    if str(body.get("error", "")).startswith("form field aspects is not a list of aspects"):
         return True
     if case.path != "/invocations" or response.status_code != 400:
         return False

@@ -4,11 +4,12 @@ export const ANALYZE_PATH = "/v1/youtube/analyze";
 export const DEFAULT_TIMEOUT_MS = 180000;
 
 /** The fetch() arguments for analysing `videoUrl` with the given settings. */
-export function buildAnalyzeRequest({ base, token, maxComments }, videoUrl) {
+export function buildAnalyzeRequest({ base, token, maxComments, aspects }, videoUrl) {
   const headers = { "Content-Type": "application/json", Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   const body = { video: videoUrl };
   if (maxComments) body.max_comments = maxComments;
+  if (aspects && aspects.length) body.aspects = aspects;
   return {
     url: base + ANALYZE_PATH,
     init: {

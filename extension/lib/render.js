@@ -73,7 +73,27 @@ export function renderSparkline(doc, spark) {
   return root;
 }
 
-/** The analysis: title, summary, breakdown bars, sparkline, notes, model and the dashboard link. */
+/** An aspect: its name, mentions and net sentiment, and a bar of its classes' shares. */
+function aspectItem(doc, aspect) {
+  const item = el(doc, "li", "aspect");
+  const head = el(doc, "div", "aspect-head");
+  head.append(el(doc, "span", "aspect-name", aspect.name));
+  if (aspect.discovered) head.append(el(doc, "span", "aspect-found", "suggested"));
+  head.append(el(doc, "span", "aspect-net", aspect.netText));
+  const bar = el(doc, "div", "aspect-bar");
+  for (const segment of aspect.segments) {
+    const part = el(doc, "div", "segment");
+    part.style.width = `${segment.percent}%`;
+    part.style.backgroundColor = segment.color;
+    part.title = segment.title;
+    bar.append(part);
+  }
+  const meta = [aspect.mentionsText, aspect.netInterval].filter(Boolean).join(" · ");
+  item.append(head, bar, el(doc, "div", "aspect-meta", meta));
+  return item;
+}
+
+/** The analysis: title, summary, breakdown bars, sparkline, aspects, notes, model and the dashboard link. */
 export function renderView(doc, view) {
   const root = el(doc, "section", "result");
   root.append(el(doc, "h1", "title", view.title));
@@ -89,6 +109,12 @@ export function renderView(doc, view) {
     trend.append(el(doc, "p", "caption", view.trendMissing));
   }
   root.append(trend);
+  if (view.aspects.length) {
+    root.append(el(doc, "h2", "aspects-title", "Aspects"));
+    const aspects = el(doc, "ul", "aspects");
+    for (const aspect of view.aspects) aspects.append(aspectItem(doc, aspect));
+    root.append(aspects);
+  }
   if (view.notes.length) {
     const notes = el(doc, "ul", "notes");
     for (const note of view.notes) notes.append(el(doc, "li", null, note));

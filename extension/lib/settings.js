@@ -1,4 +1,6 @@
-// The options: validation of the service URL, token and comment count (no chrome.* here).
+// The options: validation of the service URL, token, comment count and aspects (no chrome.* here).
+
+import { parseAspects, storedAspects } from "./aspects.js";
 
 export const DEFAULT_MAX_COMMENTS = 1000;
 export const MAX_COMMENTS_LIMIT = 10000;
@@ -73,23 +75,24 @@ export function parseMaxComments(text) {
 }
 
 /**
- * Validates the whole options form ({serviceUrl, token, maxComments} as typed) and
- * returns {ok: true, settings, service} or {ok: false, errors: {field: message}}.
+ * Validates the whole options form ({serviceUrl, token, maxComments, aspects} as typed) and
+ * returns {ok: true, settings, service} or {ok: false, errors: {field: message}}. The settings
+ * hold `aspects` only when some are given (none: the key is removed from storage).
  */
 export function validateOptions(form) {
   const service = parseServiceUrl(form.serviceUrl);
   const token = parseToken(form.token);
   const count = parseMaxComments(form.maxComments);
+  const aspects = parseAspects(form.aspects ?? "");
   const errors = {};
   if (!service.ok) errors.serviceUrl = service.message;
   if (!token.ok) errors.token = token.message;
   if (!count.ok) errors.maxComments = count.message;
+  if (!aspects.ok) errors.aspects = aspects.message;
   if (Object.keys(errors).length) return { ok: false, errors };
-  return {
-    ok: true,
-    service,
-    settings: { serviceUrl: service.base, token: token.token, maxComments: count.maxComments },
-  };
+  const settings = { serviceUrl: service.base, token: token.token, maxComments: count.maxComments };
+  if (aspects.aspects.length) settings.aspects = aspects.aspects;
+  return { ok: true, service, settings };
 }
 
 /**
@@ -108,5 +111,6 @@ export function readStoredSettings(stored) {
     service,
     token: token.ok ? token.token : "",
     maxComments: count.ok ? count.maxComments : DEFAULT_MAX_COMMENTS,
+    aspects: storedAspects(data.aspects),
   };
 }

@@ -137,6 +137,7 @@ export function buildView(result, { base, videoUrl }) {
   if (text(model.kind)) modelParts.push(`(${model.kind})`);
   const trend = sparkline(result.trend, labels);
   return {
+    aspects: aspectRows(result.aspects),
     title: text(video.title) ?? "This video",
     channel: text(video.channel),
     summary:
@@ -151,6 +152,41 @@ export function buildView(result, { base, videoUrl }) {
     elapsed: finite(result.elapsed_s) ? `${result.elapsed_s.toFixed(1)} s` : null,
     dashboardUrl: dashboardUrl(base, videoUrl),
   };
+}
+
+/** "+40.0 pts" for a net sentiment of 0.4 (positive share minus negative share); "–" if absent. */
+export function formatNet(value) {
+  if (!finite(value)) return "–";
+  const points = Math.abs(value * 100).toFixed(1);
+  return `${value > 0 ? "+" : value < 0 ? "−" : ""}${points} pts`;
+}
+
+/**
+ * Each aspect of the analysis as a row: its name, mentions, net sentiment with its interval,
+ * and one bar segment per class (the share of its mentions), in the service's class order.
+ */
+export function aspectRows(aspects) {
+  if (!Array.isArray(aspects)) return [];
+  return aspects
+    .filter((a) => a && typeof a === "object" && typeof a.name === "string")
+    .map((aspect) => {
+      const count = finite(aspect.count) ? aspect.count : 0;
+      const net = aspect.net && typeof aspect.net === "object" ? aspect.net : {};
+      const breakdown = Array.isArray(aspect.breakdown) ? aspect.breakdown.filter((r) => r && typeof r === "object") : [];
+      return {
+        name: aspect.name,
+        discovered: aspect.discovered === true,
+        mentionsText: `${count} mention${count === 1 ? "" : "s"}${finite(aspect.share) ? ` (${formatPercent(aspect.share)} of comments)` : ""}`,
+        netText: `net ${formatNet(net.value)}`,
+        netInterval: finite(net.ci_low) && finite(net.ci_high) ? `95% CI ${formatNet(net.ci_low)} to ${formatNet(net.ci_high)}` : "",
+        segments: breakdown.map((row, index) => ({
+          label: String(row.label),
+          color: labelColor(String(row.label), index),
+          percent: round(clampShare(row.share) * 100),
+          title: `${row.label}: ${formatPercent(row.share)} (${finite(row.count) ? row.count : 0})`,
+        })),
+      };
+    });
 }
 
 /** The full dashboard at the service root; the hash names the video so the dashboard can prefill it. */

@@ -9,7 +9,7 @@ import { fakeDocument } from "./fake_dom.mjs";
 const RESULT = JSON.parse(readFileSync(new URL("./fixtures/analysis.json", import.meta.url), "utf8"));
 const VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ";
 const SVG = "http://www.w3.org/2000/svg";
-const ALLOWED = new Set(["section", "h1", "p", "ul", "li", "div", "span", "a", "button", "svg", "title", "rect", "polyline", "circle"]);
+const ALLOWED = new Set(["section", "h1", "h2", "p", "ul", "li", "div", "span", "a", "button", "svg", "title", "rect", "polyline", "circle"]);
 
 function render(result = RESULT) {
   return renderView(fakeDocument(), buildView(result, { base: "http://localhost:8000", videoUrl: VIDEO }));

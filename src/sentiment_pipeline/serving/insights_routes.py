@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -48,7 +48,9 @@ from sentiment_pipeline.serving.service import Service, get_service
 router = APIRouter(prefix="/v1", tags=["audience insights"])
 
 FORM_FIELDS = ("text_column", "time_column", "time_format", "likes_column", "author_column",
-               "format", "encoding", "charts")
+               "format", "encoding", "charts", "aspects", "discover_aspects")
+ASPECTS_FORM = '[{"name": "audio", "terms": ["sound", "mic"]}]'
+ASPECT_LIST = TypeAdapter(list[AspectSpec])
 MULTIPART = "multipart/form-data"
 JSON_EXAMPLE = '{"comments": ["text", ...] | [{"text", "published_at", "likes", ...}]}'
 
@@ -113,6 +115,13 @@ ANALYZE_BODY = {
                                      "description": "A Python codec name; auto: UTF-8."},
                         "charts": {"type": "boolean", "default": False,
                                    "description": "Sent as true or false."},
+                        "aspects": {"type": "string", "contentMediaType": "application/json",
+                                    "contentSchema": {"type": "array", "items": {
+                                        "$ref": "#/components/schemas/AspectSpec"}},
+                                    "description": "The JSON request's aspects as a JSON "
+                                    f"string, e.g. {ASPECTS_FORM}; not such a list: 422."},
+                        "discover_aspects": {"type": "integer", "minimum": 0, "default": 0,
+                                             "description": "As in the JSON request."},
                     },
                     "description": "An empty field is as if it were not sent.",
                 }
@@ -218,16 +227,16 @@ async def analyze(request: Request, service: Service = Depends(get_service)) -> 
     pool: ParsePool = request.app.state.pool
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == MULTIPART:
-        batch, charts = await uploaded_batch(request, config)
-        asked = Asked(charts=charts)
+        batch, asked = await uploaded_batch(request, config)
     else:
         body = await request.body()
         batch, asked = await pool.parse(len(body), json_comments, body, config)
     return await analysed(request, service, batch, asked)
 
 
-async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[CommentBatch, bool]:
-    """The comments of the multipart upload's `file`, read by the file readers."""
+async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[CommentBatch, Asked]:
+    """The comments of the multipart upload's `file`, read by the file readers, and what else
+    its fields ask for (the aspects are checked before the file is read)."""
     form = await request.form(max_files=1, max_fields=len(FORM_FIELDS),
                               max_part_size=64 * 1024)
     try:
@@ -244,14 +253,42 @@ async def uploaded_batch(request: Request, config: InsightsConfig) -> tuple[Comm
         data = await upload.read()
     finally:
         await form.close()
-    charts = form_flag(fields.pop("charts", None), "charts")
+    asked = Asked(form_flag(fields.pop("charts", None), "charts"),
+                  form_aspects(fields.pop("aspects", None)),
+                  form_count(fields.pop("discover_aspects", None), "discover_aspects"))
+    check_asked(asked.aspects, asked.discover_aspects,
+                getattr(request.app.state, "aspect_model", None), config)
     fields.setdefault("text_column", "text")
     pool: ParsePool = request.app.state.pool
     batch = await pool.run(
         partial(read_comments, data, filename=upload.filename or "upload",
                 limit=config.max_comments_limit, **fields)
     )
-    return batch, charts
+    return batch, asked
+
+
+def form_aspects(value: str | None) -> list[AspectSpec]:
+    """The `aspects` form field: the JSON request's list, as a JSON string (absent: none)."""
+    if value is None:
+        return []
+    try:
+        return ASPECT_LIST.validate_json(value)
+    except ValidationError as exc:
+        raise ServingError(
+            422, "validation", f"form field aspects is not a list of aspects "
+            f"({validation_summary(exc)}); send a JSON list such as {ASPECTS_FORM}",
+        ) from exc
+
+
+def form_count(value: str | None, field: str) -> int:
+    """A whole-number form field, 0 or more (absent: 0)."""
+    if value is None:
+        return 0
+    if not value.isascii() or not value.isdigit():
+        raise ServingError(422, "validation", f"form field {field} is {value[:40]!r}; send a "
+                           "whole number, 0 or more")
+    # Beyond 18 digits every count is over its limit alike (and int() refuses 4,300 digits).
+    return int(value) if len(value) <= 18 else 10**18
 
 
 def json_comments(body: bytes, config: InsightsConfig) -> tuple[CommentBatch, Asked]:

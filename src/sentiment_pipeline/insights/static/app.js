@@ -141,9 +141,16 @@ async function loadInfo() {
 
 function analyseVideo(event) {
   event.preventDefault();
+  const asked = askedAspects();
+  if (asked.error) {
+    setStatus(asked.error, true);
+    return;
+  }
   const payload = { video: $("video").value.trim(), order: $("order").value, charts: true };
   const max = $("max-comments").value;
   if (max) payload.max_comments = Number(max);
+  if (asked.aspects.length) payload.aspects = asked.aspects;
+  if (asked.discover) payload.discover_aspects = asked.discover;
   run(async () => {
     setStatus("Fetching the comments and analysing them…");
     show(await api("/v1/youtube/analyze", {
@@ -161,9 +168,16 @@ function analyseFile(event) {
     setStatus("Choose or drop a file first.", true);
     return;
   }
+  const asked = askedAspects();
+  if (asked.error) {
+    setStatus(asked.error, true);
+    return;
+  }
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("charts", "true");
+  if (asked.aspects.length) form.append("aspects", JSON.stringify(asked.aspects));
+  if (asked.discover) form.append("discover_aspects", String(asked.discover));
   const fields = [["text-column", "text_column"], ["time-column", "time_column"],
                   ["time-format", "time_format"], ["likes-column", "likes_column"],
                   ["author-column", "author_column"]];
@@ -184,7 +198,8 @@ async function run(action) {
     await withToken(action);
   } catch (error) {
     const wait = error.retryAfter ? ` (retry in ${error.retryAfter} s)` : "";
-    setStatus(`${error.message}${wait}`, true);
+    const refusal = error instanceof ApiError ? aspectRefusal(error) : null;
+    setStatus(refusal || `${error.message}${wait}`, true);
   } finally {
     buttons.forEach((button) => { button.disabled = false; });
   }
@@ -290,6 +305,7 @@ function show(result) {
   $("top-comments").replaceChildren(...columns);
   $("uncertain").replaceChildren(...(result.uncertain || []).map(commentItem));
   $("notes").replaceChildren(...(result.notes || []).map((note) => el("li", note)));
+  showAspects(result);
 
   $("results").hidden = false;
   setStatus(`Analysed ${number(counts.analysed)} of ${number(counts.comments)} comments.`);
