@@ -226,6 +226,32 @@ def test_the_aspect_model_serves_beside_the_primary(tiny_pair_model):
             "1.0" in metrics
 
 
+def test_the_served_aspect_model_answers_the_analysis_of_aspects(tiny_pair_model):
+    # The insights route scores the mentions with the ServedModel the service put on the state
+    # (batched like /predict, off the event loop), not with a fake.
+    app = create_app(ServeConfig(max_wait_ms=0), FakeProvider(FakeModel()),
+                     aspect_provider=folder_provider(tiny_pair_model))
+    comments = [{"text": "great video but the audio is terrible"},
+                {"text": "the sound was fine, the video too"}, {"text": "nothing to say"}]
+    with TestClient(app) as client:
+        answer = client.post("/v1/analyze", json={
+            "comments": comments, "aspects": [{"name": "audio", "terms": ["sound"]}],
+            "discover_aspects": 1,
+        })
+        batches = client.get("/metrics").text
+    assert answer.status_code == 200, answer.text
+    audio = answer.json()["aspects"][0]
+    assert audio["name"] == "audio" and audio["count"] == 2
+    assert sum(row["count"] for row in audio["breakdown"]) == 2
+    # Each mention's answer is the tiny pair model's for (comment, the term as it occurs).
+    asked = [(comments[m["index"]]["text"], m["term"]) for m in audio["mentions"]]
+    assert [t for _, t in asked] == ["audio", "sound"]
+    expected = proba_of(tiny_pair_model, asked)
+    labels = load_model(tiny_pair_model).labels
+    assert [m["label"] for m in audio["mentions"]] == [labels[i] for i in expected.argmax(1)]
+    assert 'te_model_info{backend="torch",kind="transformers"' in batches
+
+
 def test_without_an_aspect_model_the_state_says_none():
     with TestClient(app_for(FakeProvider(FakeModel()))) as client:
         assert client.app.state.aspect_model is None

@@ -41,7 +41,7 @@ class AspectsDataConfig(LabelledSourceConfig):
     label_map: dict[str, str] = Field(
         default_factory=lambda: {name: name for name in ASPECT_CLASSES},
         description="Raw label -> negative, neutral or positive (a class name is kept as is; "
-        "any other label is rejected); also maps an outside aspect model's label names to ours.",
+        "any other label is rejected). An adopted model's names: train.aspects.label_map.",
     )
 
     def columns(self) -> dict[str, tuple[str, str]]:
