@@ -26,7 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import AIRLINE, WORK, main_checkout, minilm_path, print_table, write_result
+from common import (
+    AIRLINE,
+    WORK,
+    airline_project,
+    main_checkout,
+    minilm_path,
+    print_table,
+    write_result,
+)
 
 ABSA = main_checkout().parent / "shared" / "data" / "absa"
 ASPECT_STAGES = ("prepare_aspects", "train_aspects", "train_aspect_baseline",
@@ -105,8 +113,18 @@ def one_round(model: Any, aspect_model: Any, source: Path, config: Any,
             "aspect_rows": len(result.aspects)}
 
 
+def sentiment_baseline() -> Path:
+    """The logistic baseline on the airline split (bench_insights' project), trained if missing."""
+    from sentiment_pipeline.stages import run_stage
+
+    paths, manager = airline_project("serving")
+    if not (paths.baseline_model / "model.json").is_file():
+        run_stage("train_baseline", manager.config, paths)
+    return paths.baseline_model
+
+
 def analysis(int8: Path, rounds: int) -> list[dict[str, Any]]:
-    from bench_insights import models, sample_file
+    from bench_insights import sample_file
     from sentiment_pipeline.config.insights import InsightsConfig
     from sentiment_pipeline.insights import language
     from sentiment_pipeline.insights.aspects import parse_aspect
@@ -117,7 +135,7 @@ def analysis(int8: Path, rounds: int) -> list[dict[str, Any]]:
     source = sample_file(10_000)
     config = InsightsConfig(max_comments_limit=10_000)
     language.identifier()
-    model = load_model(models()["baseline (TF-IDF + LR)"], require_real=True, trust=True)
+    model = load_model(sentiment_baseline(), require_real=True, trust=True)
     aspect_model = load_model(int8, require_real=True, trust=True)
     rows = []
     for asked in ([], [parse_aspect(text) for text in ASPECTS]):
