@@ -614,7 +614,15 @@ def static_text(name: str) -> str:
 
 
 def test_the_dashboard_inserts_no_markup_and_loads_nothing_from_elsewhere():
-    script, page, style = static_text("app.js"), static_text("index.html"), static_text("app.css")
+    from importlib.resources import files
+
+    page, style = static_text("index.html"), static_text("app.css")
+    names = sorted(p.name for p in files(PACKAGE).joinpath("static").iterdir()
+                   if p.name.endswith(".js"))
+    assert {"app.js", "aspects.js", "csv.js"} <= set(names)
+    # Every script of the folder is one the page loads, and none is left out of the checks.
+    assert re.findall(r'<script src="/static/([\w.]+)"', page) == ["csv.js", "aspects.js", "app.js"]
+    script = "\n".join(static_text(name) for name in names)
 
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                  "new Function", "localStorage"):
