@@ -49,6 +49,7 @@ def main() -> None:
     cli = Path(sys.executable).parent / "sentiment-pipeline"
     server = subprocess.Popen(
         [str(cli), "serve", "--model", str(sentiment), "--port", str(port),
+         "--params", str(REPO / "params.yaml"),
          "--set", f"serve.aspect_model={int8}", "--set", "insights.max_comments_limit=20000"],
         cwd=WORK, env=env, start_new_session=True,
     )
@@ -79,8 +80,11 @@ def main() -> None:
             answer = answered.value.json()
             page.wait_for_selector("#aspects-section", state="visible")
             elapsed = time.perf_counter() - started
-            page.locator("#aspects-section").screenshot(path=str(IMAGE), type="jpeg",
-                                                        quality=80)
+            # The chart, the suggestions and the first aspect: the section's top 1,500 pixels.
+            box = page.locator("#aspects-section").bounding_box()
+            page.screenshot(path=str(IMAGE), type="jpeg", quality=80, full_page=True, clip={
+                "x": box["x"], "y": box["y"], "width": box["width"],
+                "height": min(box["height"], 1500)})
             browser.close()
         print(f"{len(answer['aspects'])} aspects, discovered "
               f"{[d['term'] for d in answer['discovered_aspects']]}; server "

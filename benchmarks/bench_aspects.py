@@ -39,7 +39,8 @@ from common import (
 ABSA = main_checkout().parent / "shared" / "data" / "absa"
 ASPECT_STAGES = ("prepare_aspects", "train_aspects", "train_aspect_baseline",
                  "export_aspects_onnx", "evaluate_aspects")
-MODELS = ("aspect_model", "aspect_onnx", "aspect_onnx_int8", "pair_baseline", "majority")
+MODELS = ("aspect_model", "aspect_model_onnx", "aspect_model_onnx-int8", "pair_baseline",
+          "majority")
 ASPECTS = ["delay=late,delayed,delays", "staff=crew,attendant,attendants,agent,agents",
            "luggage=bag,bags,baggage,luggage", "seat=seats,legroom", "refund=refunds,voucher"]
 
@@ -76,7 +77,7 @@ def accuracy(overrides: list[str]) -> dict[str, Any]:
         print(f"{stage}: {walls[stage]} s", flush=True)
     rows = []
     for name in MODELS:
-        file = paths.root / "reports" / "evaluation" / "aspects" / f"{name}_test_metrics.json"
+        file = paths.aspect_evaluation_dir / f"{name}_test_metrics.json"
         if not file.is_file():
             continue
         metrics = json.loads(file.read_text())
@@ -85,7 +86,17 @@ def accuracy(overrides: list[str]) -> dict[str, Any]:
                      "status": metrics.get("status", "ready")})
     config = manager.config.train.aspects.model_dump(mode="json")
     return {"overrides": overrides, "stage_wall_s": walls, "train_aspects": config,
-            "results": rows, "int8_model": str(paths.root / "models/aspects/aspect_onnx_int8")}
+            "results": rows, "behavioural": behavioural(paths)}
+
+
+def behavioural(paths: Any) -> dict[str, Any]:
+    """The pass rate of each behavioural suite, per model (evaluate_aspects' metrics files)."""
+    rates = {}
+    for name in ("aspect_model", "pair_baseline"):
+        file = paths.aspect_evaluation_dir / f"{name}_test_metrics.json"
+        if file.is_file():
+            rates[name] = json.loads(file.read_text()).get("behavioural")
+    return rates
 
 
 def one_round(model: Any, aspect_model: Any, source: Path, config: Any,
@@ -156,13 +167,17 @@ def main() -> None:
     parser.add_argument("--part", choices=["accuracy", "analysis", "both"], default="both")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--label", default="", help="what this accuracy run tries (the table)")
     args = parser.parse_args()
     result_file = Path(__file__).resolve().parent / "results" / "aspects.json"
     payload = json.loads(result_file.read_text()) if result_file.is_file() else {}
     int8 = WORK / "aspects" / "models" / "aspects" / "aspect_onnx_int8"
     if args.part in ("accuracy", "both"):
-        payload["accuracy"] = accuracy(args.overrides)
-        print_table(payload["accuracy"]["results"])
+        # Every accuracy run is kept (one per lever or recipe), newest last.
+        run = {"label": args.label, **accuracy(args.overrides)}
+        payload["accuracy"] = [r for r in payload.get("accuracy", []) if r["label"] != args.label]
+        payload["accuracy"].append(run)
+        print_table(run["results"])
     if args.part in ("analysis", "both"):
         payload["analysis"] = {"aspects": ASPECTS, "rounds": args.rounds,
                                "results": analysis(int8, args.rounds)}
