@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,19 @@ def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mlflow-template") / "mlruns.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
+
+
+@pytest.fixture(autouse=True)
+def tracking_uri_kept() -> Iterator[None]:
+    """MLflow 3's set_tracking_uri also writes MLFLOW_TRACKING_URI into os.environ: put the
+    variable back after every test, or a store one test set up is the registry every later
+    test's subprocess (a `serve` looking for the aspect champion) asks."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture

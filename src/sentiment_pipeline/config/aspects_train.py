@@ -18,6 +18,10 @@ class AspectsTrainConfig(FineTuneConfig):
         description="Hub id or local directory of a BERT-family encoder (segment ids: the text "
         "and the aspect are the tokenizer's pair), or of a pair classifier (fine_tune false).",
     )
+    # Measured on SemEval-2014 laptops (BENCHMARKS.md 11): more than 4 epochs overfit, and the
+    # best rate was 5e-5.
+    lr: tuple[float, float] = Field((3e-5, 1e-4), description="Learning-rate bounds (log scale).")
+    epochs: tuple[int, int] = Field((3, 4), description="Epoch bounds (integers).")
     mark_aspect: bool = Field(
         True, description="Wrap the aspect's span in the text in [ ] (pair_style 'marked')."
     )
