@@ -40,10 +40,10 @@ def default_model_dir() -> Path:
 
 def mark(text: str, aspect: str, marker: str) -> str:
     # The contract's matcher (issue 19's pairs module), so the spans are the ones inference marks.
-    from sentiment_pipeline.models.artifacts.pairs import find_term
+    from sentiment_pipeline.models.artifacts import pairs
 
     pair = MARKERS[marker]
-    span = find_term(text, aspect) if pair else None
+    span = pairs.find_term(text, aspect) if pair else None
     if span is None:
         return text
     start, end = span
@@ -315,6 +315,37 @@ def onnx_check(model_dir: Path, out_dir: Path) -> dict:
     return result
 
 
+def pair_baseline() -> dict:
+    """The non-neural pair baseline beside the model: TF-IDF + LR on the contract's
+    pair_document strings, C picked by val macro-F1, balanced and unweighted classes."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from sentiment_pipeline.models.artifacts import pairs
+
+    splits = load_splits(0.15, 0)
+    docs = {k: [pairs.pair_document(t, a) for t, a in zip(v["text"], v["aspect"], strict=True)]
+            for k, v in splits.items()}
+    result = {"note": "pair baseline (TF-IDF 1-2 grams + LR on pair_document)", "runs": []}
+    for class_weight in (None, "balanced"):
+        for c in (1.0, 3.0, 10.0):
+            pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                                 LogisticRegression(C=c, max_iter=2000,
+                                                    class_weight=class_weight))
+            pipe.fit(docs["train"], splits["train"]["label"])
+            result["runs"].append({
+                "C": c, "class_weight": class_weight,
+                **{k: scores(splits[k]["label"], pipe.predict(docs[k])) for k in ("val", "test")}})
+    best = max(result["runs"], key=lambda r: r["val"]["macro_f1"])
+    result["best_by_val"] = best
+    test = splits["test"]["label"].to_numpy()
+    result["majority"] = scores(test, np.full_like(test, LABELS.index("positive")))
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps(result) + "\n")
+    return result
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--note", default="")
@@ -345,6 +376,9 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if sys.argv[1:2] == ["onnx"]:  # onnx MODEL_DIR OUT_DIR
         print(json.dumps(onnx_check(Path(sys.argv[2]), Path(sys.argv[3]))))
+        raise SystemExit(0)
+    if sys.argv[1:2] == ["baseline"]:
+        print(json.dumps(pair_baseline()))
         raise SystemExit(0)
     out = run(parse())
     print(json.dumps({k: out[k] for k in ("note", "best_epoch", "val", "test", "wall_s")}))
