@@ -298,7 +298,8 @@ def test_register_model_killed_twice_mid_run_leaves_one_version_per_champion(pro
     assert (versions(), champion()) == (["1"], "1")
 
     # 2. Killed again with version 2 created (and its content hashes), before the alias moves.
-    stage = Stage(paths.root, REGISTER, pause_at=f"{REGISTER}:make_champion")
+    stage = Stage(paths.root, REGISTER,
+                  pause_at="sentiment_pipeline.registry.registration:make_champion")
     stage.wait_paused()
     stage.kill()
     assert snapshot([paths.registration]) == previous
