@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from sentiment_pipeline.config.aspect_baseline import AspectBaselineConfig
 from sentiment_pipeline.config.aspects import AspectsDataConfig
 from sentiment_pipeline.config.aspects_train import AspectsTrainConfig
 from sentiment_pipeline.config.base import Frozen
@@ -28,7 +29,7 @@ class TrainConfig(Frozen):
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     distilbert: DistilBERTConfig = Field(default_factory=DistilBERTConfig)
     aspects: AspectsTrainConfig = Field(default_factory=AspectsTrainConfig)
-    aspect_baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    aspect_baseline: AspectBaselineConfig = Field(default_factory=AspectBaselineConfig)
 
 
 class PipelineConfig(Frozen):

@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from sentiment_pipeline import runner, tracking
+from sentiment_pipeline.config.aspect_baseline import AspectBaselineConfig
 from sentiment_pipeline.config.baseline import BaselineConfig
 from sentiment_pipeline.data.aspect_contract import (
     pairs_of,
@@ -71,7 +72,7 @@ def run(config: BaselineConfig, paths: ProjectPaths) -> ModelManifest:
         return save_sklearn(paths.pair_baseline, pipeline, manifest)
 
 
-STAGE = Stage("train_aspect_baseline", "train.aspect_baseline", BaselineConfig, run)
+STAGE = Stage("train_aspect_baseline", "train.aspect_baseline", AspectBaselineConfig, run)
 
 if __name__ == "__main__":
     runner.main(STAGE)
