@@ -125,3 +125,30 @@ def finish_post(sock: socket.socket, body: bytes) -> tuple[int, str]:
         response = http.client.HTTPResponse(sock)
         response.begin()
         return response.status, response.read().decode()
+
+
+@contextlib.contextmanager
+def running_app(app) -> Iterator[str]:
+    """`app` under uvicorn in a thread of this process on a free port of 127.0.0.1 until the
+    block ends; yields its URL (the browser tests' service, whose state a test may change)."""
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    for _ in range(200):
+        if server.started or not runner.is_alive():
+            break
+        threading.Event().wait(0.05)
+    assert server.started, "the service did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        runner.join(timeout=10)

@@ -4,22 +4,18 @@ tests/test_extension_browser.py, whose browser and stand-in service these tests 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from aspect_fakes import FakePairModel
 from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.serving.app import create_app
+from server_process import running_app
 from serving_fakes import folder_provider
 from test_dashboard_browser import expect
 from test_extension_browser import (  # noqa: F401 - browser and service are fixtures
@@ -44,28 +40,6 @@ TEXTS = [f"👍👍 great crew {XSS}", "flight delayed again, terrible", "lost m
 ASKED = "delay=late,delayed\nstaff=crew,attendant,agent\nluggage=bag"
 
 
-@contextlib.contextmanager
-def running(app) -> Iterator[str]:
-    """`app` under uvicorn on a free port of 127.0.0.1 until the block ends; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    runner = threading.Thread(target=server.run, daemon=True)
-    runner.start()
-    for _ in range(200):
-        if server.started or not runner.is_alive():
-            break
-        threading.Event().wait(0.05)
-    assert server.started, "the service did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        runner.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def aspect_app(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("aspects-browser") / "baseline"
@@ -73,7 +47,7 @@ def aspect_app(tmp_path_factory: pytest.TempPathFactory):
     app = create_app(ServeConfig(max_wait_ms=0), folder_provider(folder),
                      insights=InsightsConfig(language=None, terms_min_count=1),
                      settings=ServiceSettings(api_token=None, cors_origins=[]))
-    with running(app) as base:
+    with running_app(app) as base:
         app.state.aspect_model = FakePairModel()  # what the service's aspect model would be
         app.base = base
         yield app

@@ -29,7 +29,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from fake_youtube import API_KEY, FakeVideo, FakeYouTube, thread
@@ -37,6 +36,7 @@ from sentiment_pipeline.config.insights import InsightsConfig
 from sentiment_pipeline.config.serve import ServeConfig
 from sentiment_pipeline.service_settings import ServiceSettings
 from sentiment_pipeline.serving.app import create_app
+from server_process import running_app
 from services import need_program, unavailable
 from serving_fakes import folder_provider
 from tiny_sklearn import save_tiny_model
@@ -411,27 +411,14 @@ def real_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     threads = [thread(f"c{i}", text, likes=i, published=f"2024-05-{10 + 3 * (i % 3):02d}T12:00:00Z")
                for i, text in enumerate(texts)]
     video = FakeVideo(title=f"A song {XSS}", channel="Rick", threads=threads)
-    with FakeYouTube(videos={VIDEO_ID: video}) as youtube, socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+    with FakeYouTube(videos={VIDEO_ID: video}) as youtube:
         settings = ServiceSettings(api_token=SecretStr(TOKEN), youtube_api_key=SecretStr(API_KEY),
-                            youtube_base_url=youtube.url, cors_origins=[], youtube_burst=2,
-                            youtube_rate_per_minute=0.5)
+                                   youtube_base_url=youtube.url, cors_origins=[],
+                                   youtube_burst=2, youtube_rate_per_minute=0.5)
         app = create_app(ServeConfig(max_wait_ms=0), folder_provider(folder),
                          insights=InsightsConfig(max_comments=50), settings=settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        runner = threading.Thread(target=server.run, daemon=True)
-        runner.start()
-        for _ in range(200):
-            if server.started or not runner.is_alive():
-                break
-            threading.Event().wait(0.05)
-        assert server.started, "the service did not start"
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        runner.join(timeout=10)
+        with running_app(app) as base:
+            yield base
 
 
 def test_popup_against_the_real_service(

@@ -230,15 +230,20 @@ function commentItem(row) {
   if (row.is_reply) parts.push("reply");
   if (row.other_language) parts.push(`other language (${row.language})`);
   meta.appendChild(document.createTextNode(parts.join(" · ")));
-  if (typeof row.url === "string" && row.url.startsWith(YOUTUBE)) {
-    const link = el("a", "open on YouTube", "comment-link");
-    link.href = row.url;
-    link.target = "_blank";
-    link.rel = "noopener noreferrer";
-    meta.append(" · ", link);
-  }
+  appendYoutubeLink(meta, row.url);
   item.appendChild(meta);
   return item;
+}
+
+// " · open on YouTube" after `meta`, when `url` is a YouTube watch link (the only place a
+// comment's link may lead).
+function appendYoutubeLink(meta, url) {
+  if (typeof url !== "string" || !url.startsWith(YOUTUBE)) return;
+  const link = el("a", "open on YouTube", "comment-link");
+  link.href = url;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  meta.append(" · ", link);
 }
 
 function describeSource(source) {

@@ -1,6 +1,7 @@
 // The dashboard's aspects: the input's syntax, the request's fields, the results' section.
 // Loaded before app.js, whose helpers ($, el, number, percent, plural, labelNode, svgDataUrl,
-// YOUTUBE) it uses once the page runs. Comment text goes in as text nodes around a <mark>.
+// appendYoutubeLink) it uses once the page runs. Comment text goes in as text nodes around a
+// <mark>.
 "use strict";
 
 // `delay=late,delayed` (a name, =, its other words) one a line (or ;-separated), or plain
@@ -96,13 +97,7 @@ function exampleItem(example) {
   meta.appendChild(labelNode(example.label));
   meta.appendChild(document.createTextNode(
     ` ${percent(example.confidence)} sure · ${plural(example.likes, "like")}`));
-  if (typeof example.url === "string" && example.url.startsWith(YOUTUBE)) {
-    const link = el("a", "open on YouTube", "comment-link");
-    link.href = example.url;
-    link.target = "_blank";
-    link.rel = "noopener noreferrer";
-    meta.append(" · ", link);
-  }
+  appendYoutubeLink(meta, example.url);
   item.appendChild(meta);
   return item;
 }
